@@ -1,0 +1,51 @@
+"""Atomic writes: outputs appear complete under their final name, or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
+  """Yields a temporary path beside `path`; renames it to `path` only if the block succeeds.
+
+  `suffix` keeps an extension on the temporary name for writers that need one
+  (numpy appends `.npz` to names without it).
+  """
+  path = os.fspath(path)
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.',
+                             suffix='.tmp' + suffix)
+  os.close(fd)
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(tmp)
+    raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = 'wb'):
+  """Opens a temporary file for writing; it replaces `path` when the block succeeds."""
+  with atomic_path(path) as tmp:
+    with open(tmp, mode) as f:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+  """Writes `data` to `path` atomically."""
+  with atomic_open(path, 'wb') as f:
+    f.write(data)
+
+
+def atomic_write_text(path: str, text: str) -> None:
+  """Writes `text` to `path` atomically."""
+  atomic_write_bytes(path, text.encode('utf-8'))
