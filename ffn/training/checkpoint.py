@@ -1,0 +1,120 @@
+"""Model checkpoints: our TF2 object-based ones and upstream's TF1 name-based ones.
+
+Both formats are read through one loader, `restore_model`, which tells them apart by
+what the checkpoint holds: TF2 object-based checkpoints carry an object graph.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+# Our checkpoints are `<train_dir>/model.ckpt-<step>`, as upstream's were.
+CHECKPOINT_NAME = 'model.ckpt'
+_OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
+
+# The one table mapping our variable names ('<layer>/<leaf>') to upstream's TF1
+# names ('seed_update/<layer>/<upstream leaf>'); layer names are shared.
+_UPSTREAM_SCOPE = 'seed_update'
+_UPSTREAM_LEAF = {'kernel': 'weights', 'bias': 'biases'}
+_UPSTREAM_GLOBAL_STEP = 'global_step'
+
+
+class CheckpointError(ValueError):
+  """A checkpoint that is missing, unreadable, or does not fit the model."""
+
+
+def upstream_name(name: str) -> str:
+  """Upstream's TF1 variable name for our model variable `name` ('conv0_a/kernel')."""
+  layer, leaf = name.rsplit('/', 1)
+  return f'{_UPSTREAM_SCOPE}/{layer}/{_UPSTREAM_LEAF[leaf]}'
+
+
+def object_key(name: str) -> str:
+  """The key of model variable `name` in our checkpoints (see `make_checkpoint`)."""
+  return f'model/{name}/.ATTRIBUTES/VARIABLE_VALUE'
+
+
+def make_checkpoint(model, optimizer=None) -> tf.train.Checkpoint:
+  """The checkpoint object that our training writes: model (with global_step) and optimizer."""
+  if optimizer is None:
+    return tf.train.Checkpoint(model=model)
+  return tf.train.Checkpoint(model=model, optimizer=optimizer)
+
+
+def make_manager(checkpoint: tf.train.Checkpoint, train_dir: str,
+                 max_to_keep: int = 5,
+                 keep_checkpoint_every_n_hours: float | None = 0.25
+                 ) -> tf.train.CheckpointManager:
+  """A manager writing `train_dir/model.ckpt-<step>` and the `checkpoint` index file."""
+  return tf.train.CheckpointManager(
+      checkpoint, train_dir, max_to_keep=max_to_keep,
+      keep_checkpoint_every_n_hours=keep_checkpoint_every_n_hours,
+      checkpoint_name=CHECKPOINT_NAME)
+
+
+def resolve_checkpoint_path(path: str) -> str:
+  """Returns the checkpoint prefix for a prefix, an .index/.data file, or a directory (latest)."""
+  path = os.fspath(path)
+  if os.path.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest is None:
+      raise CheckpointError(f'no checkpoint found in directory {path!r}')
+    return latest
+  for suffix in ('.index', '.data-00000-of-00001'):
+    if path.endswith(suffix):
+      path = path[:-len(suffix)]
+  if not os.path.exists(path + '.index'):
+    raise CheckpointError(f'checkpoint {path!r} does not exist (no {path}.index)')
+  return path
+
+
+def _open_reader(prefix: str):
+  """Opens a checkpoint for reading, with a clear error for corrupt files."""
+  try:
+    return tf.train.load_checkpoint(prefix)
+  except (tf.errors.OpError, ValueError) as e:
+    raise CheckpointError(f'cannot read checkpoint {prefix!r}: {e}') from e
+
+
+def is_object_based(prefix: str) -> bool:
+  """Whether the checkpoint at `prefix` is one of ours (TF2 object-based)."""
+  return _OBJECT_GRAPH_KEY in _open_reader(prefix).get_variable_to_shape_map()
+
+
+def read_model_values(model, prefix: str) -> tuple[dict[str, np.ndarray], int | None]:
+  """Reads and checks the values of every model variable, and the global step, from `prefix`."""
+  reader = _open_reader(prefix)
+  shapes = reader.get_variable_to_shape_map()
+  ours = _OBJECT_GRAPH_KEY in shapes
+  key_of = object_key if ours else upstream_name
+  kind = 'TF2' if ours else 'upstream TF1'
+  values = {}
+  for name, var in model.named_variables().items():
+    key = key_of(name)
+    if key not in shapes:
+      raise CheckpointError(
+          f'{kind} checkpoint {prefix!r} has no variable {key!r} '
+          f'(needed for model variable {name!r}); does the model match the checkpoint?')
+    want = var.shape.as_list()
+    if list(shapes[key]) != want:
+      raise CheckpointError(
+          f'variable {key!r} has shape {list(shapes[key])} in checkpoint {prefix!r} but the '
+          f'model expects {want}; check model_args (depth, fov_size, features)')
+    values[name] = reader.get_tensor(key)
+  step_key = object_key('global_step') if ours else _UPSTREAM_GLOBAL_STEP
+  step = int(reader.get_tensor(step_key)) if step_key in shapes else None
+  return values, step
+
+
+def restore_model(model, path: str) -> int | None:
+  """Loads model weights from our or upstream's checkpoint at `path`; returns its global step."""
+  prefix = resolve_checkpoint_path(path)
+  values, step = read_model_values(model, prefix)
+  for name, var in model.named_variables().items():
+    var.assign(values[name])
+  if step is not None:
+    model.global_step.assign(step)
+  return step
