@@ -1,0 +1,106 @@
+"""Tests of the inference counters and timers."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+
+from ffn.inference import inference_utils
+
+
+def test_stat_counter_operations():
+  counter = inference_utils.StatCounter(name='c')
+  counter.Increment()
+  counter.IncrementBy(4.9)  # Truncated to an int, as upstream.
+  assert counter.value == 5
+  counter.Set(2)
+  assert counter.value == 2 and counter.Get() == 2
+
+
+def test_counters_create_on_access_and_reset():
+  counters = inference_utils.Counters()
+  assert 'a' not in counters
+  counters['a'].Increment()
+  assert counters['a'] is counters['a']
+  assert counters['a'].value == 1
+  counters.reset()
+  assert 'a' not in counters
+  assert counters['a'].value == 0
+
+
+def test_dump_dumps_loads(tmp_path):
+  counters = inference_utils.Counters()
+  counters['b-calls'].IncrementBy(3)
+  counters['a-time-ms'].IncrementBy(12)
+  path = tmp_path / 'sub' / 'counters.txt'
+  counters.dump(str(path))
+  assert path.read_text() == 'a-time-ms: 12\nb-calls: 3\n'
+  buffer = io.StringIO()
+  counters.dump(buffer)
+  assert buffer.getvalue() == path.read_text()
+
+  state = counters.dumps()
+  assert json.loads(state) == {'a-time-ms': 12, 'b-calls': 3}
+  restored = inference_utils.Counters()
+  restored['b-calls'].IncrementBy(100)
+  restored.loads(state)
+  assert restored.as_dict() == {'a-time-ms': 12, 'b-calls': 3}
+
+
+def test_sub_counters_add_into_parent():
+  parent = inference_utils.Counters()
+  sub = parent.get_sub_counters()
+  sub['x'].IncrementBy(2)
+  sub['x'].Set(5)
+  assert sub['x'].value == 5
+  assert parent['x'].value == 5
+  parent['y'].Increment()
+  assert 'y' not in sub
+
+
+def test_timer_counter_counts_calls_and_time():
+  counters = inference_utils.Counters()
+  for _ in range(2):
+    with inference_utils.timer_counter(counters, 'work'):
+      time.sleep(0.02)
+  assert counters['work-calls'].value == 2
+  assert 35 <= counters['work-time-ms'].value < 2000
+
+
+def test_timer_counter_counts_on_exception():
+  counters = inference_utils.Counters()
+  try:
+    with inference_utils.timer_counter(counters, 'fail'):
+      raise RuntimeError('boom')
+  except RuntimeError:
+    pass
+  assert counters['fail-calls'].value == 1
+
+
+def test_timed_iter():
+  counters = inference_utils.Counters()
+  items = list(inference_utils.TimedIter(iter([3, 1, 2]), counters, 'it'))
+  assert items == [3, 1, 2]
+  # Three items plus the final StopIteration call.
+  assert counters['it-calls'].value == 4
+
+
+def test_counters_are_thread_safe():
+  counters = inference_utils.Counters()
+  sub = counters.get_sub_counters()
+
+  def work():
+    for i in range(2000):
+      sub[f'k{i % 7}'].Increment()
+      counters['total'].IncrementBy(2)
+
+  threads = [threading.Thread(target=work) for _ in range(8)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert counters['total'].value == 8 * 2000 * 2
+  assert sum(sub[f'k{i}'].value for i in range(7)) == 8 * 2000
+  assert sum(counters[f'k{i}'].value for i in range(7)) == 8 * 2000
