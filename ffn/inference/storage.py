@@ -1,0 +1,502 @@
+"""Where inference results live on disk, and how volumes and masks are read.
+
+Nothing here depends on TensorFlow. Corners and sizes passed to this module are
+zyx; file names carry the corner as x_y_z, as upstream's do:
+
+  <dir>/<x>/<y>/seg-<x>_<y>_<z>.npz     the segmentation (keys `segmentation`, `origins`, ...)
+  <dir>/<x>/<y>/seg-<x>_<y>_<z>.prob    the quantised object probability (key `qprob`)
+  <dir>/<x>/<y>/seg-<x>_<y>_<z>.cpoint  a checkpoint of an unfinished subvolume
+  <dir>/seg-<x>_<y>_<z>.<suffix>        the legacy flat layout, still read
+
+Every file is written through ffn.utils.atomic, so a reader sees either the
+complete file or none.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import json
+import logging
+import os
+import re
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ffn.inference import align
+from ffn.inference import inference_pb2
+from ffn.inference import segmentation
+from ffn.utils import atomic
+from ffn.utils import volume_spec
+
+OriginInfo = collections.namedtuple('OriginInfo', ['start_zyx', 'iters', 'walltime_sec'])
+
+ZYX = Sequence[int]
+
+
+# ----------------------------------------------------------------------------
+# Volumes.
+
+
+class TensorStoreVolume:
+  """A read-only TensorStore seen as a lazy numpy array: indexing reads and returns np arrays.
+
+  Integer and slice indices follow numpy rules (negative indices count from the
+  end, slice bounds are clipped to the shape); other index types are passed to
+  TensorStore as they are.
+  """
+
+  def __init__(self, store):
+    # Indices below are relative to the first voxel, whatever the store's origin.
+    self._store = store.translate_to[0] if any(store.domain.origin) else store
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    """The shape, in the store's dimension order (zyx or czyx here)."""
+    return tuple(int(n) for n in self._store.shape)
+
+  @property
+  def ndim(self) -> int:
+    """The number of dimensions."""
+    return self._store.rank
+
+  @property
+  def dtype(self) -> np.dtype:
+    """The numpy dtype of the voxels."""
+    return np.dtype(self._store.dtype.numpy_dtype)
+
+  @property
+  def store(self):
+    """The underlying TensorStore."""
+    return self._store
+
+  def _numpy_index(self, index) -> tuple:
+    """`index` with its ints and slices made non-negative and in bounds, as numpy reads them."""
+    if not isinstance(index, tuple):
+      index = (index,)
+    if any(i is Ellipsis for i in index):
+      at = index.index(Ellipsis)
+      explicit = sum(i is not None for i in index) - 1
+      index = index[:at] + (slice(None),) * (self.ndim - explicit) + index[at + 1:]
+    result = []
+    dims = iter(self.shape)
+    for item in index:
+      if item is None:
+        result.append(item)
+        continue
+      n = next(dims, None)
+      if n is None:
+        raise IndexError(f'too many indices for a volume of shape {self.shape}: {index!r}')
+      if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+        i = int(item)
+        if not -n <= i < n:
+          raise IndexError(f'index {i} is out of bounds for an axis of size {n}')
+        result.append(i % n)
+      elif isinstance(item, slice):
+        start, stop, step = item.indices(n)
+        if step < 0 and stop < 0:
+          stop = None  # Run down to and including voxel 0.
+        elif step > 0 and stop < start:
+          stop = start
+        result.append(slice(start, stop, step))
+      else:
+        result.append(item)
+    return tuple(result)
+
+  def __getitem__(self, index) -> np.ndarray:
+    return np.asarray(self._store[self._numpy_index(index)].read().result())
+
+  def __array__(self, dtype=None, copy=None):
+    del copy
+    data = self[...]
+    return data if dtype is None else data.astype(dtype)
+
+  def __repr__(self) -> str:
+    return f'TensorStoreVolume(shape={self.shape}, dtype={self.dtype})'
+
+
+def _open_tensorstore(spec_json: str) -> TensorStoreVolume:
+  """Opens a JSON TensorStore spec for reading."""
+  try:
+    spec = json.loads(spec_json)
+  except json.JSONDecodeError as e:
+    raise ValueError(f'DecoratedVolume.tensorstore is not valid JSON ({e}): {spec_json!r}') from e
+  if not isinstance(spec, dict):
+    raise ValueError(f'DecoratedVolume.tensorstore must be a JSON object, got {spec_json!r}')
+  import tensorstore as ts  # pylint: disable=g-import-not-at-top  (only needed for this source)
+  try:
+    store = ts.open(spec, read=True).result()
+  except ValueError as e:
+    raise ValueError(f'cannot open TensorStore spec {spec_json!r}: {e}') from e
+  return TensorStoreVolume(store)
+
+
+def decorated_volume(settings: inference_pb2.DecoratedVolume):
+  """Opens the volume a DecoratedVolume names: an h5py dataset or a TensorStoreVolume (3-D or 4-D)."""
+  source = settings.WhichOneof('volume_path')
+  if source == 'volinfo':
+    raise NotImplementedError(
+        f'DecoratedVolume.volinfo ({settings.volinfo!r}) names a Google-internal VolumeStore, '
+        'which is not available here; use hdf5 ("file.h5:dataset") or tensorstore (JSON spec)')
+  if settings.HasField('decorator_specs'):
+    raise ValueError('DecoratedVolume.decorator_specs is only valid with volinfo volumes, '
+                     f'got it with {source}')
+  if source == 'hdf5':
+    volume = volume_spec.open_volume(volume_spec.parse_volume_spec(settings.hdf5, with_name=False))
+  elif source == 'tensorstore':
+    volume = _open_tensorstore(settings.tensorstore)
+  else:
+    raise ValueError('DecoratedVolume has no volume set; expected hdf5 ("file.h5:dataset") '
+                     'or tensorstore (a JSON spec)')
+  if volume.ndim not in (3, 4):
+    raise ValueError(f'the volume {getattr(settings, source)!r} has shape {tuple(volume.shape)}; '
+                     'expected a 3-D (z, y, x) or 4-D (c, z, y, x) volume')
+  return volume
+
+
+# ----------------------------------------------------------------------------
+# Probability maps.
+
+
+def quantize_probability(prob: np.ndarray) -> np.ndarray:
+  """A probability map as uint8: bucket 1..255 of 255 equal bins over [0, 1], NaN as 0."""
+  prob = np.asarray(prob)
+  quantized = np.digitize(prob, np.linspace(0.0, 1.0, 255))
+  # digitize puts NaN past the last edge; 0 (never produced otherwise) marks it.
+  quantized[np.isnan(prob)] = 0
+  return quantized.astype(np.uint8)
+
+
+def dequantize_probability(quantized: np.ndarray) -> np.ndarray:
+  """The float32 probabilities of a `quantize_probability` map, with 0 back to NaN."""
+  quantized = np.asarray(quantized)
+  prob = ((quantized - 0.5) / 255).astype(np.float32)
+  prob[quantized == 0] = np.nan
+  return prob
+
+
+def save_probability_map(prob: np.ndarray, path: str, quantized: bool = False) -> None:
+  """Writes a `.prob` npz (key `qprob`) of a probability map, quantising it unless `quantized`."""
+  prob = np.asarray(prob)
+  if quantized:
+    if prob.dtype != np.uint8:
+      raise ValueError(f'a quantised probability map must be uint8, got {prob.dtype}')
+    qprob = prob
+  else:
+    if not np.issubdtype(prob.dtype, np.floating):
+      raise ValueError(f'expected a float probability map, got {prob.dtype}; '
+                       'pass quantized=True for a uint8 map')
+    qprob = quantize_probability(prob)
+  with atomic.atomic_open(path, 'wb') as f:
+    np.savez_compressed(f, qprob=qprob)
+
+
+def load_quantized_probability(path: str) -> np.ndarray:
+  """The uint8 `qprob` array of a `.prob` file."""
+  with np.load(path) as data:
+    if 'qprob' not in data:
+      raise ValueError(f'{path} is not an FFN probability map (no qprob key; has {data.files})')
+    return data['qprob']
+
+
+def load_probability_map(path: str) -> np.ndarray:
+  """The dequantised float32 probabilities of a `.prob` file (NaN where never predicted)."""
+  return dequantize_probability(load_quantized_probability(path))
+
+
+# ----------------------------------------------------------------------------
+# Paths.
+
+
+def _xyz_name(corner: ZYX, suffix: str) -> str:
+  z, y, x = (int(c) for c in corner)
+  return f'seg-{x}_{y}_{z}.{suffix}'
+
+
+def subvolume_path(output_dir: str, corner: ZYX, suffix: str) -> str:
+  """`<output_dir>/<x>/<y>/seg-<x>_<y>_<z>.<suffix>` for a zyx corner."""
+  z, y, x = (int(c) for c in corner)
+  del z
+  return os.path.join(output_dir, str(x), str(y), _xyz_name(corner, suffix))
+
+
+def legacy_subvolume_path(output_dir: str, corner: ZYX, suffix: str) -> str:
+  """The flat `<output_dir>/seg-<x>_<y>_<z>.<suffix>` for a zyx corner."""
+  return os.path.join(output_dir, _xyz_name(corner, suffix))
+
+
+def segmentation_path(output_dir: str, corner: ZYX) -> str:
+  """The `.npz` segmentation path of a subvolume."""
+  return subvolume_path(output_dir, corner, 'npz')
+
+
+def object_prob_path(output_dir: str, corner: ZYX) -> str:
+  """The `.prob` probability-map path of a subvolume."""
+  return subvolume_path(output_dir, corner, 'prob')
+
+
+def checkpoint_path(output_dir: str, corner: ZYX) -> str:
+  """The `.cpoint` checkpoint path of a subvolume."""
+  return subvolume_path(output_dir, corner, 'cpoint')
+
+
+def legacy_segmentation_path(output_dir: str, corner: ZYX) -> str:
+  """The legacy flat `.npz` segmentation path of a subvolume."""
+  return legacy_subvolume_path(output_dir, corner, 'npz')
+
+
+def legacy_object_prob_path(output_dir: str, corner: ZYX) -> str:
+  """The legacy flat `.prob` path of a subvolume."""
+  return legacy_subvolume_path(output_dir, corner, 'prob')
+
+
+_CORNER_RE = re.compile(r'(\d+)_(\d+)_(\d+)\.[A-Za-z0-9]+$')
+
+
+def get_corner_from_path(path: str) -> tuple[int, int, int]:
+  """The zyx corner encoded (as x_y_z) in a subvolume file name."""
+  match = _CORNER_RE.search(os.path.basename(path))
+  if match is None:
+    raise ValueError(f'{path!r} is not a subvolume file name (expected seg-<x>_<y>_<z>.<suffix>)')
+  x, y, z = (int(v) for v in match.groups())
+  return z, y, x
+
+
+def get_existing_corners(segmentation_dir: str) -> list[tuple[int, int, int]]:
+  """The sorted zyx corners of the `.npz` segmentations in a directory, in either layout."""
+  patterns = (os.path.join(segmentation_dir, 'seg-*_*_*.npz'),
+              os.path.join(segmentation_dir, '*', '*', 'seg-*_*_*.npz'))
+  corners = set()
+  for pattern in patterns:
+    for path in glob.glob(pattern):
+      corners.add(get_corner_from_path(path))
+  return sorted(corners)
+
+
+def get_existing_subvolume_path(segmentation_dir: str, corner: ZYX,
+                                allow_cpoint: bool = False) -> Optional[str]:
+  """The path of a finished (or, if allowed, checkpointed) subvolume, or None."""
+  candidates = [segmentation_path(segmentation_dir, corner),
+                legacy_segmentation_path(segmentation_dir, corner)]
+  if allow_cpoint:
+    candidates.append(checkpoint_path(segmentation_dir, corner))
+  for path in candidates:
+    if os.path.exists(path):
+      return path
+  return None
+
+
+# ----------------------------------------------------------------------------
+# Segmentations.
+
+
+def save_subvolume(labels: np.ndarray, origins: Mapping[int, Any], output_path: str,
+                   **misc_items) -> None:
+  """Writes a segmentation npz: `segmentation` (smallest uint dtype), `origins`, and `misc_items`."""
+  seg = segmentation.reduce_id_bits(np.asarray(labels))
+  with atomic.atomic_open(output_path, 'wb') as f:
+    np.savez_compressed(f, segmentation=seg, origins=dict(origins), **misc_items)
+
+
+def _load_npz_item(data, key: str, path: str):
+  """The python object stored (pickled) under `key` in an open npz."""
+  if key not in data:
+    raise ValueError(f'{path} has no {key!r} entry (has {data.files})')
+  return data[key].item()
+
+
+def load_origins(segmentation_dir: str, corner: ZYX) -> dict:
+  """The id -> OriginInfo dict saved with a finished subvolume."""
+  path = get_existing_subvolume_path(segmentation_dir, corner, allow_cpoint=False)
+  if path is None:
+    raise ValueError(f'no segmentation for corner {tuple(corner)} (zyx) in {segmentation_dir}: '
+                     f'{segmentation_path(segmentation_dir, corner)} does not exist')
+  with np.load(path, allow_pickle=True) as data:
+    return _load_npz_item(data, 'origins', path)
+
+
+def threshold_segmentation(segmentation_dir: str, corner: ZYX, labels: np.ndarray,
+                           threshold: float) -> None:
+  """Zeroes, in place, the voxels of `labels` whose saved object probability is below `threshold`."""
+  path = object_prob_path(segmentation_dir, corner)
+  if not os.path.exists(path):
+    legacy = legacy_object_prob_path(segmentation_dir, corner)
+    if not os.path.exists(legacy):
+      raise ValueError(f'cannot threshold: no probability map {path} (nor {legacy})')
+    path = legacy
+  prob = load_probability_map(path)
+  if prob.shape != labels.shape:
+    raise ValueError(f'probability map {path} has shape {prob.shape}, '
+                     f'the segmentation {labels.shape}')
+  labels[prob < threshold] = 0
+
+
+def load_segmentation(segmentation_dir: str, corner: ZYX, allow_cpoint: bool = False,
+                      threshold: Optional[float] = None, split_cc: bool = True,
+                      min_size: int = 0,
+                      mask_config: Optional[inference_pb2.MaskConfigs] = None
+                      ) -> tuple[np.ndarray, dict]:
+  """Loads a subvolume's segmentation as (uint64 zyx labels, id -> OriginInfo), cleaned as asked.
+
+  `threshold` re-thresholds with the saved `.prob` map (it can only remove
+  voxels), `mask_config` zeroes masked voxels, and `split_cc`/`min_size`
+  relabel connected components and drop small ones; origins follow the new ids.
+  """
+  path = get_existing_subvolume_path(segmentation_dir, corner, allow_cpoint)
+  if path is None:
+    tried = [segmentation_path(segmentation_dir, corner),
+             legacy_segmentation_path(segmentation_dir, corner)]
+    if allow_cpoint:
+      tried.append(checkpoint_path(segmentation_dir, corner))
+    raise ValueError(f'no segmentation for corner {tuple(int(c) for c in corner)} (zyx) in '
+                     f'{segmentation_dir!r}; looked for {", ".join(tried)}')
+
+  logging.info('loading segmentation from %s', path)
+  with np.load(path, allow_pickle=True) as data:
+    if 'segmentation' not in data:
+      raise ValueError(f'{path} is not an FFN segmentation (no segmentation key; has {data.files})')
+    seg = data['segmentation']
+    origins = data['origins'].item() if 'origins' in data else {}
+
+  if np.issubdtype(seg.dtype, np.signedinteger):
+    # Checkpoints mark failed seeds with negative ids; they are not objects.
+    seg = np.where(seg < 0, 0, seg)
+  if not np.any(seg):
+    return np.zeros(seg.shape, dtype=np.uint64), {}
+
+  labels = seg.astype(np.uint64)
+  if threshold is not None:
+    logging.info('thresholding at %f', threshold)
+    threshold_segmentation(segmentation_dir, corner, labels, threshold)
+  if mask_config is not None:
+    mask = build_mask(mask_config.masks, corner, labels.shape)
+    if mask is not None:
+      labels[mask] = 0
+  if split_cc or min_size:
+    logging.info('cleaning up with split_cc=%r, min_size=%d', split_cc, min_size)
+    # Each new id keeps the origin of the old id under its first voxel.
+    new_to_old = segmentation.clean_up(labels, split_cc=split_cc, min_size=min_size,
+                                       return_id_map=True)
+    origins = {int(new): origins[int(old)] for new, old in new_to_old.items()
+               if new != 0 and int(old) in origins}
+  return labels, origins
+
+
+def load_segmentation_from_source(source: inference_pb2.SegmentationSource,
+                                  corner: ZYX) -> tuple[np.ndarray, dict]:
+  """`load_segmentation` with the options set in a SegmentationSource proto."""
+  kwargs = {}
+  if source.HasField('threshold'):
+    kwargs['threshold'] = source.threshold
+  if source.HasField('split_cc'):
+    kwargs['split_cc'] = source.split_cc
+  if source.HasField('min_size'):
+    kwargs['min_size'] = source.min_size
+  if source.HasField('mask'):
+    kwargs['mask_config'] = source.mask
+  return load_segmentation(source.directory, corner, **kwargs)
+
+
+# ----------------------------------------------------------------------------
+# Masks.
+
+
+def clip_subvolume_to_bounds(corner: ZYX, size: ZYX, volume) -> tuple[np.ndarray, np.ndarray]:
+  """The zyx (corner, size) of the part of a box inside `volume` (size 0 where it misses)."""
+  shape = np.asarray(volume.shape[-3:], dtype=np.int64)
+  corner = np.asarray(corner, dtype=np.int64)
+  start = np.clip(corner, 0, shape)
+  end = np.clip(corner + np.asarray(size, dtype=np.int64), 0, shape)
+  return start, np.maximum(end - start, 0)
+
+
+def _eval_coordinate_expression(expression: str, corner: ZYX, size: ZYX) -> np.ndarray:
+  """The boolean array of `expression` over global z, y, x index grids of the box."""
+  z, y, x = np.mgrid[tuple(slice(int(c), int(c) + int(s)) for c, s in zip(corner, size))]
+  # SECURITY: eval runs arbitrary Python. Emptying the builtins keeps honest
+  # expressions simple but is no sandbox; only run requests from trusted sources.
+  try:
+    result = eval(expression, {'__builtins__': {}, 'np': np, 'numpy': np},  # pylint: disable=eval-used
+                  {'x': x, 'y': y, 'z': z})
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'cannot evaluate mask coordinate_expression {expression!r}: {e}') from e
+  try:
+    return np.broadcast_to(np.asarray(result, dtype=bool), tuple(int(s) for s in size))
+  except ValueError as e:
+    raise ValueError(f'mask coordinate_expression {expression!r} gives shape '
+                     f'{np.shape(result)}, expected one broadcastable to {tuple(size)}') from e
+
+
+def _read_volume_box(volume, corner: np.ndarray, size: np.ndarray) -> np.ndarray:
+  """The (c, z, y, x) contents of a zyx box (inside the volume) of a 3-D or 4-D volume."""
+  box = tuple(slice(int(c), int(c) + int(s)) for c, s in zip(corner, size))
+  if volume.ndim == 4:
+    return np.asarray(volume[(slice(None),) + box])
+  return np.asarray(volume[box])[np.newaxis]
+
+
+def _channel_mask(channel_data: np.ndarray, config: inference_pb2.MaskChannelConfig) -> np.ndarray:
+  """The boolean mask one MaskChannelConfig selects from one channel."""
+  if config.values:
+    mask = np.isin(channel_data, np.asarray(list(config.values), dtype=np.uint64))
+  else:
+    mask = (channel_data >= config.min_value) & (channel_data <= config.max_value)
+  return ~mask if config.invert else mask
+
+
+def build_mask(masks: Iterable[inference_pb2.MaskConfig], corner_zyx: ZYX, size_zyx: ZYX,
+               mask_volume_map: Optional[dict] = None, image: Optional[np.ndarray] = None,
+               alignment: Optional[align.Alignment] = None) -> Optional[np.ndarray]:
+  """The OR of the boolean zyx masks the MaskConfigs give for a box; None when `masks` is empty.
+
+  `mask_volume_map` caches opened mask volumes by serialised DecoratedVolume;
+  `image` is the box's image, needed by `image` sources. Voxels of a volume
+  mask that fall outside the mask volume read as 0.
+  """
+  size_zyx = tuple(int(s) for s in size_zyx)
+  corner_zyx = tuple(int(c) for c in corner_zyx)
+  if mask_volume_map is None:
+    mask_volume_map = {}
+  if alignment is None:
+    alignment = align.Alignment(corner_zyx, size_zyx)
+  src_corner, src_size = alignment.expand_bounds(corner_zyx, size_zyx, forward=False)
+
+  final_mask = None
+  for config in masks:
+    config_mask = np.zeros(size_zyx, dtype=bool)
+    source = config.WhichOneof('source')
+    if source == 'coordinate_expression':
+      expr_mask = _eval_coordinate_expression(config.coordinate_expression.expression,
+                                              src_corner, src_size)
+      config_mask |= alignment.align_and_crop(src_corner, expr_mask, corner_zyx, size_zyx)
+    elif source in ('image', 'volume'):
+      if source == 'image':
+        if image is None:
+          raise ValueError('a MaskConfig with an image source needs the image')
+        channels = config.image.channels
+        data = np.asarray(image)[np.newaxis]
+        data_corner = src_corner
+      else:
+        channels = config.volume.channels
+        key = config.volume.mask.SerializeToString()
+        if key not in mask_volume_map:
+          mask_volume_map[key] = decorated_volume(config.volume.mask)
+        volume = mask_volume_map[key]
+        data_corner, data_size = clip_subvolume_to_bounds(src_corner, src_size, volume)
+        data = _read_volume_box(volume, data_corner, data_size)
+      for chan_config in channels:
+        if not 0 <= chan_config.channel < data.shape[0]:
+          raise ValueError(f'mask channel {chan_config.channel} does not exist; the {source} '
+                           f'mask has {data.shape[0]} channel(s)')
+        channel_data = alignment.align_and_crop(data_corner, data[chan_config.channel],
+                                                corner_zyx, size_zyx)
+        config_mask |= _channel_mask(channel_data, chan_config)
+    else:
+      raise ValueError(f'MaskConfig has no mask source set (expected volume, image or '
+                       f'coordinate_expression): {config}')
+
+    if config.invert:
+      config_mask = ~config_mask
+    final_mask = config_mask if final_mask is None else final_mask | config_mask
+  return final_mask
