@@ -8,6 +8,8 @@ import threading
 import time
 from typing import IO, Callable, Iterator, Optional, Union
 
+import numpy as np
+
 from ffn.utils import atomic
 
 MSEC_IN_SEC = 1000
@@ -154,3 +156,32 @@ class TimedIter:
   def __next__(self):
     with timer_counter(self.counters, self.counter_name):
       return next(self.it)
+
+
+def compute_histogram_lut(image: np.ndarray) -> np.ndarray:
+  """A 256-entry uint8 table mapping uniformly distributed intensities onto `image`'s distribution."""
+  import skimage.exposure  # pylint: disable=g-import-not-at-top  (only needed here)
+  cdf, bins = skimage.exposure.cumulative_distribution(np.asarray(image))
+  positions = np.searchsorted(cdf, np.arange(256) / 255.0)
+  return np.asarray(bins, dtype=np.int64)[np.minimum(positions, len(bins) - 1)].astype(np.uint8)
+
+
+def match_histogram(image: np.ndarray, lut: np.ndarray,
+                    mask: Optional[np.ndarray] = None) -> None:
+  """Gives each z-slice of `image` the intensity distribution of `lut`, in place.
+
+  Each slice is contrast-equalised (CLAHE), its CDF is taken over the voxels
+  not in `mask`, and the CDF values index `lut` (see compute_histogram_lut).
+  """
+  import skimage.exposure  # pylint: disable=g-import-not-at-top
+  lut = np.asarray(lut)
+  for z in range(image.shape[0]):
+    equalised = (skimage.exposure.equalize_adapthist(image[z]) * 255).astype(np.uint8)
+    counted = equalised if mask is None else equalised[~mask[z]]
+    if counted.size == 0:
+      continue
+    cdf, bins = skimage.exposure.cumulative_distribution(counted)
+    # Values above every counted one map to the top of the CDF.
+    cdf = np.append(cdf, 1.0)
+    bins = np.append(bins, 255)
+    image[z] = lut[(cdf[np.searchsorted(bins, equalised)] * 255).astype(np.uint8)]

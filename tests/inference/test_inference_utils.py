@@ -7,6 +7,8 @@ import json
 import threading
 import time
 
+import numpy as np
+
 from ffn.inference import inference_utils
 
 
@@ -104,3 +106,33 @@ def test_counters_are_thread_safe():
   assert counters['total'].value == 8 * 2000 * 2
   assert sum(sub[f'k{i}'].value for i in range(7)) == 8 * 2000
   assert sum(counters[f'k{i}'].value for i in range(7)) == 8 * 2000
+
+
+def test_histogram_lut_of_two_level_image():
+  reference = np.zeros((4, 10), np.uint8)
+  reference[:2] = 50
+  reference[2:] = 200
+  lut = inference_utils.compute_histogram_lut(reference)
+  assert lut.shape == (256,) and lut.dtype == np.uint8
+  assert set(np.unique(lut).tolist()) == {50, 200}
+  assert lut[0] == 50 and lut[255] == 200
+  assert np.all(np.diff(lut.astype(int)) >= 0)
+
+
+def test_match_histogram_takes_reference_levels_and_honours_mask():
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 256, size=(3, 32, 40)).astype(np.uint8)
+  lut = np.where(np.arange(256) < 128, 60, 190).astype(np.uint8)
+  matched = image.copy()
+  inference_utils.match_histogram(matched, lut)
+  assert set(np.unique(matched).tolist()) <= {60, 190}
+  # Roughly half of each slice falls on each side of the median.
+  for z in range(3):
+    assert 0.3 < np.mean(matched[z] == 60) < 0.7
+  # A fully masked slice is left alone; the others are unaffected by it.
+  mask = np.zeros(image.shape, bool)
+  mask[1] = True
+  masked = image.copy()
+  inference_utils.match_histogram(masked, lut, mask=mask)
+  np.testing.assert_array_equal(masked[1], image[1])
+  np.testing.assert_array_equal(masked[0], matched[0])
