@@ -216,8 +216,7 @@ def _xyz_name(corner: ZYX, suffix: str) -> str:
 
 def subvolume_path(output_dir: str, corner: ZYX, suffix: str) -> str:
   """`<output_dir>/<x>/<y>/seg-<x>_<y>_<z>.<suffix>` for a zyx corner."""
-  z, y, x = (int(c) for c in corner)
-  del z
+  _, y, x = (int(c) for c in corner)
   return os.path.join(output_dir, str(x), str(y), _xyz_name(corner, suffix))
 
 

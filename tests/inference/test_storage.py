@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
+import pathlib
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -12,6 +14,8 @@ import pytest
 
 from ffn.inference import inference_pb2
 from ffn.inference import storage
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # A non-cubic zyx corner, so that any xyz/zyx confusion shows.
 CORNER = (3, 20, 100)
@@ -392,3 +396,10 @@ def test_clip_subvolume_to_bounds():
   np.testing.assert_array_equal(size, (2, 2, 2))
   _, size = storage.clip_subvolume_to_bounds((10, 0, 0), (2, 2, 2), np.zeros((4, 5, 6)))
   assert size[0] == 0
+
+
+def test_storage_does_not_import_tensorflow():
+  code = ('import sys; import ffn.inference.storage, ffn.inference.inference_utils, '
+          'ffn.inference.align; sys.exit(int("tensorflow" in sys.modules))')
+  result = subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, check=False)
+  assert result.returncode == 0, 'storage pulled in TensorFlow'
