@@ -1,0 +1,177 @@
+"""In-training FOV movement: seed canvases per example, move policies, batch assembly."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from ffn.inference import movement
+from ffn.training.model import ModelInfo
+from ffn.training.model import make_shifts
+from ffn.utils import probability
+
+FOV_POLICIES = ('fixed', 'max_pred_moves')
+
+Offset = tuple[int, int, int]  # xyz
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSizes:
+  """xyz sizes of what one training example loads and evaluates."""
+  image: tuple[int, int, int]
+  label: tuple[int, int, int]
+  canvas: tuple[int, int, int]
+  eval: tuple[int, int, int]
+
+
+def training_sizes(info: ModelInfo, fov_policy: str, fov_moves: int) -> TrainingSizes:
+  """Patch sizes around a coordinate; max_pred_moves loads one extra move (not evaluated)."""
+  if fov_policy not in FOV_POLICIES:
+    raise ValueError(f'fov_policy {fov_policy!r} is not one of {FOV_POLICIES}')
+  if fov_moves < 0:
+    raise ValueError(f'fov_moves must be >= 0, got {fov_moves}')
+  moves = fov_moves + 1 if fov_policy == 'max_pred_moves' else fov_moves
+  grow = lambda size, n: tuple(int(s + 2 * d * n) for s, d in zip(size, info.deltas))
+  return TrainingSizes(image=grow(info.input_image_size, moves),
+                       label=grow(info.pred_mask_size, moves),
+                       canvas=grow(info.input_seed_size, moves),
+                       eval=grow(info.pred_mask_size, fov_moves))
+
+
+def make_seed_canvas(shape_zyx: Sequence[int], seed_pad: float,
+                     init_activation: float = 0.95) -> np.ndarray:
+  """A [z, y, x, 1] logit canvas: logit(seed_pad) everywhere, logit(0.95) at the centre."""
+  canvas = np.full(list(shape_zyx) + [1], probability.logit_float32(seed_pad), np.float32)
+  canvas[tuple(s // 2 for s in shape_zyx)] = probability.logit_float32(init_activation)
+  return canvas
+
+
+def crop_slices(shape_zyx: Sequence[int], offset_xyz: Sequence[int],
+                size_xyz: Sequence[int]) -> tuple[slice, ...]:
+  """Index of the `size_xyz` crop centred `offset_xyz` away from the array's centre."""
+  out = []
+  for s, o, c in zip(shape_zyx, offset_xyz[::-1], size_xyz[::-1]):
+    start = s // 2 - c // 2 + o
+    if start < 0 or start + c > s:
+      raise ValueError(f'crop of {list(size_xyz)} at offset {list(offset_xyz)} (xyz) leaves '
+                       f'an array of shape {list(shape_zyx)} (zyx)')
+    out.append(slice(start, start + c))
+  return tuple(out)
+
+
+def fixed_offsets(canvas: np.ndarray, shifts: Sequence[Offset],
+                  threshold_logit: float, **_) -> Iterator[Offset]:
+  """The origin, then each shift whose target voxel in the current canvas reaches threshold."""
+  center = np.array(canvas.shape[:3]) // 2
+  for off in [(0, 0, 0)] + list(shifts):
+    if canvas[tuple(center + np.array(off[::-1]))][0] >= threshold_logit:
+      yield tuple(int(v) for v in off)
+
+
+def max_pred_offsets(canvas: np.ndarray, info: ModelInfo, sizes: TrainingSizes,
+                     threshold_logit: float, **_) -> Iterator[Offset]:
+  """Breadth-first moves to face maxima of each prediction, within the loaded image."""
+  queue = collections.deque([(0, 0, 0)])
+  done = set()
+  deltas = np.array(info.deltas)
+  train_radius = np.array(sizes.image) // 2
+  input_radius = np.array(info.input_image_size) // 2
+  while queue:
+    off = queue.popleft()
+    if np.any(np.abs(off) + input_radius > train_radius):
+      continue
+    quantized = tuple((np.array(off) // np.maximum(deltas, 1)).tolist())
+    if quantized in done:
+      continue
+    done.add(quantized)
+    yield off
+    # The caller has written this step's prediction into the canvas by now.
+    prediction = canvas[crop_slices(canvas.shape[:3], off, info.pred_mask_size)][..., 0]
+    moves = sorted(movement.get_scored_move_offsets(
+        info.deltas[::-1], prediction, threshold=threshold_logit), reverse=True)
+    queue.extend(tuple(int(v) for v in np.array(rel[::-1]) + off) for _, rel in moves)
+
+
+class ExampleSlot:
+  """One batch row: a training example, its seed canvas, and where its FOV is now."""
+
+  def __init__(self, next_example: Callable[[], dict], info: ModelInfo,
+               sizes: TrainingSizes, policy: Callable[..., Iterator[Offset]],
+               seed_pad: float, on_done: Callable[[dict, np.ndarray], None]):
+    self._next_example = next_example
+    self._info = info
+    self._sizes = sizes
+    self._policy = policy
+    self._seed_pad = seed_pad
+    self._on_done = on_done
+    self._example = None
+    self.canvas = None
+    self._offsets = iter(())
+    self.offset = None
+
+  def _start(self) -> None:
+    self._example = self._next_example()
+    self.canvas = make_seed_canvas(self._sizes.canvas[::-1], self._seed_pad)
+    self._offsets = self._policy(self.canvas)
+
+  def advance(self) -> None:
+    """Moves to the next FOV, finishing examples (and loading new ones) as policies run out."""
+    while True:
+      if self._example is not None:
+        off = next(self._offsets, None)
+        if off is not None:
+          self.offset = off
+          return
+        self._on_done(self._example, self.canvas)
+      self._start()
+
+  def crops(self) -> tuple[np.ndarray, ...]:
+    """(seed, image, labels, weights) crops around the current FOV."""
+    info, shape = self._info, self.canvas.shape[:3]
+    seed = self.canvas[crop_slices(shape, self.offset, info.input_seed_size)]
+    image = self._example['image']
+    image = image[crop_slices(image.shape[:3], self.offset, info.input_image_size)]
+    label_index = crop_slices(self._example['labels'].shape[:3], self.offset,
+                              info.pred_mask_size)
+    return (seed, image, self._example['labels'][label_index],
+            self._example['weights'][label_index])
+
+  def write_prediction(self, logits: np.ndarray) -> None:
+    """Replaces the canvas under the current FOV's prediction with `logits` [z, y, x, 1]."""
+    index = crop_slices(self.canvas.shape[:3], self.offset, logits.shape[:3][::-1])
+    self.canvas[index] = logits
+
+
+class BatchFeeder:
+  """`batch_size` independent examples moving their FOVs; predictions are fed back."""
+
+  def __init__(self, next_example: Callable[[], dict], info: ModelInfo, batch_size: int,
+               fov_policy: str = 'fixed', fov_moves: int = 1, threshold: float = 0.9,
+               seed_pad: float = 0.05, shifts: Sequence[Offset] | None = None,
+               on_example_done: Callable[[dict, np.ndarray], None] | None = None):
+    self.sizes = training_sizes(info, fov_policy, fov_moves)
+    threshold_logit = float(probability.logit_float32(threshold))
+    shifts = list(shifts if shifts is not None else make_shifts(info.deltas))
+    if fov_policy == 'fixed':
+      policy = lambda canvas: fixed_offsets(canvas, shifts, threshold_logit)
+    else:
+      policy = lambda canvas: max_pred_offsets(canvas, info, self.sizes, threshold_logit)
+    done = on_example_done or (lambda example, canvas: None)
+    self.slots = [ExampleSlot(next_example, info, self.sizes, policy, seed_pad, done)
+                  for _ in range(batch_size)]
+
+  def next_batch(self) -> tuple[np.ndarray, ...]:
+    """Stacked (seed, image, labels, weights) crops, each [b, z, y, x, 1]."""
+    rows = []
+    for slot in self.slots:
+      slot.advance()
+      rows.append(slot.crops())
+    return tuple(np.stack(parts) for parts in zip(*rows))
+
+  def update(self, logits: np.ndarray) -> None:
+    """Writes each row of the batch's predicted logits back into its example's canvas."""
+    for slot, row in zip(self.slots, logits):
+      slot.write_prediction(np.asarray(row))

@@ -1,0 +1,217 @@
+"""The FFN training loop: data, FOV movement, optimisation, summaries and checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from typing import Sequence
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from ffn.training import checkpoint
+from ffn.training import examples
+from ffn.training import import_util
+from ffn.training import inputs
+from ffn.training import model as model_lib
+from ffn.training import optimizer as optimizer_lib
+from ffn.training import summaries
+from ffn.training import tracker as tracker_lib
+
+
+class TrainingError(RuntimeError):
+  """Training stopped because of a diverged loss or unusable training data."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything a training run needs; names and defaults follow upstream's train.py flags."""
+  train_coords: str
+  data_volumes: str | Sequence[str]
+  label_volumes: str | Sequence[str]
+  model_name: str
+  model_args: str | dict
+  train_dir: str = '/tmp'
+  batch_size: int = 4
+  max_steps: int = 10000
+  summary_rate_secs: float = 120
+  save_checkpoint_secs: float = 300
+  seed_pad: float = 0.05
+  threshold: float = 0.9
+  fov_policy: str = 'fixed'
+  fov_moves: int = 1
+  shuffle_moves: bool = True
+  image_mean: float | None = None
+  image_stddev: float | None = None
+  image_offset_scale_map: Sequence[str] | None = None
+  permutable_axes: Sequence[int] = (1, 2)
+  reflectable_axes: Sequence[int] = (0, 1, 2)
+  optimizer: optimizer_lib.OptimizerConfig = optimizer_lib.OptimizerConfig()
+  log_every_secs: float = 10
+  random_seed: int | None = None
+  # Devices to mirror over; None picks all GPUs when there is more than one.
+  devices: Sequence[str] | None = None
+
+
+def choose_strategy(devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
+  """MirroredStrategy over `devices` or all GPUs when there are several; else the default."""
+  if devices is None:
+    gpus = tf.config.list_logical_devices('GPU')
+    devices = [d.name for d in gpus] if len(gpus) > 1 else None
+  if devices and len(devices) > 1:
+    return tf.distribute.MirroredStrategy(list(devices))
+  return tf.distribute.get_strategy()
+
+
+def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimizer,
+                    strategy: tf.distribute.Strategy, batch_size: int):
+  """A tf.function (fixed signature) running one optimisation step on a batch of FOVs.
+
+  Returns (logits [b, z, y, x, 1], loss, learning rate) and increments global_step.
+  """
+  replicas = strategy.num_replicas_in_sync
+  if batch_size % replicas:
+    raise ValueError(f'batch_size {batch_size} must be a multiple of the {replicas} replicas')
+  variables = list(model.named_variables().values())
+  opt_config = optimizer.config
+
+  def replica_step(image, seed, labels, weights):
+    ctx = tf.distribute.get_replica_context()
+    share = batch_size // replicas
+    first = ctx.replica_id_in_sync_group * share
+    shard = lambda x: x[first:first + share]
+    image, seed, labels, weights = map(shard, (image, seed, labels, weights))
+    with tf.GradientTape() as tape:
+      logits = model(image, seed)
+      loss = model_lib.sigmoid_pixelwise_loss(logits, labels, weights)
+    grads = tape.gradient(loss, variables)
+    if replicas > 1:
+      grads = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+    grads = model_lib.clip_gradients(grads)
+    lr = optimizer_lib.learning_rate(opt_config, model.global_step)
+    optimizer.apply(grads, lr)
+    model.global_step.assign_add(1)
+    return logits, loss, lr
+
+  seed_zyx = list(model.info.input_seed_size[::-1])
+  image_zyx = list(model.info.input_image_size[::-1])
+  pred_zyx = list(model.info.pred_mask_size[::-1])
+  spec = lambda zyx, name: tf.TensorSpec([batch_size] + zyx + [1], tf.float32, name=name)
+
+  @tf.function(input_signature=[spec(image_zyx, 'patches'), spec(seed_zyx, 'seed'),
+                                spec(pred_zyx, 'labels'), spec(pred_zyx, 'loss_weights')])
+  def train_step(image, seed, labels, weights):
+    logits, loss, lr = strategy.run(replica_step, args=(image, seed, labels, weights))
+    if replicas > 1:
+      logits = strategy.gather(logits, axis=0)
+      loss = strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
+      lr = strategy.experimental_local_results(lr)[0]
+    return logits, loss, lr
+
+  return train_step
+
+
+def _example_reader(dataset: tf.data.Dataset, train_coords: str):
+  """A callable returning the next training example as numpy arrays, with clear errors."""
+  iterator = iter(dataset)
+
+  def next_example() -> dict:
+    try:
+      example = next(iterator)
+    except tf.errors.OpError as e:
+      raise TrainingError(f'cannot read training examples (coordinates {train_coords!r}): '
+                          f'{e.message.strip()}') from e
+    return {k: v.numpy() for k, v in example.items()}
+
+  return next_example
+
+
+def train(config: TrainConfig) -> int:
+  """Trains (resuming from config.train_dir when it holds a checkpoint); returns the final step."""
+  rng = random.Random(config.random_seed if config.random_seed is not None
+                      else int(time.time()))
+  if config.random_seed is not None:
+    tf.random.set_seed(config.random_seed)
+  strategy = choose_strategy(config.devices)
+  with strategy.scope():
+    model = import_util.build_model(config.model_name, config.model_args,
+                                    batch_size=config.batch_size)
+    optimizer = optimizer_lib.Optimizer(config.optimizer,
+                                        list(model.named_variables().values()))
+  sizes = examples.training_sizes(model.info, config.fov_policy, config.fov_moves)
+  dataset = inputs.example_dataset(inputs.PipelineConfig(
+      train_coords=config.train_coords, data_volumes=config.data_volumes,
+      label_volumes=config.label_volumes, image_size=sizes.image, label_size=sizes.label,
+      image_mean=config.image_mean, image_stddev=config.image_stddev,
+      image_offset_scale_map=config.image_offset_scale_map,
+      permutable_axes=config.permutable_axes, reflectable_axes=config.reflectable_axes,
+      seed=config.random_seed))
+
+  ckpt = checkpoint.make_checkpoint(model, optimizer)
+  manager = checkpoint.make_manager(ckpt, config.train_dir)
+  if manager.latest_checkpoint:
+    # Checks shapes variable by variable first, for a clear error on a model mismatch.
+    checkpoint.read_model_values(model, manager.latest_checkpoint)
+    ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    logging.info('Resuming from %s at step %d', manager.latest_checkpoint,
+                 int(model.global_step.numpy()))
+  step = int(model.global_step.numpy())
+  if step >= config.max_steps:
+    logging.info('Step %d already reaches max_steps %d; nothing to do', step, config.max_steps)
+    return step
+
+  shifts = list(model.shifts)
+  if config.shuffle_moves:
+    rng.shuffle(shifts)  # Once per process, as upstream.
+  eval_tracker = tracker_lib.EvalTracker(sizes.eval[::-1])
+  feeder = examples.BatchFeeder(
+      _example_reader(dataset, config.train_coords), model.info, config.batch_size,
+      fov_policy=config.fov_policy, fov_moves=config.fov_moves, threshold=config.threshold,
+      seed_pad=config.seed_pad, shifts=shifts,
+      on_example_done=lambda ex, canvas: eval_tracker.add_patch(ex['labels'], canvas,
+                                                                ex['weights']))
+  train_step = make_train_step(model, optimizer, strategy, config.batch_size)
+  writer = tf.summary.create_file_writer(config.train_dir)
+  logging.info('Training %s %s from step %d to %d, batch %d, %d replica(s); '
+               'canvas %s, eval %s (xyz)', config.model_name, model.info, step,
+               config.max_steps, config.batch_size, strategy.num_replicas_in_sync,
+               sizes.canvas, sizes.eval)
+
+  now = time.time()
+  last_summary = last_checkpoint = last_log = now
+  steps_at_log = step
+  while step < config.max_steps:
+    seed, image, labels, weights = feeder.next_batch()
+    try:
+      logits, loss, lr = train_step(image, seed, labels, weights)
+    except tf.errors.InvalidArgumentError as e:
+      if 'Invalid loss' in e.message:
+        raise TrainingError(f'loss is not finite (NaN or Inf) at step {step + 1}; '
+                            'lower --learning_rate or check the input normalisation') from e
+      raise
+    feeder.update(logits.numpy())
+    step += 1
+    now = time.time()
+    if now - last_summary >= config.summary_rate_secs or step == config.max_steps:
+      with writer.as_default():
+        summaries.scalar('pixel_loss', loss, step)
+        summaries.scalar('optimizer_loss', loss, step)
+        summaries.scalar('learning_rate', lr, step)
+        scalars = eval_tracker.write_summaries(step)
+      writer.flush()
+      logging.info('Summaries at step %d: %s', step,
+                   ', '.join(f'{k} {v:.4g}' for k, v in scalars.items()))
+      last_summary = now
+    if now - last_log >= config.log_every_secs or step == config.max_steps:
+      rate = (step - steps_at_log) / max(now - last_log, 1e-9)
+      logging.info('step %d, loss %.4f, %.3f steps/s, %.2f FOVs/s', step, float(loss),
+                   rate, rate * config.batch_size)
+      last_log, steps_at_log = now, step
+    if now - last_checkpoint >= config.save_checkpoint_secs:
+      logging.info('Saved %s', manager.save(checkpoint_number=step))
+      last_checkpoint = now
+  logging.info('Saved %s', manager.save(checkpoint_number=step))
+  writer.close()
+  return step
