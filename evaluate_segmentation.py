@@ -1,0 +1,174 @@
+#!/usr/bin/env python
+"""Scores a segmentation against groundtruth: VI split/merge, adapted Rand error, worst offenders.
+
+The segmentation is an inference result subvolume (--segmentation_dir and
+--corner, loaded like `storage.load_segmentation`) or any HDF5 volume
+(--segmentation path:dataset). Groundtruth 0 is ignored; --seg_zero says how
+segmentation 0 counts. Prints a table and optionally writes JSON and a PNG overview.
+
+  python evaluate_segmentation.py \
+    --segmentation_dir results/fib25/training2 --corner 0,0,0 \
+    --groundtruth third_party/neuroproof_examples/training_sample2/groundtruth.h5:stack \
+    --output_json results/fib25/training2/evaluation.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import NoReturn
+
+from absl import app
+from absl import flags
+from absl import logging
+from google.protobuf import text_format
+
+from ffn.utils import atomic
+from ffn.utils import bounding_box
+from ffn.utils import bounding_box_pb2
+from ffn.utils import evaluation
+from ffn.utils import volume_spec
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string('segmentation_dir', None, 'Inference output directory holding the result.')
+flags.DEFINE_list('corner', ['0', '0', '0'], 'xyz corner of the result subvolume in '
+                  '--segmentation_dir.')
+flags.DEFINE_float('threshold', None, 'Re-threshold the result with its saved .prob map.')
+flags.DEFINE_boolean('split_cc', True, 'Relabel disconnected pieces of a result segment apart.')
+flags.DEFINE_integer('min_size', 0, 'Drop result segments smaller than this (voxels).')
+flags.DEFINE_string('segmentation', None, 'Segmentation volume spec path:dataset (instead of '
+                    '--segmentation_dir); it must have the groundtruth\'s shape.')
+flags.DEFINE_string('groundtruth', None, 'Groundtruth volume spec path:dataset (0 = unlabelled).')
+flags.DEFINE_string('bounding_box', None, 'Region to score, a text BoundingBox proto in global '
+                    'xyz voxels, e.g. "start { x:0 y:0 z:0 } size { x:100 y:100 z:50 }". '
+                    'Default: the whole segmentation.')
+flags.DEFINE_enum('seg_zero', 'singletons', evaluation.SEG_ZERO_MODES,
+                  'Segmentation 0: "singletons" (each voxel its own segment, CREMI/SNEMI3D) '
+                  'or "segment" (all of them one segment).')
+flags.DEFINE_float('border_distance', 0.0, 'Leave out voxels within this distance of a '
+                   'groundtruth boundary (0: none). In voxels, or in the units of --voxel_size.')
+flags.DEFINE_list('voxel_size', None, 'xyz voxel size (e.g. 8,8,8 nm) for --border_distance.')
+flags.DEFINE_enum('border_mode', '2d', evaluation.BORDER_MODES,
+                  'Measure border distance within xy slices (CREMI) or in 3-D.')
+flags.DEFINE_integer('num_offenders', 10, 'How many worst mergers and splits to list.')
+flags.DEFINE_integer('min_overlap', 100, 'Overlaps smaller than this (voxels) do not count '
+                     'as a merge or split in the offender lists.')
+flags.DEFINE_string('output_json', None, 'Write the results here as JSON.')
+flags.DEFINE_string('overview_png', None, 'Write a PNG of the segmentation and groundtruth '
+                    'through --overview_center here.')
+flags.DEFINE_string('image', None, 'Image volume spec for the overview background.')
+flags.DEFINE_list('overview_center', None, 'Global xyz point the overview planes go through; '
+                  'default: the region centre.')
+flags.DEFINE_boolean('overwrite', False, 'Replace existing output files.')
+
+
+def _fail(message: str) -> NoReturn:
+  """Exits with one clear error line (no usage dump)."""
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(1)
+
+
+def _int_triple(values, name: str) -> tuple[int, int, int]:
+  """Parses an x,y,z flag value into ints."""
+  try:
+    triple = tuple(int(v) for v in values)
+  except ValueError:
+    triple = ()
+  if len(triple) != 3:
+    _fail(f'--{name} must be three integers x,y,z, got {",".join(values)!r}')
+  return triple
+
+
+def _parse_box(text: str) -> bounding_box.BoundingBox:
+  """A BoundingBox from the text proto of --bounding_box."""
+  try:
+    proto = text_format.Parse(text, bounding_box_pb2.BoundingBox())
+  except text_format.ParseError as e:
+    _fail(f'--bounding_box {text!r} is not a text BoundingBox proto: {e}')
+  box = bounding_box.BoundingBox(proto)
+  if box.is_empty() or (box.start < 0).any():
+    _fail(f'--bounding_box {text!r} is empty or starts below 0')
+  return box
+
+
+def main(argv):
+  del argv
+  if FLAGS.groundtruth is None:
+    _fail('--groundtruth is required (path:dataset)')
+  if (FLAGS.segmentation_dir is None) == (FLAGS.segmentation is None):
+    _fail('give exactly one of --segmentation_dir (with --corner) and '
+                         '--segmentation (path:dataset)')
+  for path in (FLAGS.output_json, FLAGS.overview_png):
+    if path and os.path.exists(path) and not FLAGS.overwrite:
+      _fail(f'{path} exists; pass --overwrite to replace it')
+
+  if FLAGS.segmentation_dir is not None:
+    if not os.path.isdir(FLAGS.segmentation_dir):
+      _fail(f'--segmentation_dir {FLAGS.segmentation_dir!r} is not a directory')
+    source = evaluation.ResultSource(
+        directory=FLAGS.segmentation_dir, corner_xyz=_int_triple(FLAGS.corner, 'corner'),
+        threshold=FLAGS.threshold, split_cc=FLAGS.split_cc, min_size=FLAGS.min_size)
+  else:
+    source = volume_spec.parse_volume_spec(FLAGS.segmentation)
+  box = _parse_box(FLAGS.bounding_box) if FLAGS.bounding_box else None
+  border = None
+  if FLAGS.border_distance > 0:
+    voxel_size = None
+    if FLAGS.voxel_size:
+      try:
+        voxel_size = tuple(float(v) for v in FLAGS.voxel_size)
+      except ValueError:
+        voxel_size = ()
+      if len(voxel_size) != 3:
+        _fail(f'--voxel_size must be three numbers x,y,z, got {FLAGS.voxel_size}')
+    border = evaluation.BorderExclusion(FLAGS.border_distance, voxel_size, FLAGS.border_mode)
+
+  try:
+    result, seg, gt = evaluation.evaluate(
+        source, FLAGS.groundtruth, box, seg_zero=FLAGS.seg_zero, border=border,
+        num_offenders=FLAGS.num_offenders, min_overlap=FLAGS.min_overlap)
+  except ValueError as e:  # EvaluationError, VolumeSpecError and missing results.
+    _fail(str(e))
+
+  print(evaluation.format_report(result))
+  if FLAGS.output_json:
+    atomic.atomic_write_text(FLAGS.output_json,
+                             json.dumps(result.to_json_dict(), indent=2) + '\n')
+    logging.info('wrote %s', FLAGS.output_json)
+  if FLAGS.overview_png:
+    _write_overview(result, seg, gt)
+
+
+def _write_overview(result: evaluation.EvaluationResult, seg, gt) -> None:
+  """Writes --overview_png: segmentation (left) and groundtruth (right) over the image."""
+  from ffn.utils import overview  # pylint: disable=g-import-not-at-top
+  start_xyz = result.box['start_xyz']
+  size_xyz = result.box['size_xyz']
+  center_zyx = None
+  if FLAGS.overview_center:
+    center_xyz = _int_triple(FLAGS.overview_center, 'overview_center')
+    local = [c - s for c, s in zip(center_xyz, start_xyz)]
+    if any(not 0 <= l < n for l, n in zip(local, size_xyz)):
+      _fail(f'--overview_center {center_xyz} is outside the scored region '
+            f'start={start_xyz} size={size_xyz} (xyz)')
+    center_zyx = local[::-1]
+  image = None
+  if FLAGS.image:
+    region = bounding_box.BoundingBox(start=start_xyz, size=size_xyz)
+    dataset = volume_spec.open_volume(FLAGS.image)
+    try:
+      volume_box = bounding_box.BoundingBox(start=(0, 0, 0), size=dataset.shape[:3][::-1])
+      if dataset.ndim != 3 or not volume_box.contains_box(region):
+        _fail(f'image {FLAGS.image} of shape {dataset.shape} (zyx) does not cover the '
+              f'scored region start={start_xyz} size={size_xyz} (xyz)')
+      image = dataset[region.to_slice()]
+    finally:
+      dataset.file.close()
+  overview.write_overview_png(FLAGS.overview_png, image, [seg, gt], center_zyx=center_zyx)
+  logging.info('wrote %s (left: segmentation, right: groundtruth)', FLAGS.overview_png)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,455 @@
+"""Scores a segmentation against groundtruth: VI split/merge, adapted Rand error, worst offenders.
+
+Label-0 convention (the CREMI / SNEMI3D one by default):
+  * groundtruth 0 is "unlabelled": those voxels are left out of every score;
+  * segmentation 0 ("not segmented") is counted either as one segment
+    (`seg_zero='segment'`: every unsegmented voxel is merged with every other)
+    or as singletons (`seg_zero='singletons'`, the default: each unsegmented
+    voxel is its own segment, so leaving voxels out costs recall, not precision).
+
+Definitions (n_ij = voxels in groundtruth body i and segment j, over the scored voxels):
+  * VI split = H(segmentation | groundtruth), VI merge = H(groundtruth | segmentation),
+    in bits; a pure over-segmentation has merge 0, a pure merger split 0.
+  * Adapted Rand over pairs of distinct voxels: precision = P(same groundtruth |
+    same segment), recall = P(same segment | same groundtruth), error = 1 - F1.
+    A pure over-segmentation has precision 1, a pure merger recall 1.
+The metrics come from scikit-image. Its `adapted_rand_error` (0.26) returns
+these two the other way round from its docstring; which way the installed
+version goes is checked once on a toy over-segmentation, so both work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from scipy import ndimage
+from scipy import sparse
+from skimage import metrics
+
+from ffn.utils import bounding_box
+
+SEG_ZERO_MODES = ('singletons', 'segment')
+BORDER_MODES = ('2d', '3d')
+
+
+class EvaluationError(ValueError):
+  """Inputs that cannot be compared (shapes, boxes, options)."""
+
+
+@functools.cache
+def _skimage_swaps_precision_recall() -> bool:
+  """Whether skimage's adapted_rand_error returns (error, recall, precision) in our terms."""
+  truth = np.array([1, 1, 1, 1])
+  over_segmented = np.array([1, 1, 2, 2])  # Precision 1, recall 1/3.
+  _, first, _ = metrics.adapted_rand_error(truth, over_segmented, ignore_labels=())
+  return not np.isclose(first, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class BorderExclusion:
+  """Leave out voxels within `distance` of a groundtruth boundary.
+
+  `distance` is in voxels, or in physical units (e.g. nm) when `voxel_size_xyz`
+  is given. Mode '2d' measures within each xy slice (CREMI's rule: 25 nm at
+  4x4x40 nm), '3d' in the volume.
+  """
+  distance: float
+  voxel_size_xyz: Optional[tuple[float, float, float]] = None
+  mode: str = '2d'
+
+
+def groundtruth_border_mask(groundtruth: np.ndarray, exclusion: BorderExclusion) -> np.ndarray:
+  """True for the voxels within `exclusion.distance` of a boundary between groundtruth labels."""
+  if exclusion.mode not in BORDER_MODES:
+    raise EvaluationError(f'border mode must be one of {BORDER_MODES}, got {exclusion.mode!r}')
+  if exclusion.distance < 0:
+    raise EvaluationError(f'border distance must be >= 0, got {exclusion.distance}')
+  sampling_zyx = (1.0, 1.0, 1.0)
+  if exclusion.voxel_size_xyz is not None:
+    if len(exclusion.voxel_size_xyz) != 3 or min(exclusion.voxel_size_xyz) <= 0:
+      raise EvaluationError(
+          f'voxel size must be 3 positive numbers (xyz), got {exclusion.voxel_size_xyz!r}')
+    sampling_zyx = tuple(float(v) for v in exclusion.voxel_size_xyz[::-1])
+
+  axes = (1, 2) if exclusion.mode == '2d' else (0, 1, 2)
+  # A boundary voxel differs from one of its face neighbours along the measured axes.
+  boundary = np.zeros(groundtruth.shape, dtype=bool)
+  for axis in axes:
+    differs = np.diff(groundtruth, axis=axis) != 0
+    lower = [slice(None)] * 3
+    upper = [slice(None)] * 3
+    lower[axis] = slice(None, -1)
+    upper[axis] = slice(1, None)
+    boundary[tuple(lower)] |= differs
+    boundary[tuple(upper)] |= differs
+
+  if exclusion.mode == '3d':
+    distance = ndimage.distance_transform_edt(~boundary, sampling=sampling_zyx)
+    return distance <= exclusion.distance
+  mask = np.zeros(groundtruth.shape, dtype=bool)
+  for z in range(groundtruth.shape[0]):
+    if boundary[z].any():
+      distance = ndimage.distance_transform_edt(~boundary[z], sampling=sampling_zyx[1:])
+      mask[z] = distance <= exclusion.distance
+  return mask
+
+
+@dataclasses.dataclass
+class Offender:
+  """One object to go and look at: a merging segment or a split groundtruth body."""
+  label: int
+  size: int  # Scored voxels of this object.
+  count: int  # Groundtruth bodies it merges / segments it is split into.
+  partners: list[tuple[int, int]]  # (other label, overlap voxels), largest first, up to 10.
+  unsegmented: int  # For bodies: scored voxels with segmentation 0.
+  position_xyz: list[int]  # A voxel of the object near its centroid (global xyz).
+  box_start_xyz: list[int]
+  box_end_xyz: list[int]
+
+
+@dataclasses.dataclass
+class EvaluationResult:
+  """The scores of one comparison, plus what was compared."""
+  vi_split: float
+  vi_merge: float
+  adapted_rand_error: float
+  rand_precision: float
+  rand_recall: float
+  scored_voxels: int
+  total_voxels: int
+  excluded_border_voxels: int
+  unsegmented_voxels: int  # Scored voxels with segmentation 0.
+  num_groundtruth_bodies: int
+  num_segments: int  # Non-zero segments touching the scored voxels.
+  seg_zero: str
+  min_overlap: int
+  box: dict[str, list[int]]  # Global xyz start/size of the compared region.
+  mergers: list[Offender]
+  splits: list[Offender]
+  inputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def vi_total(self) -> float:
+    """VI split + merge."""
+    return self.vi_split + self.vi_merge
+
+  def to_json_dict(self) -> dict[str, Any]:
+    """A JSON-ready dict (NaN becomes null)."""
+    def clean(value):
+      if isinstance(value, float) and not math.isfinite(value):
+        return None
+      if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+      if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+      return value
+    data = dataclasses.asdict(self)
+    data['vi_total'] = self.vi_total
+    data['label_zero_convention'] = {
+        'groundtruth': 'ignored',
+        'segmentation': ('one segment' if self.seg_zero == 'segment'
+                         else 'singletons (each voxel its own segment)')}
+    return clean(data)
+
+
+_DENSE_LABEL_LIMIT = 1 << 25  # Below this, a lookup table beats sorting.
+
+
+def _compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(sorted unique labels, index of each voxel's label in them), labels flattened."""
+  labels = labels.reshape(-1)
+  if labels.size and int(labels.max()) < _DENSE_LABEL_LIMIT:
+    present = np.flatnonzero(np.bincount(labels.astype(np.intp)))
+    lookup = np.zeros(int(present[-1]) + 1, dtype=np.intp)
+    lookup[present] = np.arange(len(present))
+    return present.astype(labels.dtype), lookup[labels]
+  ids, inverse = np.unique(labels, return_inverse=True)
+  return ids, inverse.reshape(-1)
+
+
+def _object_positions(labels: np.ndarray, wanted: Sequence[int],
+                      offset_xyz: np.ndarray) -> dict[int, tuple[list[int], list[int], list[int]]]:
+  """For each wanted label: (a voxel near its centroid, box start, box end), global xyz."""
+  result = {}
+  for label in wanted:
+    mask = labels == label
+    profiles = [mask.sum(axis=axes) for axes in ((1, 2), (0, 2), (0, 1))]
+    if not profiles[0].any():
+      continue
+    centroid = [float(np.average(np.arange(len(p)), weights=p)) for p in profiles]
+    start = [int(np.flatnonzero(p)[0]) for p in profiles]
+    end = [int(np.flatnonzero(p)[-1]) + 1 for p in profiles]
+    # The object's voxel nearest the centroid within the populated slice nearest it in z.
+    zs = np.flatnonzero(profiles[0])
+    z = int(zs[np.argmin(np.abs(zs - centroid[0]))])
+    yx = np.argwhere(mask[z])
+    nearest = yx[np.argmin(((yx - centroid[1:]) ** 2).sum(axis=1))]
+    to_xyz = lambda zyx: [int(v) for v in (np.asarray(zyx)[::-1] + offset_xyz)]
+    result[label] = (to_xyz([z, *nearest]), to_xyz(start), to_xyz(end))
+  return result
+
+
+def _rank_offenders(table: sparse.csr_array, row_ids: np.ndarray, col_ids: np.ndarray,
+                    valid_rows: np.ndarray, valid_cols: np.ndarray, min_overlap: int, num: int,
+                    zero_col: Optional[int]) -> list[tuple[int, int, int, list[tuple[int, int]], int]]:
+  """The `num` valid rows of `table` overlapping the most valid columns by >= min_overlap voxels.
+
+  Returns (row label, row size, count, partners, voxels in zero_col) per row.
+  """
+  table = sparse.csr_array(table)
+  sizes = np.ravel(table.sum(axis=1)).astype(np.int64)
+  counted = table.multiply(valid_cols[np.newaxis, :].astype(float))
+  counted = sparse.csr_array(counted)
+  big = counted >= max(min_overlap, 1)
+  counts = np.ravel(big.sum(axis=1)).astype(np.int64)
+  # The largest overlap is the part that is not an error: rank by count, then by the rest.
+  largest = np.ravel(counted.max(axis=1).toarray()).astype(np.int64)
+  counts[~valid_rows] = 0
+  order = np.lexsort((-(sizes - largest), -counts))
+  ranked = []
+  for row in order[:num]:
+    if counts[row] < 2:
+      break
+    start, end = table.indptr[row], table.indptr[row + 1]
+    cols, vals = table.indices[start:end], table.data[start:end]
+    keep = valid_cols[cols]
+    cols, vals = cols[keep], vals[keep].astype(np.int64)
+    best = np.argsort(-vals, kind='stable')[:10]
+    partners = [(int(col_ids[cols[i]]), int(vals[i])) for i in best]
+    zero = int(table[row, zero_col]) if zero_col is not None else 0
+    ranked.append((int(row_ids[row]), int(sizes[row]), int(counts[row]), partners, zero))
+  return ranked
+
+
+def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
+                    seg_zero: str = 'singletons',
+                    border: Optional[BorderExclusion] = None,
+                    offset_xyz: Sequence[int] = (0, 0, 0),
+                    num_offenders: int = 10, min_overlap: int = 100) -> EvaluationResult:
+  """Scores zyx `segmentation` against zyx `groundtruth` (same shape) as the module doc says.
+
+  `offset_xyz` is the global position of voxel (0, 0, 0), used for reported
+  positions. Offenders count partners overlapping by at least `min_overlap`
+  scored voxels.
+  """
+  if seg_zero not in SEG_ZERO_MODES:
+    raise EvaluationError(f'seg_zero must be one of {SEG_ZERO_MODES}, got {seg_zero!r}')
+  if segmentation.ndim != 3 or groundtruth.ndim != 3:
+    raise EvaluationError(f'expected 3-D (zyx) volumes, got segmentation {segmentation.shape} '
+                          f'and groundtruth {groundtruth.shape}')
+  if segmentation.shape != groundtruth.shape:
+    raise EvaluationError(f'segmentation shape {segmentation.shape} (zyx) does not match '
+                          f'groundtruth shape {groundtruth.shape} (zyx)')
+  for name, volume in (('segmentation', segmentation), ('groundtruth', groundtruth)):
+    if not np.issubdtype(volume.dtype, np.integer):
+      raise EvaluationError(f'{name} must hold integer labels, got dtype {volume.dtype}')
+    if np.issubdtype(volume.dtype, np.signedinteger) and volume.size and volume.min() < 0:
+      raise EvaluationError(f'{name} has negative labels (min {volume.min()})')
+  offset_xyz = np.asarray(offset_xyz, dtype=np.int64)
+
+  scored = groundtruth != 0
+  excluded_border = 0
+  if border is not None and border.distance > 0:
+    near_border = groundtruth_border_mask(groundtruth, border)
+    excluded_border = int(np.count_nonzero(near_border & scored))
+    scored &= ~near_border
+  num_scored = int(np.count_nonzero(scored))
+  if num_scored == 0:
+    raise EvaluationError('no voxels left to score: the groundtruth is all 0 in the compared '
+                          'region (or all of it is excluded as border)')
+
+  gt_ids, gt_index = _compact(groundtruth[scored])
+  seg_ids, seg_index = _compact(segmentation[scored])
+  zero_col = 0 if seg_ids[0] == 0 else None
+  unsegmented = int(np.count_nonzero(seg_index == 0)) if zero_col is not None else 0
+  valid_cols = seg_ids != 0
+  if seg_zero == 'singletons' and zero_col is not None:
+    # Each unsegmented voxel gets a column of its own past the real segments.
+    zero_voxels = seg_index == 0
+    seg_index = seg_index.copy()
+    seg_index[zero_voxels] = len(seg_ids) + np.arange(unsegmented)
+
+  table = metrics.contingency_table(gt_index, seg_index, sparse_type='array')
+  vi_split, vi_merge = metrics.variation_of_information(
+      gt_index, seg_index, table=table / num_scored)  # The arrays only pass its shape check.
+  are, precision, recall = metrics.adapted_rand_error(table=table)
+  if _skimage_swaps_precision_recall():  # See the module docstring.
+    precision, recall = recall, precision
+
+  # Offenders use the real segments only (singleton columns are dropped).
+  real = sparse.csr_array(table[:, :len(seg_ids)])
+  every_body = np.ones(len(gt_ids), dtype=bool)
+  mergers = _rank_offenders(sparse.csr_array(real.T), seg_ids, gt_ids, valid_cols, every_body,
+                            min_overlap, num_offenders, None)
+  splits = _rank_offenders(real, gt_ids, seg_ids, every_body, valid_cols, min_overlap,
+                           num_offenders, zero_col)
+  seg_positions = _object_positions(segmentation, [m[0] for m in mergers], offset_xyz)
+  gt_positions = _object_positions(groundtruth, [s[0] for s in splits], offset_xyz)
+
+  def offenders(ranked, positions, with_zero):
+    out = []
+    for label, size, count, partners, zero in ranked:
+      position, start, end = positions[label]
+      out.append(Offender(label=label, size=size, count=count, partners=partners,
+                          unsegmented=zero if with_zero else 0, position_xyz=position,
+                          box_start_xyz=start, box_end_xyz=end))
+    return out
+
+  size_xyz = [int(s) for s in groundtruth.shape[::-1]]
+  return EvaluationResult(
+      vi_split=float(vi_split), vi_merge=float(vi_merge),
+      adapted_rand_error=float(are), rand_precision=float(precision),
+      rand_recall=float(recall),
+      scored_voxels=num_scored, total_voxels=int(groundtruth.size),
+      excluded_border_voxels=excluded_border, unsegmented_voxels=unsegmented,
+      num_groundtruth_bodies=int(len(gt_ids)), num_segments=int(np.count_nonzero(valid_cols)),
+      seg_zero=seg_zero, min_overlap=int(min_overlap),
+      box={'start_xyz': [int(v) for v in offset_xyz], 'size_xyz': size_xyz},
+      mergers=offenders(mergers, seg_positions, False),
+      splits=offenders(splits, gt_positions, True))
+
+
+# ----------------------------------------------------------------------------
+# Loading the two volumes over a common box.
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultSource:
+  """An inference result subvolume, loaded with `storage.load_segmentation`."""
+  directory: str
+  corner_xyz: tuple[int, int, int]
+  threshold: Optional[float] = None
+  split_cc: bool = True
+  min_size: int = 0
+
+
+def _volume_box(shape_zyx: Sequence[int], offset_xyz: Sequence[int] = (0, 0, 0)
+                ) -> bounding_box.BoundingBox:
+  return bounding_box.BoundingBox(start=offset_xyz, size=[int(s) for s in shape_zyx[:3]][::-1])
+
+
+def load_segmentation_box(source, box: Optional[bounding_box.BoundingBox]
+                          ) -> tuple[np.ndarray, bounding_box.BoundingBox]:
+  """Reads a segmentation (ResultSource or volume spec) as (zyx labels, its global box).
+
+  With `box`, only that part is returned (an error if it is not inside).
+  """
+  from ffn.utils import volume_spec  # pylint: disable=g-import-not-at-top
+  if isinstance(source, ResultSource):
+    from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+    corner_zyx = tuple(int(c) for c in source.corner_xyz[::-1])
+    labels, _ = storage.load_segmentation(
+        source.directory, corner_zyx, threshold=source.threshold, split_cc=source.split_cc,
+        min_size=source.min_size)
+    seg_box = _volume_box(labels.shape, source.corner_xyz)
+    what = f'segmentation {source.directory} at corner {tuple(source.corner_xyz)} (xyz)'
+    if box is None:
+      return labels, seg_box
+    _check_inside(box, seg_box, what)
+    return labels[box.Sub(start=box.start - seg_box.start, size=box.size).to_slice()], box
+
+  dataset = volume_spec.open_volume(source)
+  try:
+    if dataset.ndim != 3:
+      raise EvaluationError(f'segmentation {source} has shape {dataset.shape}; expected 3-D zyx')
+    seg_box = _volume_box(dataset.shape)
+    if box is None:
+      return dataset[...], seg_box
+    _check_inside(box, seg_box, f'segmentation {source}')
+    return dataset[box.to_slice()], box
+  finally:
+    dataset.file.close()
+
+
+def _check_inside(box: bounding_box.BoundingBox, outer: bounding_box.BoundingBox, what: str):
+  if box.is_empty() or not outer.contains_box(box):
+    raise EvaluationError(
+        f'bounding box start={box.start.tolist()} size={box.size.tolist()} (xyz) is not inside '
+        f'{what}, which covers start={outer.start.tolist()} size={outer.size.tolist()} (xyz)')
+
+
+def evaluate(segmentation_source, groundtruth_spec: str,
+             box: Optional[bounding_box.BoundingBox] = None,
+             **options) -> tuple[EvaluationResult, np.ndarray, np.ndarray]:
+  """Loads both volumes over `box` (global xyz; default: the segmentation's extent) and scores them.
+
+  A volume-spec segmentation must have the groundtruth's shape; a result
+  subvolume must lie inside the groundtruth. Returns (result, seg, gt) arrays.
+  """
+  from ffn.utils import volume_spec  # pylint: disable=g-import-not-at-top
+  gt_dataset = volume_spec.open_volume(groundtruth_spec)
+  try:
+    if gt_dataset.ndim != 3:
+      raise EvaluationError(
+          f'groundtruth {groundtruth_spec} has shape {gt_dataset.shape}; expected 3-D zyx')
+    gt_box = _volume_box(gt_dataset.shape)
+    if not isinstance(segmentation_source, ResultSource):
+      seg_dataset = volume_spec.open_volume(segmentation_source)
+      seg_shape = seg_dataset.shape
+      seg_dataset.file.close()
+      if tuple(seg_shape) != tuple(gt_dataset.shape):
+        raise EvaluationError(
+            f'segmentation {segmentation_source} has shape {tuple(seg_shape)} (zyx) but '
+            f'groundtruth {groundtruth_spec} has {tuple(gt_dataset.shape)} (zyx); they must match')
+    if box is not None:
+      _check_inside(box, gt_box, f'groundtruth {groundtruth_spec}')
+    seg, seg_box = load_segmentation_box(segmentation_source, box)
+    if not gt_box.contains_box(seg_box):
+      raise EvaluationError(
+          f'segmentation covers start={seg_box.start.tolist()} size={seg_box.size.tolist()} '
+          f'(xyz), which does not fit in groundtruth {groundtruth_spec} of size '
+          f'{gt_box.size.tolist()} (xyz)')
+    gt = gt_dataset[seg_box.to_slice()]
+  finally:
+    gt_dataset.file.close()
+
+  result = evaluate_arrays(seg, gt, offset_xyz=seg_box.start, **options)
+  if isinstance(segmentation_source, ResultSource):
+    result.inputs['segmentation'] = dataclasses.asdict(segmentation_source)
+  else:
+    result.inputs['segmentation'] = str(segmentation_source)
+  result.inputs['groundtruth'] = str(groundtruth_spec)
+  return result, seg, gt
+
+
+def format_report(result: EvaluationResult) -> str:
+  """A plain-text table of the scores and the worst offenders."""
+  pct = lambda n: 100.0 * n / max(result.total_voxels, 1)
+  lines = [
+      f'region (xyz): start {result.box["start_xyz"]} size {result.box["size_xyz"]}',
+      f'scored voxels: {result.scored_voxels} of {result.total_voxels} '
+      f'({pct(result.scored_voxels):.1f}%; groundtruth 0 ignored, '
+      f'{result.excluded_border_voxels} border voxels excluded)',
+      f'segmentation 0: {result.unsegmented_voxels} scored voxels, counted as '
+      f'{"one segment" if result.seg_zero == "segment" else "singletons"}',
+      f'groundtruth bodies: {result.num_groundtruth_bodies}   segments: {result.num_segments}',
+      '',
+      f'{"metric":<24}{"value":>10}',
+      f'{"VI split (bits)":<24}{result.vi_split:>10.4f}',
+      f'{"VI merge (bits)":<24}{result.vi_merge:>10.4f}',
+      f'{"VI total (bits)":<24}{result.vi_total:>10.4f}',
+      f'{"adapted Rand error":<24}{result.adapted_rand_error:>10.4f}',
+      f'{"Rand precision":<24}{result.rand_precision:>10.4f}',
+      f'{"Rand recall":<24}{result.rand_recall:>10.4f}',
+  ]
+
+  def table(title, offenders, count_name, partner_name):
+    lines.extend(['', f'{title} (partners overlapping >= {result.min_overlap} voxels)'])
+    if not offenders:
+      lines.append('  none')
+      return
+    lines.append(f'  {"id":>12} {"voxels":>10} {count_name:>9}  {"at (xyz)":<18} '
+                 f'largest {partner_name} (id:voxels)')
+    for o in offenders:
+      partners = ' '.join(f'{p}:{n}' for p, n in o.partners[:5])
+      lines.append(f'  {o.label:>12} {o.size:>10} {o.count:>9}  '
+                   f'{",".join(str(v) for v in o.position_xyz):<18} {partners}')
+
+  table('segments merging the most groundtruth bodies', result.mergers, 'bodies', 'bodies')
+  table('groundtruth bodies split into the most segments', result.splits, 'segments',
+        'segments')
+  return '\n'.join(lines)
