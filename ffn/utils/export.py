@@ -1,0 +1,434 @@
+"""Writes segmentations to the formats other tools read: HDF5, zarr, N5, neuroglancer precomputed, PNG.
+
+Sources are inference result subvolumes (one or many, placed at their global
+corners in one volume) or any HDF5 volume spec. Data moves one subvolume or one
+z-slab at a time, so the whole volume is never in memory. The output appears
+under its final name only when complete; an existing output is replaced only
+when `overwrite` is set.
+
+Geometry recorded with the data (voxel size in nm, offset in voxels):
+  * hdf5: dataset attributes `voxel_size_xyz`, `offset_xyz`, and CREMI-style
+    `resolution` (zyx, nm) and `offset` (zyx, nm); array axes zyx.
+  * zarr (v2): `.zattrs` with `voxel_size_xyz`, `offset_xyz`,
+    `_ARRAY_DIMENSIONS` ["z", "y", "x"]; array axes zyx.
+  * n5: array axes xyz (N5's fastest-first convention, as Fiji/BigDataViewer
+    read it); `attributes.json` has `resolution`/`units` (xyz), `axes`,
+    `voxel_size_xyz`, `offset_xyz`.
+  * precomputed: a neuroglancer `segmentation` volume (uint64,
+    compressed_segmentation encoding) whose `info` holds `resolution` and
+    `voxel_offset`; its voxel indices are global.
+  * png: one 8-bit-per-channel image per z slice, through `ffn.utils.npz_to_png`,
+    plus `geometry.json` with `voxel_size_xyz` and `offset_xyz`.
+
+Ids: result subvolumes are segmented independently, so their ids collide; the
+ids of each subvolume after the first are shifted past the largest id written so
+far (objects are not reconciled across subvolume borders). Where subvolumes
+overlap, the later one (in corner order) wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+import zipfile
+from typing import Iterator, Optional, Sequence
+
+from absl import logging
+import numpy as np
+
+from ffn.utils import atomic
+from ffn.utils import bounding_box
+from ffn.utils import volume_spec
+
+FORMATS = ('hdf5', 'zarr', 'n5', 'precomputed', 'png')
+_EXTENSIONS = {'.h5': 'hdf5', '.hdf5': 'hdf5', '.hdf': 'hdf5', '.zarr': 'zarr', '.n5': 'n5'}
+
+
+class ExportError(ValueError):
+  """Bad export request: unknown format, existing output, unusable source."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultVolumes:
+  """Inference result subvolumes in `directory` (all of them when `corners_xyz` is None)."""
+  directory: str
+  corners_xyz: Optional[Sequence[tuple[int, int, int]]] = None
+  threshold: Optional[float] = None
+  split_cc: bool = True
+  min_size: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+  """Where the exported volume sits: voxel size (nm, xyz) and offset (voxels, xyz)."""
+  voxel_size_xyz: tuple[float, float, float] = (1.0, 1.0, 1.0)
+  offset_xyz: tuple[int, int, int] = (0, 0, 0)
+
+
+def infer_format(output_path: str, output_format: Optional[str]) -> str:
+  """The output format: `output_format` if given (checked), else from the path's extension."""
+  if output_format is not None:
+    if output_format not in FORMATS:
+      raise ExportError(f'unknown output format {output_format!r}; expected one of {FORMATS}')
+    return output_format
+  ext = os.path.splitext(output_path.rstrip('/\\'))[1].lower()
+  if ext not in _EXTENSIONS:
+    raise ExportError(f'cannot tell the format of {output_path!r} from its extension; '
+                      f'give one of {FORMATS} (or use .h5, .zarr, .n5)')
+  return _EXTENSIONS[ext]
+
+
+# ----------------------------------------------------------------------------
+# Sources: an iterator of (zyx block, global box) pieces plus the overall box.
+
+
+def _npz_shape(path: str) -> tuple[int, ...]:
+  """The shape of the `segmentation` array in a saved npz, read from its header only."""
+  with zipfile.ZipFile(path) as archive, archive.open('segmentation.npy') as f:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+      shape, _, _ = np.lib.format.read_array_header_1_0(f)
+    else:
+      shape, _, _ = np.lib.format.read_array_header_2_0(f)
+  return tuple(shape)
+
+
+class _ResultPieces:
+  """Result subvolumes, one at a time, with ids shifted so that they do not collide."""
+
+  def __init__(self, source: ResultVolumes):
+    from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+    self._storage = storage
+    self._source = source
+    if not os.path.isdir(source.directory):
+      raise ExportError(f'result directory {source.directory!r} does not exist')
+    if source.corners_xyz is None:
+      corners_zyx = storage.get_existing_corners(source.directory)
+      if not corners_zyx:
+        raise ExportError(f'no result subvolumes (seg-*.npz) in {source.directory!r}')
+    else:
+      corners_zyx = sorted(tuple(int(c) for c in corner[::-1]) for corner in source.corners_xyz)
+    self.boxes = []
+    for corner_zyx in corners_zyx:
+      path = storage.get_existing_subvolume_path(source.directory, corner_zyx)
+      if path is None:
+        raise ExportError(f'no result subvolume at corner {tuple(corner_zyx[::-1])} (xyz) in '
+                          f'{source.directory!r}; expected {storage.segmentation_path(source.directory, corner_zyx)}')
+      shape = _npz_shape(path)
+      self.boxes.append(bounding_box.BoundingBox.from_zyx(corner_zyx, shape[:3]))
+    self.box = bounding_box.containing(*self.boxes)
+    self.dtype = np.dtype(np.uint64)
+
+  def __iter__(self) -> Iterator[tuple[np.ndarray, bounding_box.BoundingBox]]:
+    id_offset = 0
+    for box in self.boxes:
+      labels, _ = self._storage.load_segmentation(
+          self._source.directory, box.start_zyx, threshold=self._source.threshold,
+          split_cc=self._source.split_cc, min_size=self._source.min_size)
+      labels = labels.astype(np.uint64, copy=False)
+      if id_offset:
+        labels[labels != 0] += np.uint64(id_offset)
+      if labels.size:
+        id_offset = max(id_offset, int(labels.max()))
+      yield labels, box
+
+
+class _VolumePieces:
+  """An HDF5 volume, in z-slabs of `slab_depth`."""
+
+  def __init__(self, spec, slab_depth: int):
+    self._spec = spec
+    self._slab_depth = max(int(slab_depth), 1)
+    with contextlib.closing(_open(spec)) as dataset:
+      if dataset.ndim != 3:
+        raise ExportError(f'volume {spec} has shape {dataset.shape}; expected 3-D zyx')
+      self.box = bounding_box.BoundingBox(start=(0, 0, 0), size=dataset.shape[::-1])
+      self.dtype = np.dtype(dataset.dtype)
+    self.boxes = [self.box]
+
+  def __iter__(self) -> Iterator[tuple[np.ndarray, bounding_box.BoundingBox]]:
+    dataset = _open(self._spec)
+    try:
+      depth = int(self.box.size[2])
+      for z in range(0, depth, self._slab_depth):
+        slab = bounding_box.BoundingBox(start=(0, 0, z), size=(
+            self.box.size[0], self.box.size[1], min(self._slab_depth, depth - z)))
+        yield dataset[slab.to_slice()], slab
+    finally:
+      dataset.file.close()
+
+
+def _open(spec):
+  """Opens an HDF5 volume spec; `contextlib.closing` on it closes its file."""
+  dataset = volume_spec.open_volume(spec)
+  dataset.close = dataset.file.close
+  return dataset
+
+
+# ----------------------------------------------------------------------------
+# Writers. Each takes pieces in global coordinates and writes them at box - origin.
+
+
+def _ts_write_all(store, pieces, origin: bounding_box.BoundingBox, xyz_axes: bool,
+                  dtype: np.dtype) -> None:
+  """Writes every piece into a tensorstore array (zyx, or xyz[c] when `xyz_axes`)."""
+  for block, box in _logged(pieces, origin):
+    local = box.start - origin.start
+    if xyz_axes:
+      target = store[local[0]:local[0] + box.size[0], local[1]:local[1] + box.size[1],
+                     local[2]:local[2] + box.size[2]]
+      target.write(np.asarray(block, dtype=dtype).transpose(2, 1, 0)).result()
+    else:
+      z, y, x = local[::-1]
+      dz, dy, dx = box.size_zyx
+      store[z:z + dz, y:y + dy, x:x + dx].write(np.asarray(block, dtype=dtype)).result()
+
+
+def _logged(pieces, origin: bounding_box.BoundingBox):
+  """Passes pieces through, logging progress (pieces, voxels/s)."""
+  start = time.time()
+  voxels = 0
+  total = int(np.prod(origin.size))
+  for i, (block, box) in enumerate(pieces):
+    yield block, box
+    voxels += int(np.prod(box.size))
+    elapsed = max(time.time() - start, 1e-9)
+    logging.info('exported piece %d (%s): %d of %d voxels, %.1f Mvoxel/s', i + 1,
+                 box, voxels, total, voxels / elapsed / 1e6)
+
+
+def _chunk_zyx(chunk_xyz: Sequence[int], size_zyx: Sequence[int]) -> list[int]:
+  return [int(max(1, min(c, s))) for c, s in zip(chunk_xyz[::-1], size_zyx)]
+
+
+def _write_hdf5(path: str, dataset_name: str, pieces, box, dtype, geometry: Geometry,
+                chunk_xyz: Sequence[int]) -> None:
+  import h5py  # pylint: disable=g-import-not-at-top
+  with h5py.File(path, 'w') as f:
+    dataset = f.create_dataset(dataset_name, shape=tuple(box.size_zyx), dtype=dtype,
+                               chunks=tuple(_chunk_zyx(chunk_xyz, box.size_zyx)),
+                               compression='gzip', fillvalue=0)
+    for block, piece_box in _logged(pieces, box):
+      dataset[_local_slice(piece_box, box)] = block
+    voxel_size = np.asarray(geometry.voxel_size_xyz, dtype=np.float64)
+    offset = np.asarray(geometry.offset_xyz, dtype=np.int64)
+    dataset.attrs['voxel_size_xyz'] = voxel_size
+    dataset.attrs['offset_xyz'] = offset
+    dataset.attrs['resolution'] = voxel_size[::-1]
+    dataset.attrs['offset'] = (offset * voxel_size)[::-1]
+
+
+def _local_slice(piece_box: bounding_box.BoundingBox, box: bounding_box.BoundingBox):
+  """The zyx index expression of `piece_box` inside an array that covers `box`."""
+  return bounding_box.BoundingBox(start=piece_box.start - box.start,
+                                  size=piece_box.size).to_slice()
+
+
+def _geometry_attrs(geometry: Geometry) -> dict:
+  return {'voxel_size_xyz': [float(v) for v in geometry.voxel_size_xyz],
+          'offset_xyz': [int(v) for v in geometry.offset_xyz]}
+
+
+def _write_zarr(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz) -> None:
+  import tensorstore as ts  # pylint: disable=g-import-not-at-top
+  store = ts.open({
+      'driver': 'zarr', 'kvstore': {'driver': 'file', 'path': path},
+      'metadata': {'shape': list(box.size_zyx), 'chunks': _chunk_zyx(chunk_xyz, box.size_zyx),
+                   'dtype': np.dtype(dtype).newbyteorder('<').str,
+                   'compressor': {'id': 'gzip', 'level': 5}, 'fill_value': 0},
+  }, create=True).result()
+  _ts_write_all(store, pieces, box, xyz_axes=False, dtype=dtype)
+  attrs = dict(_geometry_attrs(geometry), _ARRAY_DIMENSIONS=['z', 'y', 'x'])
+  atomic.atomic_write_text(os.path.join(path, '.zattrs'), json.dumps(attrs, indent=2))
+
+
+def _write_n5(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz) -> None:
+  import tensorstore as ts  # pylint: disable=g-import-not-at-top
+  store = ts.open({
+      'driver': 'n5', 'kvstore': {'driver': 'file', 'path': path},
+      'metadata': {'dimensions': [int(v) for v in box.size],
+                   'blockSize': _chunk_zyx(chunk_xyz, box.size_zyx)[::-1],
+                   'dataType': np.dtype(dtype).name,
+                   'compression': {'type': 'gzip'}},
+  }, create=True).result()
+  _ts_write_all(store, pieces, box, xyz_axes=True, dtype=dtype)
+  attrs_path = os.path.join(path, 'attributes.json')
+  with open(attrs_path) as f:
+    attrs = json.load(f)
+  attrs.update(_geometry_attrs(geometry))
+  attrs.update({'resolution': [float(v) for v in geometry.voxel_size_xyz],
+                'units': ['nm', 'nm', 'nm'], 'axes': ['x', 'y', 'z']})
+  atomic.atomic_write_text(attrs_path, json.dumps(attrs))
+
+
+def _write_precomputed(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz) -> None:
+  import tensorstore as ts  # pylint: disable=g-import-not-at-top
+  offset = np.asarray(geometry.offset_xyz, dtype=np.int64)
+  store = ts.open({
+      'driver': 'neuroglancer_precomputed', 'kvstore': {'driver': 'file', 'path': path},
+      'multiscale_metadata': {'type': 'segmentation', 'data_type': 'uint64', 'num_channels': 1},
+      'scale_metadata': {
+          'size': [int(v) for v in box.size], 'voxel_offset': [int(v) for v in offset],
+          'resolution': [float(v) for v in geometry.voxel_size_xyz],
+          'encoding': 'compressed_segmentation',
+          'compressed_segmentation_block_size': [8, 8, 8],
+          'chunk_size': _chunk_zyx(chunk_xyz, box.size_zyx)[::-1]},
+  }, create=True).result()
+  # The store's domain starts at voxel_offset; index it relative to that.
+  store = store[ts.d[:].translate_to[0]][..., 0]
+  _ts_write_all(store, pieces, box, xyz_axes=True, dtype=np.dtype(np.uint64))
+
+
+def _write_png(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz) -> None:
+  from ffn.utils import npz_to_png  # pylint: disable=g-import-not-at-top
+  del chunk_xyz
+  os.makedirs(path, exist_ok=True)
+  # PNG slices need whole xy planes: gather pieces into z-slabs of the output box.
+  for slab, slab_box in _logged(_to_z_slabs(pieces, box, dtype), box):
+    npz_to_png.write_png_slices(slab, path, first_z=int(slab_box.start[2] - box.start[2]))
+  atomic.atomic_write_text(os.path.join(path, 'geometry.json'),
+                           json.dumps(_geometry_attrs(geometry), indent=2))
+
+
+def _to_z_slabs(pieces, box, dtype):
+  """Re-blocks pieces into full-xy z-slabs (pieces must come in z order, as results do)."""
+  # Results are sorted by zyx corner, so a z-slab is complete once a piece starts below it.
+  pending = {}
+  for block, piece_box in pieces:
+    for z in range(int(piece_box.start[2]), int(piece_box.end[2])):
+      pending.setdefault(z, np.zeros(tuple(box.size_zyx[1:]), dtype=dtype))
+      y0, x0 = (piece_box.start - box.start)[1::-1]
+      dy, dx = piece_box.size_zyx[1:]
+      pending[z][y0:y0 + dy, x0:x0 + dx] = block[z - piece_box.start[2]]
+    done = sorted(z for z in pending if z < piece_box.start[2])
+    yield from _flush(pending, done, box)
+  yield from _flush(pending, sorted(pending), box)
+
+
+def _flush(pending: dict, zs: list, box):
+  for z in zs:
+    plane = pending.pop(z)
+    yield plane[np.newaxis], bounding_box.BoundingBox(
+        start=(box.start[0], box.start[1], z), size=(box.size[0], box.size[1], 1))
+
+
+_WRITERS = {'zarr': _write_zarr, 'n5': _write_n5, 'precomputed': _write_precomputed,
+            'png': _write_png}
+
+
+# ----------------------------------------------------------------------------
+# Atomic outputs.
+
+
+@contextlib.contextmanager
+def _atomic_directory(path: str, overwrite: bool) -> Iterator[str]:
+  """Yields a fresh temporary directory that replaces `path` when the block succeeds."""
+  path = os.path.abspath(path)
+  parent = os.path.dirname(path)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+  try:
+    yield tmp
+    if os.path.lexists(path):
+      if not overwrite:
+        raise ExportError(f'output {path!r} appeared while exporting; not replacing it')
+      old = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(path) + '.',
+                             suffix='.old')
+      os.rmdir(old)
+      os.replace(path, old)
+      os.replace(tmp, path)
+      if os.path.isdir(old):
+        shutil.rmtree(old, ignore_errors=True)
+      else:
+        os.remove(old)
+    else:
+      os.replace(tmp, path)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+
+
+def export(source, output_path: str, output_format: Optional[str] = None, *,
+           geometry: Optional[Geometry] = None, overwrite: bool = False,
+           dataset_name: str = 'segmentation', chunk_xyz: Sequence[int] = (64, 64, 64)) -> str:
+  """Exports `source` (ResultVolumes or a volume spec) to `output_path`; returns the format.
+
+  For results, `geometry.offset_xyz` defaults to the global corner of the
+  first voxel; for volume specs to 0.
+  """
+  output_format = infer_format(output_path, output_format)
+  if os.path.lexists(output_path) and not overwrite:
+    raise ExportError(f'output {output_path!r} exists; pass overwrite (--overwrite) to replace it')
+  if len(chunk_xyz) != 3 or min(chunk_xyz) < 1:
+    raise ExportError(f'chunk size must be 3 positive integers (xyz), got {chunk_xyz!r}')
+
+  if isinstance(source, ResultVolumes):
+    pieces = _ResultPieces(source)
+    default_offset = tuple(int(v) for v in pieces.box.start)
+  else:
+    pieces = _VolumePieces(source, slab_depth=chunk_xyz[2])
+    default_offset = (0, 0, 0)
+  if geometry is None:
+    geometry = Geometry(offset_xyz=default_offset)
+  elif geometry.offset_xyz is None:
+    geometry = dataclasses.replace(geometry, offset_xyz=default_offset)
+  if len(geometry.voxel_size_xyz) != 3 or min(geometry.voxel_size_xyz) <= 0:
+    raise ExportError(f'voxel size must be 3 positive numbers (xyz), got '
+                      f'{geometry.voxel_size_xyz!r}')
+  dtype = pieces.dtype
+  box = pieces.box
+  if output_format in ('precomputed', 'png') and not np.issubdtype(dtype, np.integer):
+    raise ExportError(f'{output_format} output holds segment ids; {source} has dtype {dtype}')
+  logging.info('exporting %s (%s voxels, xyz %s at %s) to %s as %s', source,
+               int(np.prod(box.size)), box.size.tolist(), box.start.tolist(), output_path,
+               output_format)
+
+  if output_format == 'hdf5':
+    if os.path.isdir(output_path):
+      raise ExportError(f'output {output_path!r} is a directory; HDF5 output is a file')
+    with atomic.atomic_path(output_path, suffix='.h5') as tmp:
+      _write_hdf5(tmp, dataset_name, pieces, box, dtype, geometry, chunk_xyz)
+  else:
+    with _atomic_directory(output_path, overwrite) as tmp:
+      _WRITERS[output_format](tmp, pieces, box, dtype, geometry, chunk_xyz)
+  return output_format
+
+
+# ----------------------------------------------------------------------------
+# Reading back (for tests and for users checking an export).
+
+
+def read_export(path: str, output_format: Optional[str] = None,
+                dataset_name: str = 'segmentation') -> tuple[np.ndarray, Geometry]:
+  """Reads an export back as (zyx array, geometry)."""
+  output_format = infer_format(path, output_format)
+  if output_format == 'hdf5':
+    import h5py  # pylint: disable=g-import-not-at-top
+    with h5py.File(path, 'r') as f:
+      dataset = f[dataset_name]
+      return dataset[...], Geometry(tuple(dataset.attrs['voxel_size_xyz'].tolist()),
+                                    tuple(int(v) for v in dataset.attrs['offset_xyz']))
+  if output_format == 'png':
+    raise ExportError('PNG exports are read with PIL, slice by slice')
+  import tensorstore as ts  # pylint: disable=g-import-not-at-top
+  kvstore = {'driver': 'file', 'path': path}
+  if output_format == 'precomputed':
+    store = ts.open({'driver': 'neuroglancer_precomputed', 'kvstore': kvstore}).result()
+    with open(os.path.join(path, 'info')) as f:
+      scale = json.load(f)['scales'][0]
+    data = store.read().result()[..., 0].transpose(2, 1, 0)
+    return data, Geometry(tuple(float(v) for v in scale['resolution']),
+                          tuple(int(v) for v in scale['voxel_offset']))
+  store = ts.open({'driver': output_format, 'kvstore': kvstore}).result()
+  data = store.read().result()
+  attrs_name = '.zattrs' if output_format == 'zarr' else 'attributes.json'
+  with open(os.path.join(path, attrs_name)) as f:
+    attrs = json.load(f)
+  if output_format == 'n5':
+    data = data.transpose(2, 1, 0)
+  return data, Geometry(tuple(attrs['voxel_size_xyz']), tuple(attrs['offset_xyz']))

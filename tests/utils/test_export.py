@@ -1,0 +1,215 @@
+"""Tests for ffn.utils.export and export_segmentation.py: round trips, geometry, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from ffn.utils import export
+
+CHUNKED = [('hdf5', 'out.h5'), ('zarr', 'out.zarr'), ('n5', 'out.n5'),
+           ('precomputed', 'out_precomputed')]
+
+
+@pytest.fixture
+def results(tmp_path):
+  """Two 5x6x7 (zyx) result subvolumes side by side in x, at xyz corners (30,20,10), (37,20,10)."""
+  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  a = rng.integers(0, 4, (5, 6, 7)).astype(np.uint8)
+  b = rng.integers(0, 4, (5, 6, 7)).astype(np.uint8)
+  directory = str(tmp_path / 'res')
+  storage.save_subvolume(a, {}, storage.segmentation_path(directory, (10, 20, 30)))
+  storage.save_subvolume(b, {}, storage.segmentation_path(directory, (10, 20, 37)))
+  # Ids of the second subvolume come after the first's.
+  shifted_b = np.where(b > 0, b.astype(np.uint64) + np.uint64(a.max()), 0)
+  expected = np.concatenate([a.astype(np.uint64), shifted_b], axis=2)
+  return directory, expected
+
+
+def _leftovers(directory) -> list[str]:
+  """Temporary names left beside the outputs."""
+  return [p for p in os.listdir(directory) if p.startswith('.')]
+
+
+@pytest.mark.parametrize('output_format,name', CHUNKED)
+def test_results_round_trip(tmp_path, results, output_format, name):
+  directory, expected = results
+  source = export.ResultVolumes(directory, split_cc=False)
+  out = str(tmp_path / name)
+  # A chunk size that does not divide the volume: pieces straddle chunks.
+  export.export(source, out, output_format, chunk_xyz=(4, 4, 3),
+                geometry=export.Geometry(voxel_size_xyz=(8, 8, 30), offset_xyz=None))
+  data, geometry = export.read_export(out, output_format)
+  assert data.shape == (5, 6, 14)
+  np.testing.assert_array_equal(data, expected)
+  assert geometry.voxel_size_xyz == (8.0, 8.0, 30.0)
+  assert geometry.offset_xyz == (30, 20, 10)
+  assert not _leftovers(tmp_path)
+
+
+def test_format_specific_geometry_records(tmp_path, results):
+  directory, _ = results
+  source = export.ResultVolumes(directory, split_cc=False)
+  geometry = export.Geometry(voxel_size_xyz=(4, 5, 40), offset_xyz=None)
+  export.export(source, str(tmp_path / 'o.h5'), geometry=geometry)
+  with h5py.File(tmp_path / 'o.h5') as f:
+    attrs = f['segmentation'].attrs
+    np.testing.assert_array_equal(attrs['resolution'], [40, 5, 4])  # CREMI: zyx nm.
+    np.testing.assert_array_equal(attrs['offset'], [400, 100, 120])
+  export.export(source, str(tmp_path / 'o.n5'), geometry=geometry)
+  attrs = json.loads((tmp_path / 'o.n5' / 'attributes.json').read_text())
+  assert attrs['dimensions'] == [14, 6, 5]  # N5 lists x first.
+  assert attrs['resolution'] == [4, 5, 40] and attrs['axes'] == ['x', 'y', 'z']
+  export.export(source, str(tmp_path / 'o.zarr'), geometry=geometry)
+  assert json.loads((tmp_path / 'o.zarr' / '.zarray').read_text())['shape'] == [5, 6, 14]
+  export.export(source, str(tmp_path / 'pc'), 'precomputed', geometry=geometry)
+  info = json.loads((tmp_path / 'pc' / 'info').read_text())
+  assert info['type'] == 'segmentation'
+  [scale] = info['scales']
+  assert scale['encoding'] == 'compressed_segmentation'
+  assert scale['voxel_offset'] == [30, 20, 10] and scale['size'] == [14, 6, 5]
+
+
+def test_one_corner_and_volume_spec(tmp_path, results):
+  directory, expected = results
+  source = export.ResultVolumes(directory, corners_xyz=[(37, 20, 10)], split_cc=False)
+  export.export(source, str(tmp_path / 'one.zarr'))
+  data, geometry = export.read_export(str(tmp_path / 'one.zarr'))
+  # Alone, the second subvolume keeps its own ids.
+  second = expected[..., 7:]
+  np.testing.assert_array_equal(data, np.where(second > 0, second - expected[..., :7].max(), 0))
+  assert geometry.offset_xyz == (37, 20, 10)
+
+  volume = np.arange(7 * 9 * 11, dtype=np.int32).reshape(7, 9, 11)
+  with h5py.File(tmp_path / 'vol.h5', 'w') as f:
+    f['labels'] = volume
+  for output_format, name in CHUNKED:
+    out = str(tmp_path / ('vol_' + name))
+    # Slabs of 3 z-slices: the last slab is short.
+    export.export(f'{tmp_path}/vol.h5:labels', out, output_format, chunk_xyz=(5, 4, 3))
+    data, geometry = export.read_export(out, output_format)
+    np.testing.assert_array_equal(data, volume)
+    assert geometry == export.Geometry((1.0, 1.0, 1.0), (0, 0, 0))
+
+
+def test_volume_is_streamed_in_slabs(tmp_path, monkeypatch):
+  volume = np.ones((10, 4, 4), dtype=np.uint16)
+  with h5py.File(tmp_path / 'vol.h5', 'w') as f:
+    f['labels'] = volume
+  seen = []
+  original = export._logged
+
+  def spy(pieces, origin):
+    for block, box in original(pieces, origin):
+      seen.append(block.shape)
+      yield block, box
+  monkeypatch.setattr(export, '_logged', spy)
+  export.export(f'{tmp_path}/vol.h5:labels', str(tmp_path / 'v.zarr'), chunk_xyz=(4, 4, 4))
+  assert seen == [(4, 4, 4), (4, 4, 4), (2, 4, 4)]
+
+
+def test_png_slices(tmp_path, results):
+  npz_to_png = pytest.importorskip('ffn.utils.npz_to_png')
+  del npz_to_png
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  directory, expected = results
+  out = tmp_path / 'pngs'
+  export.export(export.ResultVolumes(directory, split_cc=False), str(out), 'png')
+  pngs = sorted(p for p in os.listdir(out) if p.endswith('.png'))
+  assert len(pngs) == expected.shape[0]
+  for z, name in enumerate(pngs):
+    image = np.asarray(Image.open(out / name))
+    assert image.shape[:2] == expected.shape[1:]
+    # Voxels with the same id get the same colour, background stays apart from segments.
+    flat = image.reshape(expected.shape[1] * expected.shape[2], -1)
+    ids = expected[z].reshape(-1)
+    for label in np.unique(ids):
+      assert len(np.unique(flat[ids == label], axis=0)) == 1
+  assert json.loads((out / 'geometry.json').read_text())['offset_xyz'] == [30, 20, 10]
+
+
+def test_bad_requests(tmp_path, results):
+  directory, _ = results
+  source = export.ResultVolumes(directory, split_cc=False)
+  with pytest.raises(export.ExportError, match="unknown output format 'tiff'"):
+    export.export(source, str(tmp_path / 'x.tif'), 'tiff')
+  with pytest.raises(export.ExportError, match='extension'):
+    export.export(source, str(tmp_path / 'x.tif'))
+  (tmp_path / 'exists.zarr').mkdir()
+  (tmp_path / 'exists.zarr' / 'keep').write_text('mine')
+  with pytest.raises(export.ExportError, match='exists'):
+    export.export(source, str(tmp_path / 'exists.zarr'))
+  assert (tmp_path / 'exists.zarr' / 'keep').read_text() == 'mine'
+  with pytest.raises(export.ExportError, match=r'corner \(0, 0, 0\)'):
+    export.export(export.ResultVolumes(directory, corners_xyz=[(0, 0, 0)]),
+                  str(tmp_path / 'y.zarr'))
+  with pytest.raises(export.ExportError, match='does not exist'):
+    export.export(export.ResultVolumes(str(tmp_path / 'nothing')), str(tmp_path / 'y.zarr'))
+  with h5py.File(tmp_path / 'float.h5', 'w') as f:
+    f['image'] = np.zeros((2, 3, 4), np.float32)
+  with pytest.raises(export.ExportError, match='dtype float32'):
+    export.export(f'{tmp_path}/float.h5:image', str(tmp_path / 'pc'), 'precomputed')
+  assert not (tmp_path / 'y.zarr').exists() and not (tmp_path / 'pc').exists()
+  assert not _leftovers(tmp_path)
+
+
+def test_failure_leaves_nothing_and_overwrite_replaces(tmp_path, results, monkeypatch):
+  directory, expected = results
+  source = export.ResultVolumes(directory, split_cc=False)
+  out = tmp_path / 'o.zarr'
+  export.export(source, str(out), chunk_xyz=(4, 4, 4))
+  old_files = sorted(os.listdir(out))
+
+  def broken(pieces, origin):
+    for i, piece in enumerate(pieces):
+      if i == 1:
+        raise RuntimeError('disk full')
+      yield piece
+  monkeypatch.setattr(export, '_logged', broken)
+  for output_format, name in CHUNKED:
+    target = tmp_path / ('broken_' + name)
+    with pytest.raises(RuntimeError, match='disk full'):
+      export.export(source, str(target), output_format)
+    assert not target.exists()
+  with pytest.raises(RuntimeError, match='disk full'):
+    export.export(source, str(out), overwrite=True)
+  assert sorted(os.listdir(out)) == old_files  # The old export is untouched.
+  assert not _leftovers(tmp_path)
+  monkeypatch.undo()
+
+  export.export(export.ResultVolumes(directory, corners_xyz=[(30, 20, 10)], split_cc=False),
+                str(out), overwrite=True)
+  data, _ = export.read_export(str(out))
+  np.testing.assert_array_equal(data, expected[..., :7])
+  assert not _leftovers(tmp_path)
+
+
+def _run(repo_root, *args):
+  return subprocess.run([sys.executable, str(repo_root / 'export_segmentation.py'), *args],
+                        capture_output=True, text=True, cwd=repo_root, timeout=120)
+
+
+def test_script(tmp_path, results, repo_root):
+  directory, expected = results
+  out = tmp_path / 'script.n5'
+  proc = _run(repo_root, '--segmentation_dir', directory, '--corner', '30,20,10',
+              '--corner', '37,20,10', '--split_cc=false', '--output', str(out),
+              '--voxel_size', '8,8,8')
+  assert proc.returncode == 0, proc.stderr
+  data, geometry = export.read_export(str(out))
+  np.testing.assert_array_equal(data, expected)
+  assert geometry.voxel_size_xyz == (8.0, 8.0, 8.0)
+
+  proc = _run(repo_root, '--segmentation_dir', directory, '--output', str(out))
+  assert proc.returncode == 1 and 'exists' in proc.stderr and '--overwrite' in proc.stderr
+  proc = _run(repo_root, '--segmentation_dir', directory, '--output', str(tmp_path / 'a.b'),
+              '--output_format', 'vtk')
+  assert proc.returncode == 1 and "unknown output format 'vtk'" in proc.stderr
+  assert not (tmp_path / 'a.b').exists()
