@@ -166,7 +166,9 @@ def _write_overview(result: evaluation.EvaluationResult, seg, gt) -> None:
       image = dataset[region.to_slice()]
     finally:
       dataset.file.close()
-  overview.write_overview_png(FLAGS.overview_png, image, [seg, gt], center_zyx=center_zyx)
+  overview.write_overview_png(FLAGS.overview_png, image, [seg, gt], center_zyx=center_zyx,
+                              titles=['segmentation', 'groundtruth'], origin_xyz=start_xyz,
+                              palette=True)
   logging.info('wrote %s (left: segmentation, right: groundtruth)', FLAGS.overview_png)
 
 

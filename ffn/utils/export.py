@@ -332,6 +332,10 @@ def _atomic_directory(path: str, overwrite: bool) -> Iterator[str]:
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+  # mkdtemp makes a private (0700) directory; an export is meant to be shared like any other.
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o777 & ~umask)
   try:
     yield tmp
     if os.path.lexists(path):

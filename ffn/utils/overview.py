@@ -69,13 +69,30 @@ def blend(grey: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarra
   return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
+def _caption(panel: np.ndarray, corner_yx: tuple[int, int], lines: Sequence[str]) -> None:
+  """Writes `lines` in white into `panel` (in place) from `corner_yx` on."""
+  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
+  canvas = Image.fromarray(panel)
+  draw = ImageDraw.Draw(canvas)
+  y, x = corner_yx
+  for line in lines:
+    draw.text((x + 4, y + 4), line, fill=(255, 255, 255))
+    y += 14
+  panel[...] = np.asarray(canvas)
+
+
 def render_overview(image: Optional[np.ndarray], label_volumes: Sequence[np.ndarray],
                     center_zyx: Optional[Sequence[int]] = None, alpha: float = 0.5,
-                    zoom: int = 1) -> np.ndarray:
+                    zoom: int = 1, titles: Optional[Sequence[str]] = None,
+                    origin_xyz: Sequence[int] = (0, 0, 0)) -> np.ndarray:
   """uint8 RGB overview: one ortho-plane panel per label volume (zyx, same shape), side by side.
 
   `image` (zyx, same shape) is the grey background; None gives flat grey.
+  `titles` (one per label volume) are written into each panel's empty corner,
+  with the centre's coordinates plus `origin_xyz` (the volume's global position).
   """
+  if titles is not None and len(titles) != len(label_volumes):
+    raise ValueError(f'got {len(titles)} titles for {len(label_volumes)} label volumes')
   if not label_volumes:
     raise ValueError('render_overview needs at least one label volume')
   shape = label_volumes[0].shape
@@ -100,12 +117,18 @@ def render_overview(image: Optional[np.ndarray], label_volumes: Sequence[np.ndar
                    for p in ortho_plane_visualization.cut_ortho_planes(image, center_zyx)]
 
   panels = []
-  for labels in label_volumes:
+  for i, labels in enumerate(label_volumes):
     label_planes = ortho_plane_visualization.cut_ortho_planes(labels, center_zyx)
     coloured = [blend(g, np.asarray(l), alpha) for g, l in zip(grey_planes, label_planes)]
     panel = ortho_plane_visualization.concat_ortho_planes(coloured)
     if zoom > 1:
       panel = np.repeat(np.repeat(panel, zoom, axis=0), zoom, axis=1)
+    if titles is not None:
+      # The corner right of the zx plane and below the zy plane is otherwise empty.
+      corner = ((shape[1] + 1) * zoom, (shape[2] + 1) * zoom)
+      x, y, z = (c + o for c, o in zip(center_zyx[::-1], origin_xyz))
+      _caption(panel, corner, [titles[i], 'xy top left', 'xz below', 'zy right',
+                               f'through x={x}', f'y={y} z={z}'])
     panels.append(panel)
 
   height = panels[0].shape[0]
@@ -118,16 +141,22 @@ def render_overview(image: Optional[np.ndarray], label_volumes: Sequence[np.ndar
   return np.concatenate(pieces, axis=1)
 
 
-def png_bytes(rgb: np.ndarray) -> bytes:
-  """An RGB uint8 array encoded as PNG."""
+def png_bytes(rgb: np.ndarray, palette: bool = False) -> bytes:
+  """An RGB uint8 array encoded as PNG; `palette` trades exact colours for a 256-colour file."""
+  picture = Image.fromarray(rgb)
+  if palette:
+    # About half the size of a true-colour PNG; no dithering, which would defeat compression.
+    picture = picture.quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+                               dither=Image.Dither.NONE)
   buffer = io.BytesIO()
-  Image.fromarray(rgb).save(buffer, format='PNG', optimize=True)
+  picture.save(buffer, format='PNG', optimize=True)
   return buffer.getvalue()
 
 
 def write_overview_png(path: str, image: Optional[np.ndarray],
-                       label_volumes: Sequence[np.ndarray], **options) -> np.ndarray:
+                       label_volumes: Sequence[np.ndarray], palette: bool = False,
+                       **options) -> np.ndarray:
   """Renders `render_overview(image, label_volumes, **options)` and writes it atomically as PNG."""
   rgb = render_overview(image, label_volumes, **options)
-  atomic.atomic_write_bytes(path, png_bytes(rgb))
+  atomic.atomic_write_bytes(path, png_bytes(rgb, palette=palette))
   return rgb

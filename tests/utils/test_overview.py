@@ -71,3 +71,26 @@ def test_overview_stretches_float_images_and_checks_inputs():
     overview.render_overview(None, [np.zeros((4, 5, 6))], center_zyx=(4, 0, 0))
   png = overview.png_bytes(rgb)
   assert Image.open(io.BytesIO(png)).size == (rgb.shape[1], rgb.shape[0])
+
+
+def test_titles_and_palette(tmp_path):
+  labels = np.zeros((20, 30, 40), dtype=np.int64)
+  labels[:, 10:20, 10:30] = 3
+  plain = overview.render_overview(None, [labels])
+  titled = overview.render_overview(None, [labels], titles=['result'], origin_xyz=(5, 6, 7))
+  corner = (slice(31, None), slice(41, None))  # Right of the zx plane, below the zy plane.
+  assert np.all(plain[corner] == 0)
+  assert np.count_nonzero(titled[corner]) > 50
+  # Everything outside the caption corner is unchanged.
+  outside = np.ones(plain.shape[:2], dtype=bool)
+  outside[corner] = False
+  np.testing.assert_array_equal(titled[outside], plain[outside])
+  with pytest.raises(ValueError, match='titles'):
+    overview.render_overview(None, [labels], titles=['a', 'b'])
+
+  path = tmp_path / 'p.png'
+  rgb = overview.write_overview_png(str(path), None, [labels], palette=True)
+  read = Image.open(path)
+  assert read.mode == 'P' and read.size == (rgb.shape[1], rgb.shape[0])
+  # Few colours here, so the palette keeps them exactly.
+  np.testing.assert_array_equal(np.asarray(read.convert('RGB')), rgb)
