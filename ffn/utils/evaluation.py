@@ -194,34 +194,31 @@ def _object_positions(labels: np.ndarray, wanted: Sequence[int],
 
 
 def _rank_offenders(table: sparse.csr_array, row_ids: np.ndarray, col_ids: np.ndarray,
-                    valid_rows: np.ndarray, valid_cols: np.ndarray, min_overlap: int, num: int,
-                    zero_col: Optional[int]) -> list[tuple[int, int, int, list[tuple[int, int]], int]]:
+                    valid_rows: np.ndarray, valid_cols: np.ndarray, row_sizes: np.ndarray,
+                    min_overlap: int, num: int
+                    ) -> list[tuple[int, int, int, list[tuple[int, int]]]]:
   """The `num` valid rows of `table` overlapping the most valid columns by >= min_overlap voxels.
 
-  Returns (row label, row size, count, partners, voxels in zero_col) per row.
+  Returns (row label, row size, count, partners) per row, worst first.
   """
   table = sparse.csr_array(table)
-  sizes = np.ravel(table.sum(axis=1)).astype(np.int64)
-  counted = table.multiply(valid_cols[np.newaxis, :].astype(float))
-  counted = sparse.csr_array(counted)
-  big = counted >= max(min_overlap, 1)
-  counts = np.ravel(big.sum(axis=1)).astype(np.int64)
+  counted = sparse.csr_array(table.multiply(valid_cols[np.newaxis, :].astype(np.float64)))
+  counts = np.ravel((counted >= max(min_overlap, 1)).sum(axis=1)).astype(np.int64)
+  counts[~valid_rows] = 0
   # The largest overlap is the part that is not an error: rank by count, then by the rest.
   largest = np.ravel(counted.max(axis=1).toarray()).astype(np.int64)
-  counts[~valid_rows] = 0
-  order = np.lexsort((-(sizes - largest), -counts))
+  order = np.lexsort((-(row_sizes - largest), -counts))
   ranked = []
   for row in order[:num]:
     if counts[row] < 2:
       break
-    start, end = table.indptr[row], table.indptr[row + 1]
-    cols, vals = table.indices[start:end], table.data[start:end]
-    keep = valid_cols[cols]
-    cols, vals = cols[keep], vals[keep].astype(np.int64)
+    start, end = counted.indptr[row], counted.indptr[row + 1]
+    cols, vals = counted.indices[start:end], counted.data[start:end].astype(np.int64)
+    keep = vals > 0
+    cols, vals = cols[keep], vals[keep]
     best = np.argsort(-vals, kind='stable')[:10]
     partners = [(int(col_ids[cols[i]]), int(vals[i])) for i in best]
-    zero = int(table[row, zero_col]) if zero_col is not None else 0
-    ranked.append((int(row_ids[row]), int(sizes[row]), int(counts[row]), partners, zero))
+    ranked.append((int(row_ids[row]), int(row_sizes[row]), int(counts[row]), partners))
   return ranked
 
 
@@ -264,12 +261,14 @@ def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
 
   gt_ids, gt_index = _compact(groundtruth[scored])
   seg_ids, seg_index = _compact(segmentation[scored])
-  zero_col = 0 if seg_ids[0] == 0 else None
-  unsegmented = int(np.count_nonzero(seg_index == 0)) if zero_col is not None else 0
+  zero_voxels = (seg_index == 0) if seg_ids[0] == 0 else np.zeros(seg_index.shape, bool)
+  unsegmented = int(np.count_nonzero(zero_voxels))
+  body_sizes = np.bincount(gt_index, minlength=len(gt_ids))
+  body_unsegmented = np.bincount(gt_index[zero_voxels], minlength=len(gt_ids))
+  segment_sizes = np.bincount(seg_index, minlength=len(seg_ids))
   valid_cols = seg_ids != 0
-  if seg_zero == 'singletons' and zero_col is not None:
+  if seg_zero == 'singletons' and unsegmented:
     # Each unsegmented voxel gets a column of its own past the real segments.
-    zero_voxels = seg_index == 0
     seg_index = seg_index.copy()
     seg_index[zero_voxels] = len(seg_ids) + np.arange(unsegmented)
 
@@ -284,19 +283,21 @@ def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
   real = sparse.csr_array(table[:, :len(seg_ids)])
   every_body = np.ones(len(gt_ids), dtype=bool)
   mergers = _rank_offenders(sparse.csr_array(real.T), seg_ids, gt_ids, valid_cols, every_body,
-                            min_overlap, num_offenders, None)
-  splits = _rank_offenders(real, gt_ids, seg_ids, every_body, valid_cols, min_overlap,
-                           num_offenders, zero_col)
+                            segment_sizes, min_overlap, num_offenders)
+  splits = _rank_offenders(real, gt_ids, seg_ids, every_body, valid_cols, body_sizes,
+                           min_overlap, num_offenders)
   seg_positions = _object_positions(segmentation, [m[0] for m in mergers], offset_xyz)
   gt_positions = _object_positions(groundtruth, [s[0] for s in splits], offset_xyz)
 
+  unsegmented_by_body = dict(zip(gt_ids.tolist(), body_unsegmented.tolist()))
+
   def offenders(ranked, positions, with_zero):
     out = []
-    for label, size, count, partners, zero in ranked:
+    for label, size, count, partners in ranked:
       position, start, end = positions[label]
       out.append(Offender(label=label, size=size, count=count, partners=partners,
-                          unsegmented=zero if with_zero else 0, position_xyz=position,
-                          box_start_xyz=start, box_end_xyz=end))
+                          unsegmented=unsegmented_by_body[label] if with_zero else 0,
+                          position_xyz=position, box_start_xyz=start, box_end_xyz=end))
     return out
 
   size_xyz = [int(s) for s in groundtruth.shape[::-1]]
@@ -437,19 +438,22 @@ def format_report(result: EvaluationResult) -> str:
       f'{"Rand recall":<24}{result.rand_recall:>10.4f}',
   ]
 
-  def table(title, offenders, count_name, partner_name):
+  def table(title, offenders, count_name, partner_name, show_unsegmented):
     lines.extend(['', f'{title} (partners overlapping >= {result.min_overlap} voxels)'])
     if not offenders:
       lines.append('  none')
       return
-    lines.append(f'  {"id":>12} {"voxels":>10} {count_name:>9}  {"at (xyz)":<18} '
+    extra = f' {"unseg.":>8}' if show_unsegmented else ''
+    lines.append(f'  {"id":>12} {"voxels":>10} {count_name:>9}{extra}  {"at (xyz)":<18} '
                  f'largest {partner_name} (id:voxels)')
     for o in offenders:
       partners = ' '.join(f'{p}:{n}' for p, n in o.partners[:5])
-      lines.append(f'  {o.label:>12} {o.size:>10} {o.count:>9}  '
+      extra = f' {o.unsegmented:>8}' if show_unsegmented else ''
+      lines.append(f'  {o.label:>12} {o.size:>10} {o.count:>9}{extra}  '
                    f'{",".join(str(v) for v in o.position_xyz):<18} {partners}')
 
-  table('segments merging the most groundtruth bodies', result.mergers, 'bodies', 'bodies')
+  table('segments merging the most groundtruth bodies', result.mergers, 'bodies', 'bodies',
+        False)
   table('groundtruth bodies split into the most segments', result.splits, 'segments',
-        'segments')
+        'segments', True)
   return '\n'.join(lines)

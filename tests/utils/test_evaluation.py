@@ -175,6 +175,20 @@ def test_offender_positions_and_min_overlap():
   assert quiet.adapted_rand_error == result.adapted_rand_error
 
 
+@pytest.mark.parametrize('seg_zero', ev.SEG_ZERO_MODES)
+def test_split_body_reports_unsegmented_voxels(seg_zero):
+  gt = np.full((3, 4, 10), 7, dtype=np.int64)
+  seg = np.ones_like(gt)
+  seg[..., 5:] = 2
+  seg[0, 0, :3] = 0  # 3 voxels of body 7 left unsegmented.
+  result = ev.evaluate_arrays(seg, gt, seg_zero=seg_zero, min_overlap=1)
+  [split] = result.splits
+  assert (split.label, split.size, split.count, split.unsegmented) == (7, 120, 2, 3)
+  assert split.partners == [(2, 60), (1, 57)]
+  assert result.unsegmented_voxels == 3
+  assert 'unseg.' in ev.format_report(result)
+
+
 def test_bad_arrays():
   gt = _two_bodies()
   with pytest.raises(ev.EvaluationError, match=r'shape \(2, 3, 4\).*\(2, 3, 5\)'):
