@@ -273,6 +273,12 @@ def test_evaluate_bad_inputs(toy_files):
   inside_gt_not_result = bounding_box.BoundingBox(start=(0, 0, 0), size=(4, 4, 4))
   with pytest.raises(ev.EvaluationError, match='not inside segmentation'):
     ev.evaluate(source, gt_spec, inside_gt_not_result)
+  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  # A result reaching past the groundtruth's x extent (12): x from 10 to 18.
+  storage.save_subvolume(np.ones((2, 2, 8), np.uint8), {},
+                         storage.segmentation_path(str(tmp_path / 'res'), (0, 0, 10)))
+  with pytest.raises(ev.EvaluationError, match='does not fit in groundtruth'):
+    ev.evaluate(ev.ResultSource(str(tmp_path / 'res'), corner_xyz=(10, 0, 0)), gt_spec)
   with pytest.raises(ValueError, match='no segmentation for corner'):
     ev.evaluate(ev.ResultSource(str(tmp_path / 'res'), corner_xyz=(0, 0, 0)), gt_spec)
   with pytest.raises(ValueError, match='not found'):
