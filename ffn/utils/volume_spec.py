@@ -38,8 +38,9 @@ def _split_path_and_name(head: str, sep: str, with_name: Optional[bool], spec: s
   """Splits `head` (everything before the dataset) into (name, path)."""
   if with_name is False:
     return None, head
-  if sep == ':' and _DRIVE_RE.match(head):
+  if sep == ':' and _DRIVE_RE.match(head) and not (with_name and head[2] == '/'):
     # "C:\..." alone: the colon belongs to the drive letter, there is no name.
+    # When a name is required, "v:/abs/path" reads as name "v" and a POSIX path.
     candidate_name, path = None, head
   elif sep in head:
     candidate_name, path = head.split(sep, 1)
