@@ -39,6 +39,8 @@ flags.DEFINE_list('voxel_size', ['1', '1', '1'], 'xyz voxel size in nm, recorded
 flags.DEFINE_list('offset', None, 'xyz offset in voxels recorded with the data; default: the '
                   'results\' global corner (0,0,0 for a volume spec).')
 flags.DEFINE_list('chunk_size', ['64', '64', '64'], 'xyz chunk size of the output.')
+flags.DEFINE_enum('png_mode', 'color', ['color', 'gray16'], 'PNG output: a colour per id, or '
+                  'the ids themselves as 16-bit grey.')
 flags.DEFINE_boolean('overwrite', False, 'Replace an existing output.')
 
 
@@ -82,7 +84,8 @@ def main(argv):
   try:
     output_format = export.export(
         source, FLAGS.output, FLAGS.output_format, geometry=geometry, overwrite=FLAGS.overwrite,
-        dataset_name=FLAGS.dataset, chunk_xyz=_triple(FLAGS.chunk_size, 'chunk_size'))
+        dataset_name=FLAGS.dataset, chunk_xyz=_triple(FLAGS.chunk_size, 'chunk_size'),
+        png_mode=FLAGS.png_mode)
   except ValueError as e:  # ExportError, VolumeSpecError, missing results.
     _fail(str(e))
   logging.info('wrote %s (%s)', FLAGS.output, output_format)

@@ -17,8 +17,9 @@ Geometry recorded with the data (voxel size in nm, offset in voxels):
   * precomputed: a neuroglancer `segmentation` volume (uint64,
     compressed_segmentation encoding) whose `info` holds `resolution` and
     `voxel_offset`; its voxel indices are global.
-  * png: one 8-bit-per-channel image per z slice, through `ffn.utils.npz_to_png`,
-    plus `geometry.json` with `voxel_size_xyz` and `offset_xyz`.
+  * png: `slice_<z>.png` per z slice rendered by `ffn.utils.npz_to_png` (RGB
+    colour per id, or the ids as 16-bit grey), plus `geometry.json` with
+    `voxel_size_xyz` and `offset_xyz`.
 
 Ids: result subvolumes are segmented independently, so their ids collide; the
 ids of each subvolume after the first are shifted past the largest id written so
@@ -284,13 +285,25 @@ def _write_precomputed(path: str, pieces, box, dtype, geometry: Geometry, chunk_
   _ts_write_all(store, pieces, box, xyz_axes=True, dtype=np.dtype(np.uint64))
 
 
-def _write_png(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz) -> None:
+def _write_png(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz,
+               png_mode: str = 'color') -> None:
+  """One `slice_<z>.png` per z slice, rendered by npz_to_png (colour per id, or 16-bit ids)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
   from ffn.utils import npz_to_png  # pylint: disable=g-import-not-at-top
   del chunk_xyz
-  os.makedirs(path, exist_ok=True)
+  if png_mode not in npz_to_png.MODES:
+    raise ExportError(f'unknown PNG mode {png_mode!r}; expected one of {npz_to_png.MODES}')
+  depth = int(box.size[2])
+  digits = max(4, len(str(depth - 1)))
   # PNG slices need whole xy planes: gather pieces into z-slabs of the output box.
   for slab, slab_box in _logged(_to_z_slabs(pieces, box, dtype), box):
-    npz_to_png.write_png_slices(slab, path, first_z=int(slab_box.start[2] - box.start[2]))
+    if png_mode == 'gray16' and slab.size and int(slab.max()) > 0xFFFF:
+      raise ExportError(f'PNG mode gray16 holds ids up to 65535, but the volume has id '
+                        f'{int(slab.max())}; use the color mode')
+    for i, plane in enumerate(slab):
+      z = int(slab_box.start[2] - box.start[2]) + i
+      Image.fromarray(npz_to_png.render_slice(plane, png_mode)).save(
+          os.path.join(path, f'slice_{z:0{digits}d}.png'), format='PNG')
   atomic.atomic_write_text(os.path.join(path, 'geometry.json'),
                            json.dumps(_geometry_attrs(geometry), indent=2))
 
@@ -317,8 +330,7 @@ def _flush(pending: dict, zs: list, box):
         start=(box.start[0], box.start[1], z), size=(box.size[0], box.size[1], 1))
 
 
-_WRITERS = {'zarr': _write_zarr, 'n5': _write_n5, 'precomputed': _write_precomputed,
-            'png': _write_png}
+_WRITERS = {'zarr': _write_zarr, 'n5': _write_n5, 'precomputed': _write_precomputed}
 
 
 # ----------------------------------------------------------------------------
@@ -359,11 +371,13 @@ def _atomic_directory(path: str, overwrite: bool) -> Iterator[str]:
 
 def export(source, output_path: str, output_format: Optional[str] = None, *,
            geometry: Optional[Geometry] = None, overwrite: bool = False,
-           dataset_name: str = 'segmentation', chunk_xyz: Sequence[int] = (64, 64, 64)) -> str:
+           dataset_name: str = 'segmentation', chunk_xyz: Sequence[int] = (64, 64, 64),
+           png_mode: str = 'color') -> str:
   """Exports `source` (ResultVolumes or a volume spec) to `output_path`; returns the format.
 
   For results, `geometry.offset_xyz` defaults to the global corner of the
-  first voxel; for volume specs to 0.
+  first voxel; for volume specs to 0. `png_mode` is npz_to_png's 'color' or
+  'gray16' (ids as 16-bit grey, for tools that need the labels back).
   """
   output_format = infer_format(output_path, output_format)
   if os.path.lexists(output_path) and not overwrite:
@@ -397,6 +411,9 @@ def export(source, output_path: str, output_format: Optional[str] = None, *,
       raise ExportError(f'output {output_path!r} is a directory; HDF5 output is a file')
     with atomic.atomic_path(output_path, suffix='.h5') as tmp:
       _write_hdf5(tmp, dataset_name, pieces, box, dtype, geometry, chunk_xyz)
+  elif output_format == 'png':
+    with _atomic_directory(output_path, overwrite) as tmp:
+      _write_png(tmp, pieces, box, dtype, geometry, chunk_xyz, png_mode)
   else:
     with _atomic_directory(output_path, overwrite) as tmp:
       _WRITERS[output_format](tmp, pieces, box, dtype, geometry, chunk_xyz)

@@ -116,23 +116,36 @@ def test_volume_is_streamed_in_slabs(tmp_path, monkeypatch):
 
 
 def test_png_slices(tmp_path, results):
-  npz_to_png = pytest.importorskip('ffn.utils.npz_to_png')
-  del npz_to_png
   from PIL import Image  # pylint: disable=g-import-not-at-top
   directory, expected = results
   out = tmp_path / 'pngs'
-  export.export(export.ResultVolumes(directory, split_cc=False), str(out), 'png')
+  export.export(export.ResultVolumes(directory, split_cc=False), str(out), 'png',
+                png_mode='gray16')
   pngs = sorted(p for p in os.listdir(out) if p.endswith('.png'))
-  assert len(pngs) == expected.shape[0]
+  assert pngs == [f'slice_{z:04d}.png' for z in range(expected.shape[0])]
   for z, name in enumerate(pngs):
-    image = np.asarray(Image.open(out / name))
-    assert image.shape[:2] == expected.shape[1:]
-    # Voxels with the same id get the same colour, background stays apart from segments.
-    flat = image.reshape(expected.shape[1] * expected.shape[2], -1)
-    ids = expected[z].reshape(-1)
-    for label in np.unique(ids):
-      assert len(np.unique(flat[ids == label], axis=0)) == 1
+    np.testing.assert_array_equal(np.asarray(Image.open(out / name)), expected[z])
   assert json.loads((out / 'geometry.json').read_text())['offset_xyz'] == [30, 20, 10]
+
+  colour = tmp_path / 'colour'
+  export.export(export.ResultVolumes(directory, split_cc=False), str(colour), 'png')
+  image = np.asarray(Image.open(colour / 'slice_0002.png'))
+  assert image.shape == expected.shape[1:] + (3,)
+  # One colour per id, black background.
+  ids = expected[2].reshape(-1)
+  flat = image.reshape(-1, 3)
+  assert np.all(flat[ids == 0] == 0)
+  for label in np.unique(ids):
+    assert len(np.unique(flat[ids == label], axis=0)) == 1
+  assert len(np.unique(flat, axis=0)) == len(np.unique(ids))
+
+
+def test_png_rejects_large_ids_for_gray16(tmp_path):
+  with h5py.File(tmp_path / 'big.h5', 'w') as f:
+    f['labels'] = np.full((2, 3, 4), 70000, dtype=np.uint32)
+  with pytest.raises(export.ExportError, match='65535'):
+    export.export(f'{tmp_path}/big.h5:labels', str(tmp_path / 'p'), 'png', png_mode='gray16')
+  assert not (tmp_path / 'p').exists() and not _leftovers(tmp_path)
 
 
 def test_bad_requests(tmp_path, results):
