@@ -1,0 +1,55 @@
+"""The work behind run_inference.py: parse a request and a box, segment, write counters."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from google.protobuf import text_format
+
+from ffn.inference import inference_pb2
+from ffn.inference import runner as runner_lib
+from ffn.utils import bounding_box
+from ffn.utils import bounding_box_pb2
+
+
+def parse_request(text: str) -> inference_pb2.InferenceRequest:
+  """An InferenceRequest from text format; ValueError naming the bad field."""
+  request = inference_pb2.InferenceRequest()
+  try:
+    text_format.Parse(text or '', request)
+  except text_format.ParseError as e:
+    raise ValueError(f'--inference_request is not a valid InferenceRequest: {e}') from e
+  return request
+
+
+def parse_bounding_box(text: str) -> bounding_box.BoundingBox:
+  """A BoundingBox (xyz) from a text-format BoundingBox proto."""
+  proto = bounding_box_pb2.BoundingBox()
+  try:
+    text_format.Parse(text or '', proto)
+  except text_format.ParseError as e:
+    raise ValueError(f'--bounding_box is not a valid BoundingBox: {e}') from e
+  if not proto.HasField('size'):
+    raise ValueError(f'--bounding_box {text!r} has no size')
+  return bounding_box.BoundingBox(proto)
+
+
+def run_inference(request: inference_pb2.InferenceRequest,
+                  bbox: bounding_box.BoundingBox) -> runner_lib.Runner:
+  """Segments `bbox` as `request` says; writes `<output dir>/counters.txt` at the end."""
+  runner = runner_lib.Runner()
+  runner.start(request)
+  try:
+    # Fail before any output exists when the box is unusable.
+    runner.check_box(bbox.start_zyx, bbox.size_zyx)
+    start = time.time()
+    runner.run(tuple(bbox.start_zyx), tuple(bbox.size_zyx))
+    logging.info('Inference done in %.1f s.', time.time() - start)
+  finally:
+    runner.stop_executor()
+  counter_path = os.path.join(request.segmentation_output_dir, 'counters.txt')
+  if not os.path.exists(counter_path):
+    runner.counters.dump(counter_path)
+  return runner

@@ -1,0 +1,364 @@
+"""The Runner: FFN inference over subvolumes, from an InferenceRequest to files.
+
+It opens the volumes and the model, builds a Canvas per subvolume (image,
+restrictor, checkpoint path), runs it and saves the result through `storage`.
+It knows nothing of how the field of view moves.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import os
+import time
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+from ffn.inference import align
+from ffn.inference import executor as executor_lib
+from ffn.inference import inference
+from ffn.inference import inference_pb2
+from ffn.inference import inference_utils
+from ffn.inference import movement
+from ffn.inference import seed as seed_policies
+from ffn.inference import storage
+from ffn.inference.inference_utils import timer_counter
+from ffn.utils import atomic
+from ffn.utils import bounding_box
+
+ZYX = Sequence[int]
+
+
+def _zyx_tuple(values) -> tuple[int, int, int]:
+  values = tuple(int(v) for v in values)
+  if len(values) != 3:
+    raise ValueError(f'expected 3 (z, y, x) values, got {values!r}')
+  return values
+
+
+def _json_kwargs(text: str, field: str) -> dict:
+  """Parses a JSON-object request field (empty means no arguments)."""
+  if not text:
+    return {}
+  try:
+    parsed = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError(f'InferenceRequest.{field} is not valid JSON: {text!r} ({e})') from e
+  if not isinstance(parsed, dict):
+    raise ValueError(f'InferenceRequest.{field} must be a JSON object, got {text!r}')
+  return parsed
+
+
+def seed_policy_class(name: str):
+  """The seed policy class named `name` in ffn.inference.seed (default PolicyPeaks)."""
+  if not name:
+    return seed_policies.PolicyPeaks
+  cls = getattr(seed_policies, name, None)
+  if not (isinstance(cls, type) and issubclass(cls, seed_policies.BaseSeedPolicy)):
+    known = sorted(n for n, v in vars(seed_policies).items()
+                   if isinstance(v, type) and issubclass(v, seed_policies.BaseSeedPolicy)
+                   and v is not seed_policies.BaseSeedPolicy)
+    raise ValueError(f'InferenceRequest.seed_policy {name!r} is not a seed policy; '
+                     f'expected one of {known}')
+  return cls
+
+
+class Runner:
+  """Runs FFN inference on subvolumes of the volume an InferenceRequest names."""
+
+  ALL_MASKED = 'all-masked'
+
+  def __init__(self):
+    self.counters = inference_utils.Counters()
+    self.executor = None
+    self.request: Optional[inference_pb2.InferenceRequest] = None
+    self.model = None
+
+  def __del__(self):
+    try:
+      self.stop_executor()
+    except Exception:  # pylint: disable=broad-except
+      pass
+
+  def stop_executor(self) -> None:
+    """Shuts the executor down (no-op when none runs)."""
+    if self.executor is not None:
+      self.executor.stop()
+      self.executor = None
+
+  # -- set-up -------------------------------------------------------------------
+
+  def start(self, request: inference_pb2.InferenceRequest,
+            batch_size: Optional[int] = None, model=None) -> None:
+    """Validates the request, opens its volumes, builds and restores the model.
+
+    `batch_size` defaults to `request.batch_size`. A ready `model` (with
+    `info` and `predict_logits`) may be passed instead of building one from
+    model_name/model_args/model_checkpoint_path.
+    """
+    self.request = request
+    if not request.segmentation_output_dir:
+      raise ValueError('InferenceRequest.segmentation_output_dir must be set')
+    if request.image.WhichOneof('volume_path') is None:
+      raise ValueError('InferenceRequest.image must name a volume '
+                       '(hdf5: "file.h5:dataset" or tensorstore: JSON spec)')
+    if request.image_stddev == 0:
+      raise ValueError('InferenceRequest.image_stddev must be non-zero '
+                       '(the image is normalised as (image - image_mean) / image_stddev)')
+    if request.alignment_options.type not in (inference_pb2.AlignmentOptions.NO_ALIGNMENT,):
+      name = inference_pb2.AlignmentOptions.AlignType.Name(request.alignment_options.type)
+      raise NotImplementedError(f'InferenceRequest.alignment_options.type {name} is not '
+                                'supported; only NO_ALIGNMENT')
+    for field in ('init_activation', 'pad_value', 'move_threshold', 'segment_threshold'):
+      value = getattr(request.inference_options, field)
+      if not 0 < value < 1:
+        raise ValueError(f'InferenceRequest.inference_options.{field} is {value}; '
+                         'expected a probability strictly between 0 and 1')
+    self._seed_policy_cls = seed_policy_class(request.seed_policy)
+    self._seed_policy_args = _json_kwargs(request.seed_policy_args, 'seed_policy_args')
+    self.batch_size = int(batch_size if batch_size is not None else request.batch_size) or 1
+    self.concurrent_requests = max(int(request.concurrent_requests), 1)
+
+    with timer_counter(self.counters, 'volstore-open'):
+      self._image_volume = storage.decorated_volume(request.image)
+      self._init_seg_volume = (storage.decorated_volume(request.init_segmentation)
+                               if request.HasField('init_segmentation') else None)
+      self._shift_mask_volume = (
+          storage.decorated_volume(request.shift_mask)
+          if request.shift_mask.WhichOneof('volume_path') is not None else None)
+      self._mask_volumes: dict = {}
+    self._aligner = align.Aligner()
+
+    self.stop_executor()
+    if model is None:
+      model = self._load_model(request)
+    self.model = model
+    self.movement_policy_fn = movement.get_policy_fn(request, model.info)
+    if self.batch_size == 1 and self.concurrent_requests == 1:
+      self.executor = executor_lib.DirectExecutor(model.predict_logits, self.counters)
+    else:
+      self.executor = executor_lib.BatchExecutor(model.predict_logits, self.counters,
+                                                 self.batch_size)
+    self.executor.start()
+
+  def _load_model(self, request):
+    """Builds the model of the request and restores its checkpoint."""
+    # Imported here so that the storage-only uses of this module stay light.
+    from ffn.training import checkpoint  # pylint: disable=g-import-not-at-top
+    from ffn.training import import_util  # pylint: disable=g-import-not-at-top
+    if not request.model_name:
+      raise ValueError('InferenceRequest.model_name must be set, '
+                       'e.g. "convstack_3d.ConvStack3DFFNModel"')
+    if not request.model_checkpoint_path:
+      raise ValueError('InferenceRequest.model_checkpoint_path must be set')
+    with timer_counter(self.counters, 'restore-tf-checkpoint'):
+      model = import_util.build_model(request.model_name, request.model_args,
+                                      batch_size=self.batch_size)
+      step = checkpoint.restore_model(model, request.model_checkpoint_path)
+    logging.info('Model %s restored from %s (step %s).', request.model_name,
+                 request.model_checkpoint_path, step)
+    return model
+
+  # -- one subvolume ------------------------------------------------------------------
+
+  def check_box(self, corner: ZYX, size: ZYX) -> None:
+    """Raises ValueError unless the zyx box has a positive size and overlaps the volume."""
+    corner, size = np.asarray(_zyx_tuple(corner)), np.asarray(_zyx_tuple(size))
+    if np.any(size <= 0):
+      raise ValueError(f'bounding box size (xyz) {tuple(size[::-1])} must be positive '
+                       'on every axis')
+    shape = np.asarray(self._image_volume.shape[-3:])
+    if np.any(corner + size <= 0) or np.any(corner >= shape):
+      raise ValueError(
+          f'bounding box start {tuple(corner[::-1])} size {tuple(size[::-1])} (xyz) lies '
+          f'outside the image volume of size {tuple(shape[::-1])} (xyz)')
+
+  def make_restrictor(self, corner: ZYX, size: ZYX, image: np.ndarray, alignment):
+    """The MovementRestrictor of the request's masks; None if none; ALL_MASKED."""
+    kwargs = {}
+    if self.request.masks:
+      with timer_counter(self.counters, 'load-mask'):
+        mask = storage.build_mask(self.request.masks, corner, size, self._mask_volumes,
+                                  image, alignment)
+      if np.all(mask):
+        return self.ALL_MASKED
+      kwargs['mask'] = mask
+    if self.request.seed_masks:
+      with timer_counter(self.counters, 'load-seed-mask'):
+        seed_mask = storage.build_mask(self.request.seed_masks, corner, size,
+                                       self._mask_volumes, image, alignment)
+      if np.all(seed_mask):
+        return self.ALL_MASKED
+      kwargs['seed_mask'] = seed_mask
+    if self._shift_mask_volume is not None:
+      with timer_counter(self.counters, 'load-shift-mask'):
+        kwargs.update(self._shift_mask_kwargs(corner, size, alignment))
+    return movement.MovementRestrictor(**kwargs) if kwargs else None
+
+  def _shift_mask_kwargs(self, corner: ZYX, size: ZYX, alignment) -> dict:
+    """Restrictor arguments for the shift mask (read at its xy downsampling)."""
+    s = max(int(self.request.shift_mask_scale), 1)
+    scale = np.array([1, s, s])
+    shift_corner = np.asarray(corner) // scale
+    shift_size = -(-np.asarray(size) // scale)
+    shift_alignment = alignment.rescaled(1.0 / scale)
+    src_corner, src_size = shift_alignment.expand_bounds(shift_corner, shift_size,
+                                                         forward=False)
+    src_corner, src_size = storage.clip_subvolume_to_bounds(src_corner, src_size,
+                                                            self._shift_mask_volume)
+    src_end = src_corner + src_size
+    raw = np.asarray(self._shift_mask_volume[
+        0:2, src_corner[0]:src_end[0], src_corner[1]:src_end[1], src_corner[2]:src_end[2]])
+    shift_mask = np.array([
+        shift_alignment.align_and_crop(src_corner, raw[i], shift_corner, shift_size)
+        for i in range(2)])
+    shift_mask = alignment.transform_shift_mask(corner, s, shift_mask)
+    if self.request.HasField('shift_mask_fov'):
+      fov = bounding_box.BoundingBox(self.request.shift_mask_fov)
+    else:
+      diameter = np.asarray(self.model.info.input_image_size)
+      fov = bounding_box.BoundingBox(start=-(diameter // 2), size=diameter)
+    return dict(shift_mask=shift_mask, shift_mask_fov=fov, shift_mask_scale=s,
+                shift_mask_threshold=self.request.shift_mask_threshold)
+
+  def _read_image(self, corner: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The zyx image of a box inside the volume (channel 0 of 4-D volumes)."""
+    box = bounding_box.BoundingBox.from_zyx(corner, size).to_slice()
+    if len(self._image_volume.shape) == 4:
+      box = (0,) + tuple(box)
+    return np.asarray(self._image_volume[tuple(box)])
+
+  def make_canvas(self, corner: ZYX, size: ZYX, **canvas_kwargs):
+    """(Canvas, Alignment) for a zyx box, or (None, None) if it is entirely masked."""
+    corner, size = _zyx_tuple(corner), _zyx_tuple(size)
+    self.check_box(corner, size)
+    counters = self.counters.get_sub_counters()
+    with timer_counter(counters, 'load-image'):
+      alignment = self._aligner.generate_alignment(corner, size)
+      dst_corner, dst_size = alignment.expand_bounds(corner, size, forward=True)
+      src_corner, src_size = alignment.expand_bounds(dst_corner, dst_size, forward=False)
+      src_corner, src_size = storage.clip_subvolume_to_bounds(src_corner, src_size,
+                                                              self._image_volume)
+      src_image = self._read_image(src_corner, src_size)
+
+      def align_and_crop(data):
+        # Out-of-volume voxels are 0, before normalisation.
+        return alignment.align_and_crop(src_corner, data, dst_corner, dst_size, fill=0)
+
+      image = align_and_crop(src_image)
+      logging.info('Subvolume %r + %r (zyx): image %r loaded.', corner, size, image.shape)
+
+    restrictor = self.make_restrictor(dst_corner, dst_size, image, alignment)
+    if restrictor is self.ALL_MASKED:
+      logging.info('Subvolume %r: everything masked.', corner)
+      return None, None
+    image = ((image.astype(np.float32) - np.float32(self.request.image_mean))
+             / np.float32(self.request.image_stddev))
+
+    canvas = inference.Canvas(
+        self.model.info, self.executor, image, self.request.inference_options,
+        counters=counters, restrictor=restrictor,
+        movement_policy_fn=self.movement_policy_fn,
+        checkpoint_path=storage.checkpoint_path(self.request.segmentation_output_dir, corner),
+        checkpoint_interval_sec=self.request.checkpoint_interval,
+        corner_zyx=dst_corner, **canvas_kwargs)
+    if self._init_seg_volume is not None:
+      canvas.init_segmentation_from_volume(self._init_seg_volume, src_corner,
+                                           np.asarray(src_corner) + src_size, align_and_crop)
+    return canvas, alignment
+
+  def get_seed_policy(self, corner: ZYX, size: ZYX):
+    """canvas -> seed policy, with the request's seed_policy_args."""
+    cls = self._seed_policy_cls
+    kwargs = dict(corner=tuple(corner), subvol_size=tuple(size), **self._seed_policy_args)
+    return lambda canvas: cls(canvas, **kwargs)
+
+  def save_segmentation(self, canvas, alignment, seg_path: str, prob_path: str) -> None:
+    """Writes the segmentation npz and its `.prob` (both atomically; the npz last)."""
+    del alignment  # Identity alignment only: canvas and output boxes coincide.
+    seg = canvas.segmentation
+    seg[seg < 0] = 0
+    # The npz marks a finished subvolume, so it is written after the `.prob`.
+    storage.save_probability_map(canvas.seg_prob, prob_path, quantized=True)
+    storage.save_subvolume(seg, canvas.origins, seg_path,
+                           request=self.request.SerializeToString(),
+                           counters=canvas.counters.dumps(),
+                           overlaps=canvas.overlaps)
+
+  def run(self, corner: ZYX, size: ZYX, reset_counters: bool = True):
+    """Segments the zyx box; returns the Canvas, or None if done before or all masked."""
+    corner, size = _zyx_tuple(corner), _zyx_tuple(size)
+    if reset_counters:
+      self.counters.reset()
+    out_dir = self.request.segmentation_output_dir
+    seg_path = storage.segmentation_path(out_dir, corner)
+    prob_path = storage.object_prob_path(out_dir, corner)
+    cpoint_path = storage.checkpoint_path(out_dir, corner)
+    if os.path.exists(seg_path):
+      logging.info('%s exists; subvolume %r already done.', seg_path, corner)
+      self._remove(cpoint_path)
+      return None
+
+    canvas, alignment = self.make_canvas(corner, size)
+    if canvas is None:
+      return None
+    if os.path.exists(cpoint_path):
+      canvas.restore_checkpoint(cpoint_path)
+    if self.request.alignment_options.save_raw:
+      image_path = storage.subvolume_path(out_dir, corner, 'align')
+      with atomic.atomic_open(image_path, 'wb') as f:
+        np.savez_compressed(f, im=canvas.image)
+
+    progress = _ProgressLogger(canvas.counters, corner)
+    canvas.on_fov = progress.maybe_log
+    canvas.segment_all(seed_policy=self.get_seed_policy(corner, size))
+    progress.log(final=True)
+    self.save_segmentation(canvas, alignment, seg_path, prob_path)
+    self._remove(cpoint_path)
+    return canvas
+
+  def run_many(self, boxes: Iterable[tuple[ZYX, ZYX]]) -> None:
+    """Runs several zyx (corner, size) boxes, `concurrent_requests` at a time."""
+    boxes = list(boxes)
+    if self.concurrent_requests <= 1 or len(boxes) <= 1:
+      for corner, size in boxes:
+        self.run(corner, size, reset_counters=False)
+      return
+    with concurrent.futures.ThreadPoolExecutor(self.concurrent_requests) as pool:
+      futures = [pool.submit(self.run, corner, size, False) for corner, size in boxes]
+      for future in futures:
+        future.result()
+
+  @staticmethod
+  def _remove(path: str) -> None:
+    try:
+      os.remove(path)
+    except FileNotFoundError:
+      pass
+
+
+class _ProgressLogger:
+  """Logs FOV rate and object count of a running canvas every `interval_sec`."""
+
+  def __init__(self, counters, corner, interval_sec: float = 30.0):
+    self._counters = counters
+    self._corner = corner
+    self._interval = interval_sec
+    self._start = time.time()
+    self._last = self._start
+
+  def maybe_log(self) -> None:
+    now = time.time()
+    if now - self._last >= self._interval:
+      self._last = now
+      self.log()
+
+  def log(self, final: bool = False) -> None:
+    elapsed = max(time.time() - self._start, 1e-9)
+    fovs = self._counters['inference-calls'].value
+    logging.info('%s subvolume %r: %d FOVs (%.2f FOVs/s), %d objects, %d voxels segmented.',
+                 'Finished' if final else 'Progress', self._corner, fovs, fovs / elapsed,
+                 self._counters['segments-created'].value,
+                 self._counters['voxels-segmented'].value)
