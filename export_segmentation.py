@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Exports inference results (or any HDF5 volume) to HDF5, zarr, N5, neuroglancer precomputed or PNG.
+"""Exports inference results (or any HDF5 volume) to HDF5, zarr, N5, precomputed or PNG.
 
   python export_segmentation.py --segmentation_dir results/fib25/training2 \
     --output results/fib25/training2_export.zarr --voxel_size 8,8,8

@@ -1,4 +1,4 @@
-"""Writes segmentations to the formats other tools read: HDF5, zarr, N5, neuroglancer precomputed, PNG.
+"""Writes segmentations for other tools: HDF5, zarr, N5, neuroglancer precomputed, PNG slices.
 
 Sources are inference result subvolumes (one or many, placed at their global
 corners in one volume) or any HDF5 volume spec. Data moves one subvolume or one
@@ -118,8 +118,9 @@ class _ResultPieces:
     for corner_zyx in corners_zyx:
       path = storage.get_existing_subvolume_path(source.directory, corner_zyx)
       if path is None:
+        expected = storage.segmentation_path(source.directory, corner_zyx)
         raise ExportError(f'no result subvolume at corner {tuple(corner_zyx[::-1])} (xyz) in '
-                          f'{source.directory!r}; expected {storage.segmentation_path(source.directory, corner_zyx)}')
+                          f'{source.directory!r}; expected {expected}')
       shape = _npz_shape(path)
       self.boxes.append(bounding_box.BoundingBox.from_zyx(corner_zyx, shape[:3]))
     self.box = bounding_box.containing(*self.boxes)
@@ -145,15 +146,18 @@ class _VolumePieces:
   def __init__(self, spec, slab_depth: int):
     self._spec = spec
     self._slab_depth = max(int(slab_depth), 1)
-    with contextlib.closing(_open(spec)) as dataset:
+    dataset = volume_spec.open_volume(spec)
+    try:
       if dataset.ndim != 3:
         raise ExportError(f'volume {spec} has shape {dataset.shape}; expected 3-D zyx')
       self.box = bounding_box.BoundingBox(start=(0, 0, 0), size=dataset.shape[::-1])
       self.dtype = np.dtype(dataset.dtype)
+    finally:
+      dataset.file.close()
     self.boxes = [self.box]
 
   def __iter__(self) -> Iterator[tuple[np.ndarray, bounding_box.BoundingBox]]:
-    dataset = _open(self._spec)
+    dataset = volume_spec.open_volume(self._spec)
     try:
       depth = int(self.box.size[2])
       for z in range(0, depth, self._slab_depth):
@@ -162,13 +166,6 @@ class _VolumePieces:
         yield dataset[slab.to_slice()], slab
     finally:
       dataset.file.close()
-
-
-def _open(spec):
-  """Opens an HDF5 volume spec; `contextlib.closing` on it closes its file."""
-  dataset = volume_spec.open_volume(spec)
-  dataset.close = dataset.file.close
-  return dataset
 
 
 # ----------------------------------------------------------------------------

@@ -35,7 +35,8 @@ def _browser_or_skip(user_data_dir):
     from selenium import webdriver  # pylint: disable=g-import-not-at-top
     from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
   except ImportError:
-    pytest.skip('browser test skipped: the selenium package is not installed (pip install selenium)')
+    pytest.skip('browser test skipped: the selenium package is not installed '
+                '(pip install selenium)')
   binary = next((shutil.which(name) for name in ('chromium', 'chromium-browser')
                  if shutil.which(name)), None)
   if binary is None:
