@@ -26,6 +26,12 @@ import numpy as np
 from ffn.utils import atomic
 from ffn.utils import volume_spec
 
+try:
+  # ISA-L's deflate is several times faster than zlib's at the same ratio; optional.
+  from isal import isal_zlib as deflate_backend  # pylint: disable=g-import-not-at-top
+except ImportError:  # pragma: no cover - depends on the installation
+  deflate_backend = zlib
+
 IGNORE_PARTITION = 255
 CHUNK_RECORDS = 1 << 18
 
@@ -90,7 +96,10 @@ def _varint_length(values: np.ndarray) -> np.ndarray:
   """Bytes in the varint encoding of int64 values (negatives take 10, as in protobuf)."""
   u = values.astype(np.int64).view(np.uint64)
   lengths = np.ones(u.shape, dtype=np.int64)
+  largest = int(u.max()) if u.size else 0
   for k in range(1, 10):
+    if largest < 1 << (7 * k):
+      break  # No value needs more bytes.
     lengths += u >= np.uint64(1 << (7 * k))
   return lengths
 
@@ -231,7 +240,11 @@ class ExampleEncoder:
     slot = int(lengths.max())
     keys = name_index * 1000 + (lengths[:, 0] - 1) * 100 + (lengths[:, 1] - 1) * 10 + (
         lengths[:, 2] - 1)
-    unique_keys, group = np.unique(keys, return_inverse=True)
+    present = np.bincount(keys)
+    unique_keys = np.flatnonzero(present)
+    key_to_group = np.zeros(present.size, dtype=np.int64)
+    key_to_group[unique_keys] = np.arange(unique_keys.size)
+    group = key_to_group[keys]
     templates = [self._template(int(k // 1000), (int(k // 100 % 10) + 1, int(k // 10 % 10) + 1,
                                                  int(k % 10) + 1), slot) for k in unique_keys]
     rows = np.stack([t.row for t in templates])
@@ -303,18 +316,19 @@ def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
 
 def _deflate_segment(data, level: int) -> tuple[bytes, int, int]:
   """Raw deflate of one chunk ending on a byte boundary (sync flush), its CRC-32 and length."""
-  compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
-  out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
-  return out, zlib.crc32(data), len(memoryview(data).cast('B'))
+  compressor = deflate_backend.compressobj(level, deflate_backend.DEFLATED, -15)
+  out = compressor.compress(data) + compressor.flush(deflate_backend.Z_SYNC_FLUSH)
+  return out, deflate_backend.crc32(data), len(memoryview(data).cast('B'))
 
 
 def write_tfrecord_gzip(path: str, chunks: Iterator, compression_level: int = 1,
                         workers: int = 2) -> int:
   """Writes TFRecord-framed chunks as one gzip file, atomically; returns the bytes written.
 
-  Chunks (bytes-like) are deflated in parallel threads (zlib releases the GIL)
-  into sync-flushed segments that concatenate into one deflate stream, as pigz
-  does; the gzip trailer's CRC-32 is combined from the chunks' CRCs.
+  Chunks (bytes-like) are deflated in parallel threads (zlib and ISA-L release
+  the GIL) into sync-flushed segments that concatenate into one deflate stream,
+  as pigz does; the gzip trailer's CRC-32 is combined from the chunks' CRCs.
+  ISA-L (`isal` package) is used when installed: levels 0-3, 1 by default.
   """
   header = b'\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff'
   crc, size, written = 0, 0, 0

@@ -8,6 +8,13 @@ import tempfile
 from typing import Iterator
 
 
+def _umask() -> int:
+  """The process umask (read by setting and restoring it)."""
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
   """Yields a temporary path beside `path`; renames it to `path` only if the block succeeds.
@@ -21,6 +28,8 @@ def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
   fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.',
                              suffix='.tmp' + suffix)
   os.close(fd)
+  # mkstemp creates 0600 files; give outputs the usual permissions (0666 less the umask).
+  os.chmod(tmp, 0o666 & ~_umask())
   try:
     yield tmp
     os.replace(tmp, path)
