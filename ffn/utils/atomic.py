@@ -8,11 +8,14 @@ import tempfile
 from typing import Iterator
 
 
-def _umask() -> int:
-  """The process umask (read by setting and restoring it)."""
-  mask = os.umask(0)
+def _read_umask() -> int:
+  """The process umask (set and restored once, at import, before any threads write)."""
+  mask = os.umask(0o022)
   os.umask(mask)
   return mask
+
+
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
@@ -29,7 +32,7 @@ def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
                              suffix='.tmp' + suffix)
   os.close(fd)
   # mkstemp creates 0600 files; give outputs the usual permissions (0666 less the umask).
-  os.chmod(tmp, 0o666 & ~_umask())
+  os.chmod(tmp, 0o666 & ~_UMASK)
   try:
     yield tmp
     os.replace(tmp, path)
