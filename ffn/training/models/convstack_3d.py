@@ -77,8 +77,11 @@ class ConvStack3DFFNModel(model.FFNModel):
     net = self.conv0_b(self.conv0_a(net))
     for i in range(1, self.depth):
       residual = net
-      net = tf.nn.relu(net)
+      # max(x, 0) is ReLU; spelt so that grappler's remapper does not try to fuse
+      # this activation into the previous convolution, whose sum also feeds the
+      # residual connection (TF 2.21 then aborts remapping with an error).
+      net = tf.maximum(net, 0.0)
       net = getattr(self, f'conv{i}_a')(net)
       net = getattr(self, f'conv{i}_b')(net)
       net = net + residual
-    return self.conv_lom(tf.nn.relu(net))
+    return self.conv_lom(tf.maximum(net, 0.0))
