@@ -90,6 +90,7 @@ def main():
     n = len(centers)
     print(f'one-at-a-time tf.train.Example writer: {n / slow_s:12,.0f} records/s ({slow_s:.2f} s)')
     print(f'ours (vectorised encoder + gzip):      {n / fast_s:12,.0f} records/s ({fast_s:.2f} s)')
+    print(f'deflate backend: {coordinates.deflate_backend.__name__}')
     print(f'decompressed files identical: {identical}')
     print(f'speed-up: {slow_s / fast_s:.1f}x')
     print(f'estimated one-at-a-time time for all {ids.size} records: {ids.size * slow_s / n:.0f} s')

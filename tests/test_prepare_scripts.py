@@ -107,6 +107,8 @@ def _assert_clean_failure(result, directory, needle, before):
     (['--lom_radius=4,3'], 'lom_radius'),
     (['--exclusion_regions=1,2,3'], 'groups of 4'),
     (['--mask_configs=masks {{ bogus: 1 }}'], 'mask_configs'),
+    (['--min_size=100000000'], 'no object to partition'),
+    (['--id_whitelist=12345678'], 'id_whitelist'),
 ])
 def test_compute_partitions_bad_input(groundtruth_crop, tmp_path, flags, needle):
   directory, _ = groundtruth_crop

@@ -226,6 +226,10 @@ def compute_partitions(seg_array: np.ndarray, thresholds: Sequence[float],
       logging.warning('%d whitelisted ids are absent (or dust) in the volume: %s',
                       missing.size, missing[:20].tolist())
   logging.info('Labels to process: %d of %d', int(selected.sum()), ids.size)
+  if not selected.any():
+    raise PartitionError(
+        f'no object to partition: every object is smaller than min_size={min_size}'
+        + ('' if id_whitelist is None else ' or missing from id_whitelist'))
 
   output = np.zeros(tuple(valid_shape), dtype=np.uint8)
   lookup = _class_lookup(thresholds, int(np.prod(diam_zyx)))

@@ -199,3 +199,11 @@ def test_radius_too_large():
     partitions.compute_partitions(np.ones((4, 5, 10), np.int64), [0.5], (5, 1, 1), min_size=1)
   with pytest.raises(partitions.PartitionError, match='non-negative'):
     partitions.validate_lom_radius((1, -1, 1), (5, 5, 5))
+
+
+def test_empty_partition_set():
+  seg = _blobby_labels((6, 7, 8), seed=1)
+  with pytest.raises(partitions.PartitionError, match='min_size=100000'):
+    partitions.compute_partitions(seg.copy(), [0.5], (1, 1, 1), min_size=100000)
+  with pytest.raises(partitions.PartitionError, match='id_whitelist'):
+    partitions.compute_partitions(seg.copy(), [0.5], (1, 1, 1), min_size=1, id_whitelist=[7])
