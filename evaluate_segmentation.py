@@ -166,9 +166,11 @@ def _write_overview(result: evaluation.EvaluationResult, seg, gt) -> None:
       image = dataset[region.to_slice()]
     finally:
       dataset.file.close()
+  # Small regions are enlarged to about 400 pixels per panel, so that they can be seen.
+  zoom = max(1, 400 // (size_xyz[0] + size_xyz[2] + 1))
   overview.write_overview_png(FLAGS.overview_png, image, [seg, gt], center_zyx=center_zyx,
                               titles=['segmentation', 'groundtruth'], origin_xyz=start_xyz,
-                              palette=True)
+                              palette=True, zoom=zoom)
   logging.info('wrote %s (left: segmentation, right: groundtruth)', FLAGS.overview_png)
 
 

@@ -70,12 +70,15 @@ def blend(grey: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarra
 
 
 def _caption(panel: np.ndarray, corner_yx: tuple[int, int], lines: Sequence[str]) -> None:
-  """Writes `lines` in white into `panel` (in place) from `corner_yx` on."""
+  """Writes `lines` in white into `panel` (in place) below and right of `corner_yx`, as fit."""
   from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
   canvas = Image.fromarray(panel)
   draw = ImageDraw.Draw(canvas)
   y, x = corner_yx
+  height, width = panel.shape[:2]
   for line in lines:
+    if y + 4 + 12 > height or x + 4 + draw.textlength(line) > width:
+      break  # Too small a corner: leave the rest out rather than clip it.
     draw.text((x + 4, y + 4), line, fill=(255, 255, 255))
     y += 14
   panel[...] = np.asarray(canvas)
@@ -128,7 +131,7 @@ def render_overview(image: Optional[np.ndarray], label_volumes: Sequence[np.ndar
       corner = ((shape[1] + 1) * zoom, (shape[2] + 1) * zoom)
       x, y, z = (c + o for c, o in zip(center_zyx[::-1], origin_xyz))
       _caption(panel, corner, [titles[i], 'xy top left', 'xz below', 'zy right',
-                               f'through x={x}', f'y={y} z={z}'])
+                               f'x={x}', f'y={y}', f'z={z}'])
     panels.append(panel)
 
   height = panels[0].shape[0]

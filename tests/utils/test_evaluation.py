@@ -310,8 +310,9 @@ def test_script_writes_table_json_and_overview(toy_files, repo_root):
   assert data['rand_recall'] == pytest.approx(1.0)
   assert data['mergers'][0]['label'] == 1
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  # Two panels of (6 + 1 + 4) x (8 + 1 + 4) with a 4-pixel gap.
-  assert Image.open(out_png).size == (13 + 4 + 13, 11)
+  # Two panels of (6 + 1 + 4) x (8 + 1 + 4) with a 4-pixel gap, enlarged to ~400 pixels.
+  zoom = 400 // 13
+  assert Image.open(out_png).size == ((13 + 4 + 13) * zoom, 11 * zoom)
 
   # The outputs exist now: without --overwrite the script refuses and leaves them alone.
   before = out_json.read_bytes()

@@ -74,7 +74,7 @@ def test_overview_stretches_float_images_and_checks_inputs():
 
 
 def test_titles_and_palette(tmp_path):
-  labels = np.zeros((20, 30, 40), dtype=np.int64)
+  labels = np.zeros((80, 30, 40), dtype=np.int64)
   labels[:, 10:20, 10:30] = 3
   plain = overview.render_overview(None, [labels])
   titled = overview.render_overview(None, [labels], titles=['result'], origin_xyz=(5, 6, 7))
@@ -87,6 +87,9 @@ def test_titles_and_palette(tmp_path):
   np.testing.assert_array_equal(titled[outside], plain[outside])
   with pytest.raises(ValueError, match='titles'):
     overview.render_overview(None, [labels], titles=['a', 'b'])
+  # A corner too small for the text stays empty rather than clipped.
+  small = overview.render_overview(None, [labels[:8]], titles=['result'])
+  assert np.all(small[31:, 41:] == 0)
 
   path = tmp_path / 'p.png'
   rgb = overview.write_overview_png(str(path), None, [labels], palette=True)
