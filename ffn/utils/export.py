@@ -46,6 +46,14 @@ from ffn.utils import atomic
 from ffn.utils import bounding_box
 from ffn.utils import volume_spec
 
+def _read_umask() -> int:
+  """The process umask, read once at import (setting it briefly is not thread-safe later)."""
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
+
+
+_UMASK = _read_umask()
 FORMATS = ('hdf5', 'zarr', 'n5', 'precomputed', 'png')
 _EXTENSIONS = {'.h5': 'hdf5', '.hdf5': 'hdf5', '.hdf': 'hdf5', '.zarr': 'zarr', '.n5': 'n5'}
 
@@ -342,9 +350,7 @@ def _atomic_directory(path: str, overwrite: bool) -> Iterator[str]:
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
   # mkdtemp makes a private (0700) directory; an export is meant to be shared like any other.
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o777 & ~umask)
+  os.chmod(tmp, 0o777 & ~_UMASK)
   try:
     yield tmp
     if os.path.lexists(path):
