@@ -105,7 +105,7 @@ def request_text(image_spec: str, checkpoint: str, output_dir: str, **extra) -> 
       'model_args: ' + json.dumps(json.dumps(MODEL_ARGS)),
       f'segmentation_output_dir: "{output_dir}"',
       'inference_options { init_activation: 0.95 pad_value: 0.05 move_threshold: 0.9 '
-      'segment_threshold: 0.6 min_segment_size: 20 min_boundary_dist { x: 1 y: 1 z: 1 } }',
+      'segment_threshold: 0.6 min_segment_size: 30 min_boundary_dist { x: 1 y: 1 z: 1 } }',
   ]
   for key, value in extra.items():
     lines.append(f'{key}: {value}')
