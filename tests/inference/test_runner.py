@@ -1,0 +1,143 @@
+"""Tests of the Runner with a hand-built TF model on a synthetic HDF5 volume."""
+
+from __future__ import annotations
+
+import os
+
+from google.protobuf import text_format
+import numpy as np
+import pytest
+
+from ffn.inference import inference_pb2
+from ffn.inference import runner as runner_lib
+from ffn.inference import storage
+
+import synthetic_ffn
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+  """(image spec, checkpoint prefix, labels) shared by the tests of this module."""
+  root = tmp_path_factory.mktemp('runner')
+  image, labels = synthetic_ffn.blob_volume()
+  spec = synthetic_ffn.write_h5(root / 'image.h5', image)
+  ckpt = synthetic_ffn.write_tf_checkpoint(root)
+  return spec, ckpt, labels
+
+
+def _request(setup, out_dir, **extra):
+  spec, ckpt, _ = setup
+  text = synthetic_ffn.request_text(spec, ckpt, str(out_dir), seed_policy='"PolicyGrid3d"',
+                                    seed_policy_args=r'"{\"step\": 4, \"offsets\": [2]}"',
+                                    **extra)
+  return text_format.Parse(text, inference_pb2.InferenceRequest())
+
+
+def test_run_saves_loads_and_is_idempotent(setup, tmp_path):
+  _, _, labels = setup
+  runner = runner_lib.Runner()
+  runner.start(_request(setup, tmp_path))
+  try:
+    canvas = runner.run((0, 0, 0), labels.shape)
+    assert canvas is not None and canvas.origins
+    seg_path = storage.segmentation_path(str(tmp_path), (0, 0, 0))
+    assert os.path.exists(storage.object_prob_path(str(tmp_path), (0, 0, 0)))
+    assert not os.path.exists(storage.checkpoint_path(str(tmp_path), (0, 0, 0)))
+    seg, origins = storage.load_segmentation(str(tmp_path), (0, 0, 0), split_cc=False)
+    assert seg.dtype == np.uint64 and seg.shape == labels.shape
+    assert set(origins) == set(np.unique(seg)) - {0}
+    for sid in origins:
+      assert len(np.unique(labels[seg == sid])) == 1
+    with np.load(seg_path, allow_pickle=True) as data:
+      request = inference_pb2.InferenceRequest.FromString(data['request'].tobytes())
+      assert request.seed_policy == 'PolicyGrid3d'
+      assert 'counters' in data.files and 'overlaps' in data.files
+
+    mtime = os.path.getmtime(seg_path)
+    assert runner.run((0, 0, 0), labels.shape) is None
+    assert os.path.getmtime(seg_path) == mtime
+  finally:
+    runner.stop_executor()
+
+
+def test_masks_apply_without_a_shift_mask(setup, tmp_path):
+  _, _, labels = setup
+  runner = runner_lib.Runner()
+  runner.start(_request(setup, tmp_path,
+                        masks='{ coordinate_expression { expression: "x >= 24" } }'))
+  try:
+    canvas = runner.run((0, 0, 0), labels.shape)
+  finally:
+    runner.stop_executor()
+  seg = canvas.segmentation
+  assert np.any(seg[:, :, :24] > 0)
+  # No seed or FOV centre in the masked half, so blob 2 (x 26-44) is never segmented.
+  assert not np.any(seg[labels == 2] > 0)
+
+
+def test_box_partly_outside_is_zero_filled(setup, tmp_path):
+  _, _, labels = setup
+  runner = runner_lib.Runner()
+  runner.start(_request(setup, tmp_path))
+  try:
+    corner, size = (4, -6, 10), (20, 30, 50)
+    canvas = runner.run(corner, size)
+  finally:
+    runner.stop_executor()
+  assert canvas.image.shape == size
+  out_norm = (0 - synthetic_ffn.IMAGE_MEAN) / synthetic_ffn.IMAGE_STDDEV
+  assert np.all(canvas.image[:, :6] == np.float32(out_norm))     # y < 0
+  assert np.all(canvas.image[16:] == np.float32(out_norm))       # z >= 20
+  seg, _ = storage.load_segmentation(str(tmp_path), corner, split_cc=False)
+  assert seg.shape == size
+
+
+def test_concurrent_batched_runs_match_sequential(setup, tmp_path):
+  boxes = [((0, 0, 0), (20, 40, 24)), ((0, 0, 24), (20, 40, 24))]
+  results = {}
+  for name, extra in (('seq', {}), ('par', {'batch_size': 2, 'concurrent_requests': 2})):
+    runner = runner_lib.Runner()
+    runner.start(_request(setup, tmp_path / name, **extra))
+    try:
+      if name == 'par':
+        assert runner.executor.batch_size == 2
+      runner.run_many(boxes)
+    finally:
+      runner.stop_executor()
+    results[name] = [storage.load_segmentation(str(tmp_path / name), c, split_cc=False)[0]
+                     for c, _ in boxes]
+    if name == 'par':
+      assert runner.counters['executor-batch-fovs'].value > 0
+  for a, b in zip(results['seq'], results['par']):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('seed_policy', '"PolicyNope"', 'seed_policy'),
+    ('movement_policy_name', '"NoSuchMovement"', 'NoSuchMovement'),
+    ('seed_policy_args', '"{oops"', 'seed_policy_args'),
+    ('image_stddev', '0', 'image_stddev'),
+])
+def test_bad_requests(setup, tmp_path, field, value, message):
+  text = synthetic_ffn.request_text(setup[0], setup[1], str(tmp_path))
+  text = '\n'.join(l for l in text.splitlines() if not l.startswith(field + ':'))
+  request = text_format.Parse(text + f'\n{field}: {value}', inference_pb2.InferenceRequest())
+  runner = runner_lib.Runner()
+  with pytest.raises(ValueError, match=message):
+    runner.start(request)
+  runner.stop_executor()
+  assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize('corner,size', [((0, 0, 0), (0, 10, 10)),
+                                         ((0, 0, 100), (5, 5, 5)),
+                                         ((-10, 0, 0), (10, 5, 5))])
+def test_bad_boxes(setup, tmp_path, corner, size):
+  runner = runner_lib.Runner()
+  runner.start(_request(setup, tmp_path))
+  try:
+    with pytest.raises(ValueError, match='bounding box'):
+      runner.run(corner, size)
+  finally:
+    runner.stop_executor()
+  assert not os.listdir(tmp_path)
