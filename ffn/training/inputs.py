@@ -66,7 +66,7 @@ def coordinate_dataset(paths: Sequence[str], shuffle_buffer: int = 1024,
   if repeat:
     files = files.repeat()
   records = files.interleave(
-      lambda f: tf.data.TFRecordDataset(f, compression_type='GZIP'),
+      lambda f: tf.data.TFRecordDataset(f, compression_type='GZIP', buffer_size=1 << 18),
       cycle_length=min(len(paths), 4))
   if shuffle_buffer > 1:
     records = records.shuffle(shuffle_buffer, seed=seed)
@@ -238,6 +238,12 @@ def check_permutable_sizes(permutable_axes: Sequence[int], *sizes_xyz) -> None:
                        f'{list(size)} (xyz)')
 
 
+def _as_float_image(patches):
+  """(image, labels) with the image converted to float32."""
+  image, labels = patches
+  return image.astype(np.float32), labels
+
+
 def example_dataset(config: PipelineConfig, source: VolumeSource | None = None
                     ) -> tf.data.Dataset:
   """Training examples: dicts of image, labels, weights ([z, y, x, 1]), center and volname."""
@@ -254,9 +260,11 @@ def example_dataset(config: PipelineConfig, source: VolumeSource | None = None
   label_shape = label_size[::-1] + [1]
 
   def load(center, volname):
+    # The image leaves numpy as float32: oneDNN has no uint8 kernels on most CPUs
+    # (and says so in an error log line).
     image, labels = tf.numpy_function(
-        lambda c, n: source.load(c, n, image_size, label_size), [center, volname],
-        [tf.as_dtype(source.image_dtype), tf.as_dtype(source.label_dtype)],
+        lambda c, n: _as_float_image(source.load(c, n, image_size, label_size)),
+        [center, volname], [tf.float32, tf.as_dtype(source.label_dtype)],
         name='load_patches')
     return tf.ensure_shape(image, image_shape), tf.ensure_shape(labels, label_shape), \
         center, volname
