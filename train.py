@@ -3,8 +3,9 @@
 
 Distribution: with more than one GPU visible, training runs under
 tf.distribute.MirroredStrategy (one process, synchronous, --batch_size split over the
-GPUs). Upstream's TF1 parameter-server flags (--master, --ps_tasks, --task,
---replica_step_delay) are accepted for compatibility and replaced by tf.distribute;
+GPUs). Upstream's TF1 distribution flags (--master, --ps_tasks, --task,
+--replica_step_delay, --sync_sgd, --replicas_to_aggregate, --total_replicas) are
+accepted for compatibility, logged (a warning when set), and replaced by tf.distribute;
 for several machines use MultiWorkerMirroredStrategy with TF_CONFIG (see README).
 """
 
@@ -88,10 +89,17 @@ flags.DEFINE_float('rmsprop_decay', 0.9, 'Decay term for RMSProp.')
 flags.DEFINE_float('adam_beta1', 0.9, 'Gradient decay term for Adam.')
 flags.DEFINE_float('adam_beta2', 0.999, 'Gradient^2 decay term for Adam.')
 flags.DEFINE_float('epsilon', 1e-8, 'Epsilon term for RMSProp and Adam.')
+flags.DEFINE_boolean('sync_sgd', False,
+                     'TF1 SyncReplicasOptimizer; replaced by tf.distribute (always synchronous).')
+flags.DEFINE_integer('replicas_to_aggregate', None,
+                     'TF1 sync SGD setting; replaced by tf.distribute, unused.')
+flags.DEFINE_integer('total_replicas', None,
+                     'TF1 sync SGD setting; replaced by tf.distribute, unused.')
 
 FLAGS = flags.FLAGS
 
-_TF1_FLAGS = {'master': '', 'ps_tasks': 0, 'task': 0, 'replica_step_delay': 300}
+_TF1_FLAGS = {'master': '', 'ps_tasks': 0, 'task': 0, 'replica_step_delay': 300,
+              'sync_sgd': False, 'replicas_to_aggregate': None, 'total_replicas': None}
 
 
 def _report_tf1_flags() -> None:
@@ -99,11 +107,11 @@ def _report_tf1_flags() -> None:
   for name, default in _TF1_FLAGS.items():
     value = FLAGS[name].value
     if value != default:
-      logging.warning('--%s=%r is a TF1 parameter-server flag and has no effect: training '
+      logging.warning('--%s=%r is a TF1 distribution flag and has no effect: training '
                       'uses tf.distribute (MirroredStrategy over local GPUs; see README for '
                       'MultiWorkerMirroredStrategy)', name, value)
-  logging.info('TF1 flags --master/--ps_tasks/--task/--replica_step_delay are replaced by '
-               'tf.distribute and unused')
+  logging.info('TF1 flags --%s are replaced by tf.distribute and unused',
+               '/--'.join(_TF1_FLAGS))
 
 
 def _save_flags(train_dir: str) -> None:

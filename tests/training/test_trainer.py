@@ -140,3 +140,11 @@ def test_bad_inputs_fail_clearly_and_keep_checkpoints(tmp_path):
     trainer.train(_config(tmp_path, f'blobs:{nan_dir}/image.h5:raw', label, coords,
                           max_steps=4))
   assert _digest(tmp_path / 'train') == saved
+
+
+def test_max_pred_moves_policy_trains(tmp_path):
+  _, _, data, label, coords = _data(tmp_path, count=20, margin=(10, 10, 10))
+  config = _config(tmp_path, data, label, coords, max_steps=6, fov_policy='max_pred_moves',
+                   fov_moves=1, threshold=0.5, summary_rate_secs=0)
+  assert trainer.train(config) == 6
+  assert checkpoint.resolve_checkpoint_path(config.train_dir).endswith('model.ckpt-6')
