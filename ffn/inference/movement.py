@@ -160,18 +160,22 @@ def _import_symbol(name: str):
     raise ValueError(f'movement_policy_name {name!r} cannot be imported: {e}') from e
 
 
+def policy_class(name: str) -> type:
+  """The movement policy class named `name` here or by a dotted path (default FaceMax)."""
+  if not name:
+    return FaceMaxMovementPolicy
+  policy_cls = globals().get(name)
+  if isinstance(policy_cls, type) and issubclass(policy_cls, BaseMovementPolicy):
+    return policy_cls
+  return _import_symbol(name)
+
+
 def get_policy_fn(request, model_info) -> Callable[[Any], BaseMovementPolicy]:
   """Returns canvas -> movement policy, as configured by an InferenceRequest.
 
   `model_info` is anything with an xyz `deltas` attribute (the model or its info).
   """
-  name = request.movement_policy_name
-  if name:
-    policy_cls = globals().get(name)
-    if not (isinstance(policy_cls, type) and issubclass(policy_cls, BaseMovementPolicy)):
-      policy_cls = _import_symbol(name)
-  else:
-    policy_cls = FaceMaxMovementPolicy
+  policy_cls = policy_class(request.movement_policy_name)
 
   kwargs = {}
   if request.movement_policy_args:

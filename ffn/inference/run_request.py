@@ -40,10 +40,11 @@ def run_inference(request: inference_pb2.InferenceRequest,
                   bbox: bounding_box.BoundingBox) -> runner_lib.Runner:
   """Segments `bbox` as `request` says; writes `<output dir>/counters.txt` at the end."""
   runner = runner_lib.Runner()
-  runner.start(request)
+  runner.prepare(request)
+  # Fail before any output exists (and before the model is built) on a bad box.
+  runner.check_box(bbox.start_zyx, bbox.size_zyx)
+  runner.load_model()
   try:
-    # Fail before any output exists when the box is unusable.
-    runner.check_box(bbox.start_zyx, bbox.size_zyx)
     start = time.time()
     runner.run(tuple(bbox.start_zyx), tuple(bbox.size_zyx))
     logging.info('Inference done in %.1f s.', time.time() - start)

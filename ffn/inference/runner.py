@@ -98,6 +98,12 @@ class Runner:
     `info` and `predict_logits`) may be passed instead of building one from
     model_name/model_args/model_checkpoint_path.
     """
+    self.prepare(request, batch_size)
+    self.load_model(model)
+
+  def prepare(self, request: inference_pb2.InferenceRequest,
+              batch_size: Optional[int] = None) -> None:
+    """The cheap half of `start`: validates the request and opens its volumes."""
     self.request = request
     if not request.segmentation_output_dir:
       raise ValueError('InferenceRequest.segmentation_output_dir must be set')
@@ -130,7 +136,12 @@ class Runner:
           if request.shift_mask.WhichOneof('volume_path') is not None else None)
       self._mask_volumes: dict = {}
     self._aligner = align.Aligner()
+    # Resolved now so that a bad name fails before the (slow) model is built.
+    movement.policy_class(request.movement_policy_name)
 
+  def load_model(self, model=None) -> None:
+    """The slow half of `start`: builds and restores the model, starts the executor."""
+    request = self.request
     self.stop_executor()
     if model is None:
       model = self._load_model(request)
