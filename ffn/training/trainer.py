@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import random
 import time
 from typing import Sequence
@@ -55,14 +57,48 @@ class TrainConfig:
   devices: Sequence[str] | None = None
 
 
+def _cluster_workers() -> int:
+  """Number of chief and worker tasks in the TF_CONFIG cluster (0 without one)."""
+  try:
+    cluster = json.loads(os.environ.get('TF_CONFIG', '{}')).get('cluster', {})
+  except json.JSONDecodeError as e:
+    raise ValueError(f'TF_CONFIG is not valid JSON: {e}') from e
+  return sum(len(cluster.get(kind, [])) for kind in ('chief', 'worker'))
+
+
 def choose_strategy(devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
-  """MirroredStrategy over `devices` or all GPUs when there are several; else the default."""
+  """The distribution strategy for this process.
+
+  MultiWorkerMirroredStrategy when TF_CONFIG names several workers; else
+  MirroredStrategy over `devices`, or over all GPUs when there are several; else the
+  default (single-device) strategy.
+  """
+  if devices is None and _cluster_workers() > 1:
+    return tf.distribute.MultiWorkerMirroredStrategy()
   if devices is None:
     gpus = tf.config.list_logical_devices('GPU')
     devices = [d.name for d in gpus] if len(gpus) > 1 else None
   if devices and len(devices) > 1:
     return tf.distribute.MirroredStrategy(list(devices))
   return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """Whether this process writes checkpoints and summaries (always, outside a cluster)."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not resolver.cluster_spec().as_dict():
+    return True
+  if resolver.task_type == 'chief':
+    return True
+  return (resolver.task_type == 'worker' and resolver.task_id == 0 and
+          'chief' not in resolver.cluster_spec().as_dict())
+
+
+def _local_replicas(strategy: tf.distribute.Strategy) -> int:
+  """Replicas of this process (all of them except under a multi-worker strategy)."""
+  if strategy.num_replicas_in_sync == 1:
+    return 1
+  return len(strategy.extended.worker_devices)
 
 
 def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimizer,
@@ -72,15 +108,19 @@ def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimize
   Returns (logits [b, z, y, x, 1], loss, learning rate) and increments global_step.
   """
   replicas = strategy.num_replicas_in_sync
-  if batch_size % replicas:
-    raise ValueError(f'batch_size {batch_size} must be a multiple of the {replicas} replicas')
+  # Each process feeds its own batch, split over its local replicas; gradients
+  # are averaged over all replicas of all processes.
+  local = _local_replicas(strategy)
+  if batch_size % local:
+    raise ValueError(f'batch_size {batch_size} must be a multiple of the {local} local '
+                     'replicas')
   variables = list(model.named_variables().values())
   opt_config = optimizer.config
 
   def replica_step(image, seed, labels, weights):
     ctx = tf.distribute.get_replica_context()
-    share = batch_size // replicas
-    first = ctx.replica_id_in_sync_group * share
+    share = batch_size // local
+    first = (ctx.replica_id_in_sync_group % local) * share
     shard = lambda x: x[first:first + share]
     image, seed, labels, weights = map(shard, (image, seed, labels, weights))
     with tf.GradientTape() as tape:
@@ -105,7 +145,7 @@ def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimize
   def train_step(image, seed, labels, weights):
     logits, loss, lr = strategy.run(replica_step, args=(image, seed, labels, weights))
     if replicas > 1:
-      logits = strategy.gather(logits, axis=0)
+      logits = tf.concat(strategy.experimental_local_results(logits), axis=0)
       loss = strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
       lr = strategy.experimental_local_results(lr)[0]
     return logits, loss, lr
@@ -173,7 +213,9 @@ def train(config: TrainConfig) -> int:
       on_example_done=lambda ex, canvas: eval_tracker.add_patch(ex['labels'], canvas,
                                                                 ex['weights']))
   train_step = make_train_step(model, optimizer, strategy, config.batch_size)
-  writer = tf.summary.create_file_writer(config.train_dir)
+  chief = is_chief(strategy)
+  # Other workers of a cluster hold the same weights; only the chief writes.
+  writer = tf.summary.create_file_writer(config.train_dir) if chief else None
   logging.info('Training %s %s from step %d to %d, batch %d, %d replica(s); '
                'canvas %s, eval %s (xyz)', config.model_name, model.info, step,
                config.max_steps, config.batch_size, strategy.num_replicas_in_sync,
@@ -194,7 +236,8 @@ def train(config: TrainConfig) -> int:
     feeder.update(logits.numpy())
     step += 1
     now = time.time()
-    if now - last_summary >= config.summary_rate_secs or step == config.max_steps:
+    if chief and (now - last_summary >= config.summary_rate_secs or
+                  step == config.max_steps):
       with writer.as_default():
         summaries.scalar('pixel_loss', loss, step)
         summaries.scalar('optimizer_loss', loss, step)
@@ -209,9 +252,10 @@ def train(config: TrainConfig) -> int:
       logging.info('step %d, loss %.4f, %.3f steps/s, %.2f FOVs/s', step, float(loss),
                    rate, rate * config.batch_size)
       last_log, steps_at_log = now, step
-    if now - last_checkpoint >= config.save_checkpoint_secs:
+    if chief and now - last_checkpoint >= config.save_checkpoint_secs:
       logging.info('Saved %s', manager.save(checkpoint_number=step))
       last_checkpoint = now
-  logging.info('Saved %s', manager.save(checkpoint_number=step))
-  writer.close()
+  if chief:
+    logging.info('Saved %s', manager.save(checkpoint_number=step))
+    writer.close()
   return step
