@@ -36,7 +36,7 @@ def import_symbol(name: str, default_package: str = DEFAULT_MODEL_PACKAGE) -> An
 
 def parse_model_args(model_args: str | dict | None) -> dict[str, Any]:
   """Parses the JSON object of model constructor arguments."""
-  if model_args is None:
+  if model_args is None or (isinstance(model_args, str) and not model_args.strip()):
     return {}
   if isinstance(model_args, dict):
     return dict(model_args)
