@@ -191,13 +191,7 @@ def train(config: TrainConfig) -> int:
 
   ckpt = checkpoint.make_checkpoint(model, optimizer)
   manager = checkpoint.make_manager(ckpt, config.train_dir)
-  if manager.latest_checkpoint:
-    # Checks shapes variable by variable first, for a clear error on a model mismatch.
-    checkpoint.read_model_values(model, manager.latest_checkpoint)
-    ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info('Resuming from %s at step %d', manager.latest_checkpoint,
-                 int(model.global_step.numpy()))
-  step = int(model.global_step.numpy())
+  step = _resume(model, ckpt, manager)
   if step >= config.max_steps:
     logging.info('Step %d already reaches max_steps %d; nothing to do', step, config.max_steps)
     return step
@@ -224,38 +218,66 @@ def train(config: TrainConfig) -> int:
   now = time.time()
   last_summary = last_checkpoint = last_log = now
   steps_at_log = step
-  while step < config.max_steps:
-    seed, image, labels, weights = feeder.next_batch()
-    try:
-      logits, loss, lr = train_step(image, seed, labels, weights)
-    except tf.errors.InvalidArgumentError as e:
-      if 'Invalid loss' in e.message:
-        raise TrainingError(f'loss is not finite (NaN or Inf) at step {step + 1}; '
-                            'lower --learning_rate or check the input normalisation') from e
-      raise
-    feeder.update(logits.numpy())
-    step += 1
-    now = time.time()
-    if chief and (now - last_summary >= config.summary_rate_secs or
-                  step == config.max_steps):
-      with writer.as_default():
-        summaries.scalar('pixel_loss', loss, step)
-        summaries.scalar('optimizer_loss', loss, step)
-        summaries.scalar('learning_rate', lr, step)
-        scalars = eval_tracker.write_summaries(step)
-      writer.flush()
-      logging.info('Summaries at step %d: %s', step,
-                   ', '.join(f'{k} {v:.4g}' for k, v in scalars.items()))
-      last_summary = now
-    if now - last_log >= config.log_every_secs or step == config.max_steps:
-      rate = (step - steps_at_log) / max(now - last_log, 1e-9)
-      logging.info('step %d, loss %.4f, %.3f steps/s, %.2f FOVs/s', step, float(loss),
-                   rate, rate * config.batch_size)
-      last_log, steps_at_log = now, step
-    if chief and now - last_checkpoint >= config.save_checkpoint_secs:
-      logging.info('Saved %s', manager.save(checkpoint_number=step))
-      last_checkpoint = now
+  try:
+    while step < config.max_steps:
+      seed, image, labels, weights = feeder.next_batch()
+      logits, loss, lr = _run_step(train_step, (image, seed, labels, weights), step)
+      feeder.update(logits.numpy())
+      step += 1
+      now = time.time()
+      last_step = step == config.max_steps
+      if chief and (now - last_summary >= config.summary_rate_secs or last_step):
+        _write_summaries(writer, step, loss, lr, eval_tracker)
+        last_summary = now
+      if now - last_log >= config.log_every_secs or last_step:
+        rate = (step - steps_at_log) / max(now - last_log, 1e-9)
+        logging.info('step %d, loss %.4f, %.3f steps/s, %.2f FOVs/s', step, float(loss),
+                     rate, rate * config.batch_size)
+        last_log, steps_at_log = now, step
+      if chief and now - last_checkpoint >= config.save_checkpoint_secs:
+        logging.info('Saved %s', manager.save(checkpoint_number=step))
+        last_checkpoint = now
+  except KeyboardInterrupt:
+    # Every finished step is in the variables; keep them, then stop as asked.
+    if chief:
+      logging.info('Interrupted; saved %s', manager.save(
+          checkpoint_number=int(model.global_step.numpy())))
+    raise
   if chief:
     logging.info('Saved %s', manager.save(checkpoint_number=step))
     writer.close()
   return step
+
+
+def _resume(model, ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> int:
+  """Restores the latest checkpoint of the manager's directory, if any; returns the step."""
+  if manager.latest_checkpoint:
+    # Checks shapes variable by variable first, for a clear error on a model mismatch.
+    checkpoint.read_model_values(model, manager.latest_checkpoint)
+    ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    logging.info('Resuming from %s at step %d', manager.latest_checkpoint,
+                 int(model.global_step.numpy()))
+  return int(model.global_step.numpy())
+
+
+def _run_step(train_step, batch, step: int):
+  """Runs one training step; a non-finite loss becomes a TrainingError naming the step."""
+  try:
+    return train_step(*batch)
+  except tf.errors.InvalidArgumentError as e:
+    if 'Invalid loss' in e.message:
+      raise TrainingError(f'loss is not finite (NaN or Inf) at step {step + 1}; '
+                          'lower --learning_rate or check the input normalisation') from e
+    raise
+
+
+def _write_summaries(writer, step: int, loss, lr, eval_tracker) -> None:
+  """Writes the loss, learning rate and EvalTracker summaries at `step`."""
+  with writer.as_default():
+    summaries.scalar('pixel_loss', loss, step)
+    summaries.scalar('optimizer_loss', loss, step)
+    summaries.scalar('learning_rate', lr, step)
+    scalars = eval_tracker.write_summaries(step)
+  writer.flush()
+  logging.info('Summaries at step %d: %s', step,
+               ', '.join(f'{k} {v:.4g}' for k, v in scalars.items()))

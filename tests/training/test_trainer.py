@@ -148,3 +148,24 @@ def test_max_pred_moves_policy_trains(tmp_path):
                    fov_moves=1, threshold=0.5, summary_rate_secs=0)
   assert trainer.train(config) == 6
   assert checkpoint.resolve_checkpoint_path(config.train_dir).endswith('model.ckpt-6')
+
+
+def test_interrupted_run_saves_and_resumes_there(tmp_path, monkeypatch):
+  _, _, data, label, coords = _data(tmp_path, count=20)
+  real_next_batch = examples.BatchFeeder.next_batch
+  calls = []
+
+  def interrupt_third_batch(self):
+    calls.append(1)
+    if len(calls) == 3:
+      raise KeyboardInterrupt
+    return real_next_batch(self)
+
+  monkeypatch.setattr(examples.BatchFeeder, 'next_batch', interrupt_third_batch)
+  with pytest.raises(KeyboardInterrupt):
+    trainer.train(_config(tmp_path, data, label, coords, max_steps=10))
+  assert checkpoint.resolve_checkpoint_path(str(tmp_path / 'train')).endswith('model.ckpt-2')
+  monkeypatch.setattr(examples.BatchFeeder, 'next_batch', real_next_batch)
+  assert trainer.train(_config(tmp_path, data, label, coords, max_steps=4)) == 4
+  model = import_util.build_model(MODEL, TINY)
+  assert checkpoint.restore_model(model, str(tmp_path / 'train')) == 4
