@@ -14,6 +14,8 @@ import numpy as np
 from scipy import ndimage
 import skimage.feature
 
+from ffn.inference import storage
+
 _PEAKS_SIGMA = 49.0 / 6.0
 _NOISE_SEED = 42
 _NOISE_SCALE = 1e-4
@@ -193,7 +195,6 @@ class PolicyInvertOrigins(BaseSeedPolicy):
     self.segmentation_dir = segmentation_dir
 
   def init_coords(self) -> None:
-    from ffn.inference import storage  # pylint: disable=g-import-not-at-top
     origins = storage.load_origins(self.segmentation_dir, self.corner)
     ids = sorted(origins, reverse=True)
     self.coords = np.array([origins[i].start_zyx for i in ids],
