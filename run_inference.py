@@ -12,7 +12,6 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from ffn.inference import run_request
 
@@ -36,7 +35,6 @@ def main(argv):
     bbox = run_request.parse_bounding_box(FLAGS.bounding_box)
     run_request.run_inference(request, bbox)
   except (ValueError, NotImplementedError, OSError) as e:
-    logging.error('%s', e)
     sys.exit(f'run_inference.py: error: {e}')
 
 

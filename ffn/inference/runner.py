@@ -176,15 +176,15 @@ class Runner:
 
   def check_box(self, corner: ZYX, size: ZYX) -> None:
     """Raises ValueError unless the zyx box has a positive size and overlaps the volume."""
-    corner, size = np.asarray(_zyx_tuple(corner)), np.asarray(_zyx_tuple(size))
-    if np.any(size <= 0):
-      raise ValueError(f'bounding box size (xyz) {tuple(size[::-1])} must be positive '
-                       'on every axis')
-    shape = np.asarray(self._image_volume.shape[-3:])
-    if np.any(corner + size <= 0) or np.any(corner >= shape):
+    corner, size = _zyx_tuple(corner), _zyx_tuple(size)
+    start_xyz, size_xyz = corner[::-1], size[::-1]
+    if min(size) <= 0:
+      raise ValueError(f'bounding box size (xyz) {size_xyz} must be positive on every axis')
+    shape = tuple(int(s) for s in self._image_volume.shape[-3:])
+    if any(c + n <= 0 or c >= s for c, n, s in zip(corner, size, shape)):
       raise ValueError(
-          f'bounding box start {tuple(corner[::-1])} size {tuple(size[::-1])} (xyz) lies '
-          f'outside the image volume of size {tuple(shape[::-1])} (xyz)')
+          f'bounding box start {start_xyz} size {size_xyz} (xyz) lies outside the image '
+          f'volume of size {shape[::-1]} (xyz)')
 
   def make_restrictor(self, corner: ZYX, size: ZYX, image: np.ndarray, alignment):
     """The MovementRestrictor of the request's masks; None if none; ALL_MASKED."""
