@@ -117,6 +117,7 @@ class Canvas:
     self._seed_policy_state = None
     self._partial_segment_iters = 0
     self._exec_client_id = None
+    self._keep_client = False
     # Called after every FOV (e.g. to log progress); must be cheap.
     self.on_fov: Optional[Callable[[], None]] = None
 
@@ -272,7 +273,7 @@ class Canvas:
                     self.seed, vis_pos, self.movement_policy))
           self._maybe_save_checkpoint(partial_segment_iters=num_iters)
     finally:
-      if own_client:
+      if own_client and not self._keep_client:
         self._deregister_client()
     return num_iters
 
@@ -288,7 +289,9 @@ class Canvas:
 
     mbd = self.options.min_boundary_dist
     mbd = np.array([mbd.z, mbd.y, mbd.x], dtype=np.int64)
-    self._register_client()
+    # Registered from the first object on (not while the seed policy computes
+    # its seeds, which would hold up the batches of other canvases) to the end.
+    self._keep_client = True
     try:
       with timer_counter(self.counters, 'segment_all'):
         for pos in TimedIter(self.seed_policy, self.counters, 'seed-policy'):
@@ -308,6 +311,7 @@ class Canvas:
       self.log_info('Segmentation done.')
     finally:
       # Waiting clients would otherwise block the executor's batches.
+      self._keep_client = False
       self._deregister_client()
 
   def _segment_from(self, pos: Position, partial_iters: int) -> None:
