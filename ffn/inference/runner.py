@@ -156,7 +156,7 @@ class Runner:
 
   def _load_model(self, request):
     """Builds the model of the request and restores its checkpoint."""
-    # Imported here so that the storage-only uses of this module stay light.
+    # Imported here so that bad requests fail before TensorFlow loads.
     from ffn.training import checkpoint  # pylint: disable=g-import-not-at-top
     from ffn.training import import_util  # pylint: disable=g-import-not-at-top
     if not request.model_name:
