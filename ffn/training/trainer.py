@@ -227,7 +227,7 @@ def train(config: TrainConfig) -> int:
       now = time.time()
       last_step = step == config.max_steps
       if chief and (now - last_summary >= config.summary_rate_secs or last_step):
-        _write_summaries(writer, step, loss, lr, eval_tracker)
+        _write_summaries(writer, step, loss, lr, eval_tracker, model)
         last_summary = now
       if now - last_log >= config.log_every_secs or last_step:
         rate = (step - steps_at_log) / max(now - last_log, 1e-9)
@@ -271,12 +271,15 @@ def _run_step(train_step, batch, step: int):
     raise
 
 
-def _write_summaries(writer, step: int, loss, lr, eval_tracker) -> None:
-  """Writes the loss, learning rate and EvalTracker summaries at `step`."""
+def _write_summaries(writer, step: int, loss, lr, eval_tracker, model) -> None:
+  """Writes loss, learning rate, weight histograms and EvalTracker summaries at `step`."""
   with writer.as_default():
     summaries.scalar('pixel_loss', loss, step)
     summaries.scalar('optimizer_loss', loss, step)
     summaries.scalar('learning_rate', lr, step)
+    for name, var in model.named_variables().items():
+      # Tagged with upstream's variable names, as its histograms were.
+      summaries.histogram(checkpoint.upstream_name(name), var.numpy(), step)
     scalars = eval_tracker.write_summaries(step)
   writer.flush()
   logging.info('Summaries at step %d: %s', step,

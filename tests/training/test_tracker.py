@@ -48,3 +48,18 @@ def test_counts_and_summaries(tmp_path):
     width, height, png = events[f'final_{plane}/0'][0]
     image = tf.io.decode_png(png).numpy()
     assert image.shape == (int(height), int(width), 1) == (3, 9, 1)
+
+
+def test_training_writes_loss_learning_rate_and_histograms(tmp_path):
+  from ffn.training import summaries
+  writer = tf.summary.create_file_writer(str(tmp_path))
+  with writer.as_default():
+    summaries.scalar('learning_rate', 0.001, 3)
+    summaries.histogram('seed_update/conv0_a/biases', np.zeros(32), 3)
+    summaries.histogram('seed_update/conv0_a/weights', np.linspace(-1, 1, 100), 3)
+  writer.close()
+  events = _read_events(tmp_path)
+  assert float(events['learning_rate'][0]) == pytest.approx(0.001)
+  table = events['seed_update/conv0_a/weights'][0]
+  assert table.shape == (30, 3) and table[:, 2].sum() == 100
+  assert events['seed_update/conv0_a/biases'][0][:, 2].sum() == 32
