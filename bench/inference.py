@@ -4,7 +4,8 @@
   python bench/inference.py [--size 100] [--forward_reps 20]
 
 Segments the crop start (0,0,0), size `--size`^3 (xyz) of training_sample2 with
-the bundled checkpoint and the sample config, into a temporary directory, then
+the bundled checkpoint and the sample config, into `--output_dir` (default: a
+temporary directory), then
 prints:
   * FOVs per second over the whole run;
   * the share of wall time spent inside the model call;
@@ -34,6 +35,8 @@ from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-a
 FLAGS = flags.FLAGS
 flags.DEFINE_integer('size', 100, 'Edge of the cubic crop to segment (voxels).')
 flags.DEFINE_integer('forward_reps', 20, 'Timed bare forward passes.')
+flags.DEFINE_string('output_dir', None,
+                    'Where to keep the segmentation (default: a temporary directory).')
 flags.DEFINE_string('config', str(REPO_ROOT / 'configs' / 'inference_training_sample2.pbtxt'),
                     'InferenceRequest text file.')
 
@@ -72,7 +75,8 @@ def _bare_forward_seconds(model, reps: int) -> float:
 def main(argv):
   del argv
   os.chdir(REPO_ROOT)
-  with tempfile.TemporaryDirectory() as out_dir:
+  with tempfile.TemporaryDirectory() as tmp_dir:
+    out_dir = FLAGS.output_dir or tmp_dir
     request = run_request.parse_request(pathlib.Path(FLAGS.config).read_text())
     request.segmentation_output_dir = out_dir
     request.checkpoint_interval = 0
