@@ -65,6 +65,13 @@ def sigmoid_pixelwise_loss(logits: tf.Tensor, labels: tf.Tensor,
   return tf.debugging.check_numerics(loss, 'Invalid loss detected')
 
 
+def check_finite_gradients(grads: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+  """The gradients, failing with 'Invalid gradient detected' if any entry is NaN or Inf."""
+  # A finite loss does not imply finite gradients: oneDNN's ReLU maps NaN inputs
+  # to 0, so a NaN image reaches the weights through the gradients alone.
+  return [tf.debugging.check_numerics(g, 'Invalid gradient detected') for g in grads]
+
+
 def clip_gradients(grads: Sequence[tf.Tensor],
                    max_entry_mag: float = MAX_GRADIENT_ENTRY_MAG) -> list[tf.Tensor]:
   """Clips every gradient entry to [-max_entry_mag, +max_entry_mag] (not by norm)."""

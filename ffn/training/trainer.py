@@ -129,7 +129,7 @@ def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimize
     grads = tape.gradient(loss, variables)
     if replicas > 1:
       grads = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, grads)
-    grads = model_lib.clip_gradients(grads)
+    grads = model_lib.clip_gradients(model_lib.check_finite_gradients(grads))
     lr = optimizer_lib.learning_rate(opt_config, model.global_step)
     optimizer.apply(grads, lr)
     model.global_step.assign_add(1)
@@ -265,8 +265,8 @@ def _run_step(train_step, batch, step: int):
   try:
     return train_step(*batch)
   except tf.errors.InvalidArgumentError as e:
-    if 'Invalid loss' in e.message:
-      raise TrainingError(f'loss is not finite (NaN or Inf) at step {step + 1}; '
+    if 'Invalid loss' in e.message or 'Invalid gradient' in e.message:
+      raise TrainingError(f'loss or gradients not finite (NaN or Inf) at step {step + 1}; '
                           'lower --learning_rate or check the input normalisation') from e
     raise
 
