@@ -359,6 +359,8 @@ class _ProgressLogger:
     self._interval = interval_sec
     self._start = time.time()
     self._last = self._start
+    # Created after any checkpoint restore: the rate counts this run's FOVs only.
+    self._fovs_at_start = counters['inference-calls'].value
 
   def maybe_log(self) -> None:
     now = time.time()
@@ -369,7 +371,8 @@ class _ProgressLogger:
   def log(self, final: bool = False) -> None:
     elapsed = max(time.time() - self._start, 1e-9)
     fovs = self._counters['inference-calls'].value
+    rate = (fovs - self._fovs_at_start) / elapsed
     logging.info('%s subvolume %r: %d FOVs (%.2f FOVs/s), %d objects, %d voxels segmented.',
-                 'Finished' if final else 'Progress', self._corner, fovs, fovs / elapsed,
+                 'Finished' if final else 'Progress', self._corner, fovs, rate,
                  self._counters['segments-created'].value,
                  self._counters['voxels-segmented'].value)
