@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from typing import NoReturn
 
 from absl import app
 from absl import flags
 from absl import logging
 from google.protobuf import text_format
 
+from ffn.utils import cli
 from ffn.utils import atomic
 from ffn.utils import bounding_box
 from ffn.utils import bounding_box_pb2
@@ -64,51 +63,34 @@ flags.DEFINE_list('overview_center', None, 'Global xyz point the overview planes
 flags.DEFINE_boolean('overwrite', False, 'Replace existing output files.')
 
 
-def _fail(message: str) -> NoReturn:
-  """Exits with one clear error line (no usage dump)."""
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(1)
-
-
-def _int_triple(values, name: str) -> tuple[int, int, int]:
-  """Parses an x,y,z flag value into ints."""
-  try:
-    triple = tuple(int(v) for v in values)
-  except ValueError:
-    triple = ()
-  if len(triple) != 3:
-    _fail(f'--{name} must be three integers x,y,z, got {",".join(values)!r}')
-  return triple
-
-
 def _parse_box(text: str) -> bounding_box.BoundingBox:
   """A BoundingBox from the text proto of --bounding_box."""
   try:
     proto = text_format.Parse(text, bounding_box_pb2.BoundingBox())
   except text_format.ParseError as e:
-    _fail(f'--bounding_box {text!r} is not a text BoundingBox proto: {e}')
+    cli.fail(f'--bounding_box {text!r} is not a text BoundingBox proto: {e}')
   box = bounding_box.BoundingBox(proto)
   if box.is_empty() or (box.start < 0).any():
-    _fail(f'--bounding_box {text!r} is empty or starts below 0')
+    cli.fail(f'--bounding_box {text!r} is empty or starts below 0')
   return box
 
 
 def main(argv):
   del argv
   if FLAGS.groundtruth is None:
-    _fail('--groundtruth is required (path:dataset)')
+    cli.fail('--groundtruth is required (path:dataset)')
   if (FLAGS.segmentation_dir is None) == (FLAGS.segmentation is None):
-    _fail('give exactly one of --segmentation_dir (with --corner) and '
+    cli.fail('give exactly one of --segmentation_dir (with --corner) and '
                          '--segmentation (path:dataset)')
   for path in (FLAGS.output_json, FLAGS.overview_png):
     if path and os.path.exists(path) and not FLAGS.overwrite:
-      _fail(f'{path} exists; pass --overwrite to replace it')
+      cli.fail(f'{path} exists; pass --overwrite to replace it')
 
   if FLAGS.segmentation_dir is not None:
     if not os.path.isdir(FLAGS.segmentation_dir):
-      _fail(f'--segmentation_dir {FLAGS.segmentation_dir!r} is not a directory')
+      cli.fail(f'--segmentation_dir {FLAGS.segmentation_dir!r} is not a directory')
     source = evaluation.ResultSource(
-        directory=FLAGS.segmentation_dir, corner_xyz=_int_triple(FLAGS.corner, 'corner'),
+        directory=FLAGS.segmentation_dir, corner_xyz=cli.parse_triple(FLAGS.corner, 'corner'),
         threshold=FLAGS.threshold, split_cc=FLAGS.split_cc, min_size=FLAGS.min_size)
   else:
     source = volume_spec.parse_volume_spec(FLAGS.segmentation)
@@ -122,7 +104,7 @@ def main(argv):
       except ValueError:
         voxel_size = ()
       if len(voxel_size) != 3:
-        _fail(f'--voxel_size must be three numbers x,y,z, got {FLAGS.voxel_size}')
+        cli.fail(f'--voxel_size must be three numbers x,y,z, got {FLAGS.voxel_size}')
     border = evaluation.BorderExclusion(FLAGS.border_distance, voxel_size, FLAGS.border_mode)
 
   try:
@@ -130,7 +112,7 @@ def main(argv):
         source, FLAGS.groundtruth, box, seg_zero=FLAGS.seg_zero, border=border,
         num_offenders=FLAGS.num_offenders, min_overlap=FLAGS.min_overlap)
   except ValueError as e:  # EvaluationError, VolumeSpecError and missing results.
-    _fail(str(e))
+    cli.fail(str(e))
 
   print(evaluation.format_report(result))
   if FLAGS.output_json:
@@ -148,10 +130,10 @@ def _write_overview(result: evaluation.EvaluationResult, seg, gt) -> None:
   size_xyz = result.box['size_xyz']
   center_zyx = None
   if FLAGS.overview_center:
-    center_xyz = _int_triple(FLAGS.overview_center, 'overview_center')
+    center_xyz = cli.parse_triple(FLAGS.overview_center, 'overview_center')
     local = [c - s for c, s in zip(center_xyz, start_xyz)]
     if any(not 0 <= l < n for l, n in zip(local, size_xyz)):
-      _fail(f'--overview_center {center_xyz} is outside the scored region '
+      cli.fail(f'--overview_center {center_xyz} is outside the scored region '
             f'start={start_xyz} size={size_xyz} (xyz)')
     center_zyx = local[::-1]
   image = None
@@ -161,7 +143,7 @@ def _write_overview(result: evaluation.EvaluationResult, seg, gt) -> None:
     try:
       volume_box = bounding_box.BoundingBox(start=(0, 0, 0), size=dataset.shape[:3][::-1])
       if dataset.ndim != 3 or not volume_box.contains_box(region):
-        _fail(f'image {FLAGS.image} of shape {dataset.shape} (zyx) does not cover the '
+        cli.fail(f'image {FLAGS.image} of shape {dataset.shape} (zyx) does not cover the '
               f'scored region start={start_xyz} size={size_xyz} (xyz)')
       image = dataset[region.to_slice()]
     finally:

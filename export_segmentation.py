@@ -11,13 +11,12 @@ by chunk into a temporary name and renamed when complete.
 
 from __future__ import annotations
 
-import sys
-from typing import NoReturn
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from ffn.utils import cli
 from ffn.utils import export
 from ffn.utils import volume_spec
 
@@ -44,50 +43,33 @@ flags.DEFINE_enum('png_mode', 'color', ['color', 'gray16'], 'PNG output: a colou
 flags.DEFINE_boolean('overwrite', False, 'Replace an existing output.')
 
 
-def _fail(message: str) -> NoReturn:
-  """Exits with one clear error line."""
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(1)
-
-
-def _triple(values, name: str, kind=int) -> tuple:
-  """Parses an x,y,z flag value."""
-  try:
-    triple = tuple(kind(v) for v in values)
-  except ValueError:
-    triple = ()
-  if len(triple) != 3:
-    _fail(f'--{name} must be three {kind.__name__}s x,y,z, got {",".join(values)!r}')
-  return triple
-
-
 def main(argv):
   del argv
   if FLAGS.output is None:
-    _fail('--output is required')
+    cli.fail('--output is required')
   if (FLAGS.segmentation_dir is None) == (FLAGS.segmentation is None):
-    _fail('give exactly one of --segmentation_dir and --segmentation (path:dataset)')
+    cli.fail('give exactly one of --segmentation_dir and --segmentation (path:dataset)')
   if FLAGS.segmentation_dir is not None:
     corners = None
     if FLAGS.corner:
-      corners = [_triple(c.split(','), 'corner') for c in FLAGS.corner]
+      corners = [cli.parse_triple(c.split(','), 'corner') for c in FLAGS.corner]
     source = export.ResultVolumes(FLAGS.segmentation_dir, corners, threshold=FLAGS.threshold,
                                   split_cc=FLAGS.split_cc, min_size=FLAGS.min_size)
   else:
     try:
       source = volume_spec.parse_volume_spec(FLAGS.segmentation)
     except ValueError as e:
-      _fail(str(e))
+      cli.fail(str(e))
   geometry = export.Geometry(
-      voxel_size_xyz=_triple(FLAGS.voxel_size, 'voxel_size', float),
-      offset_xyz=_triple(FLAGS.offset, 'offset') if FLAGS.offset else None)
+      voxel_size_xyz=cli.parse_triple(FLAGS.voxel_size, 'voxel_size', float),
+      offset_xyz=cli.parse_triple(FLAGS.offset, 'offset') if FLAGS.offset else None)
   try:
     output_format = export.export(
         source, FLAGS.output, FLAGS.output_format, geometry=geometry, overwrite=FLAGS.overwrite,
-        dataset_name=FLAGS.dataset, chunk_xyz=_triple(FLAGS.chunk_size, 'chunk_size'),
+        dataset_name=FLAGS.dataset, chunk_xyz=cli.parse_triple(FLAGS.chunk_size, 'chunk_size'),
         png_mode=FLAGS.png_mode)
   except ValueError as e:  # ExportError, VolumeSpecError, missing results.
-    _fail(str(e))
+    cli.fail(str(e))
   logging.info('wrote %s (%s)', FLAGS.output, output_format)
   print(f'wrote {FLAGS.output} ({output_format})')
 

@@ -12,13 +12,12 @@ client; no internet needed) and runs until Ctrl-C.
 
 from __future__ import annotations
 
-import sys
-from typing import NoReturn
 
 from absl import app
 from absl import flags
 from absl import logging
 
+from ffn.utils import cli
 from ffn.utils import viewer as viewer_lib
 from ffn.utils import volume_spec
 
@@ -40,36 +39,19 @@ flags.DEFINE_float('timeout_secs', None, 'Stop after this many seconds (default:
                    'Ctrl-C).')
 
 
-def _fail(message: str) -> NoReturn:
-  """Exits with one clear error line."""
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(1)
-
-
-def _triple(values, name: str, kind=int) -> tuple:
-  """Parses an x,y,z flag value."""
-  try:
-    triple = tuple(kind(v) for v in values)
-  except ValueError:
-    triple = ()
-  if len(triple) != 3:
-    _fail(f'--{name} must be three numbers x,y,z, got {",".join(values)!r}')
-  return triple
-
-
 def main(argv):
   del argv
   if FLAGS.segmentation_dir is not None and FLAGS.segmentation is not None:
-    _fail('give at most one of --segmentation_dir and --segmentation')
+    cli.fail('give at most one of --segmentation_dir and --segmentation')
   if not (FLAGS.image or FLAGS.segmentation_dir or FLAGS.segmentation or FLAGS.groundtruth):
-    _fail('nothing to show: give --image, --segmentation(_dir) and/or --groundtruth')
+    cli.fail('nothing to show: give --image, --segmentation(_dir) and/or --groundtruth')
   layers = []
   try:
     if FLAGS.image:
       layers.append(viewer_lib.Layer('image', volume_spec.open_volume(FLAGS.image), 'image'))
     if FLAGS.segmentation_dir:
       from ffn.inference import storage  # pylint: disable=g-import-not-at-top
-      corner_xyz = _triple(FLAGS.corner, 'corner')
+      corner_xyz = cli.parse_triple(FLAGS.corner, 'corner')
       labels, _ = storage.load_segmentation(
           FLAGS.segmentation_dir, corner_xyz[::-1], threshold=FLAGS.threshold,
           split_cc=FLAGS.split_cc, min_size=FLAGS.min_size)
@@ -80,10 +62,10 @@ def main(argv):
     if FLAGS.groundtruth:
       layers.append(viewer_lib.Layer('groundtruth', volume_spec.open_volume(FLAGS.groundtruth),
                                      'segmentation'))
-    viewer = viewer_lib.build_viewer(layers, _triple(FLAGS.voxel_size, 'voxel_size', float),
-                                     bind_address=FLAGS.bind_address, port=FLAGS.port)
+    voxel_size = cli.parse_triple(FLAGS.voxel_size, 'voxel_size', float)
+    viewer = viewer_lib.build_viewer(layers, voxel_size, bind_address=FLAGS.bind_address, port=FLAGS.port)
   except ValueError as e:  # VolumeSpecError, missing results, bad layers.
-    _fail(str(e))
+    cli.fail(str(e))
   logging.info('layers: %s', ', '.join(layer.name for layer in layers))
   print(f'neuroglancer viewer: {viewer.get_viewer_url()}', flush=True)
   print('press Ctrl-C to stop', flush=True)
