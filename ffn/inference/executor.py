@@ -10,7 +10,6 @@ and returning float32 `[b, z, y, x, 1]` arrays or tensors, such as a model's
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from typing import Callable, Optional
 

@@ -10,7 +10,6 @@ import time
 from typing import Sequence
 
 from absl import logging
-import numpy as np
 import tensorflow as tf
 
 from ffn.training import checkpoint

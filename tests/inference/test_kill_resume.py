@@ -10,7 +10,6 @@ import time
 
 from google.protobuf import text_format
 import numpy as np
-import pytest
 
 from ffn.inference import inference_pb2
 from ffn.inference import runner as runner_lib

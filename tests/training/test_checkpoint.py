@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from conftest import FIB25_CHECKPOINT, REPO_ROOT
 from ffn.training import checkpoint

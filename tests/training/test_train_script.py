@@ -1,7 +1,6 @@
 """train.py as users run it: the README pipeline end to end, and bad input."""
 
 import os
-import pathlib
 import subprocess
 import sys
 

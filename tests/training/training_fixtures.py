@@ -6,7 +6,6 @@ import pathlib
 
 import h5py
 import numpy as np
-from scipy import ndimage
 import tensorflow as tf
 
 
