@@ -439,3 +439,16 @@ class Canvas:
     if pos is None:
       pos = tuple(s // 2 for s in self.shape)
     return canvas_visualization.visualize_state(self.seed, pos, self.movement_policy)
+
+
+# Upstream's 2019 notebook uses `inference.Runner()` and `inference.DynamicImage()`;
+# the Runner now lives in runner.py, which imports this module, hence the lazy lookup.
+DynamicImage = canvas_visualization.DynamicImage
+
+
+def __getattr__(name: str):
+  """Resolves `Runner` lazily, for code written against upstream's 2019 layout."""
+  if name == 'Runner':
+    from ffn.inference import runner  # pylint: disable=g-import-not-at-top
+    return runner.Runner
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

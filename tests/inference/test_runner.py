@@ -141,3 +141,13 @@ def test_bad_boxes(setup, tmp_path, corner, size):
   finally:
     runner.stop_executor()
   assert not os.listdir(tmp_path)
+
+
+def test_upstream_2019_notebook_names_resolve():
+  from ffn.inference import canvas_visualization
+  from ffn.inference import inference
+  from ffn.inference import runner
+  assert inference.Runner is runner.Runner
+  assert inference.DynamicImage is canvas_visualization.DynamicImage
+  with pytest.raises(AttributeError, match='Nope'):
+    getattr(inference, 'Nope')
