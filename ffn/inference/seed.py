@@ -146,41 +146,46 @@ class PolicyMax(BaseSeedPolicy):
     self.coords = np.stack(np.unravel_index(order, image.shape), axis=1)
 
 
-class PolicyGrid3d(BaseSeedPolicy):
+class _GridPolicy(BaseSeedPolicy):
+  """Grid points of spacing `step`, for each offset in turn; subclasses choose the axes."""
+
+  def __init__(self, canvas, step: int, offsets, **kwargs):
+    super().__init__(canvas, **kwargs)
+    self.step = int(step)
+    self.offsets = tuple(int(o) for o in offsets)
+
+  def _axes(self, offset: int, shape) -> list[np.ndarray]:
+    """The z, y and x coordinates of the grid for one offset."""
+    raise NotImplementedError
+
+  def init_coords(self) -> None:
+    shape = self.canvas.image.shape[:3]
+    grids = [np.stack(np.meshgrid(*self._axes(o, shape), indexing='ij'), -1).reshape(-1, 3)
+             for o in self.offsets]
+    self.coords = np.concatenate(grids) if grids else np.zeros((0, 3), np.int64)
+
+
+class PolicyGrid3d(_GridPolicy):
   """Points of a 3-D grid of spacing `step`, for each offset in turn."""
 
   def __init__(self, canvas, step: int = 16,
                offsets=(0, 8, 4, 12, 2, 10, 14), **kwargs):
-    super().__init__(canvas, **kwargs)
-    self.step = int(step)
-    self.offsets = tuple(int(o) for o in offsets)
+    super().__init__(canvas, step, offsets, **kwargs)
 
-  def init_coords(self) -> None:
-    shape = self.canvas.image.shape[:3]
-    grids = []
-    for o in self.offsets:
-      axes = [np.arange(o, n, self.step) for n in shape]
-      grids.append(np.stack(np.meshgrid(*axes, indexing='ij'), -1).reshape(-1, 3))
-    self.coords = np.concatenate(grids) if grids else np.zeros((0, 3), np.int64)
+  def _axes(self, offset: int, shape) -> list[np.ndarray]:
+    return [np.arange(offset, n, self.step) for n in shape]
 
 
-class PolicyGrid2d(BaseSeedPolicy):
+class PolicyGrid2d(_GridPolicy):
   """Every z slice, with yx on a grid of spacing `step`, for each offset in turn."""
 
   def __init__(self, canvas, step: int = 16,
                offsets=(0, 8, 4, 12, 2, 6, 10, 14), **kwargs):
-    super().__init__(canvas, **kwargs)
-    self.step = int(step)
-    self.offsets = tuple(int(o) for o in offsets)
+    super().__init__(canvas, step, offsets, **kwargs)
 
-  def init_coords(self) -> None:
-    shape = self.canvas.image.shape[:3]
-    grids = []
-    for o in self.offsets:
-      axes = [np.arange(shape[0]), np.arange(o, shape[1], self.step),
-              np.arange(o, shape[2], self.step)]
-      grids.append(np.stack(np.meshgrid(*axes, indexing='ij'), -1).reshape(-1, 3))
-    self.coords = np.concatenate(grids) if grids else np.zeros((0, 3), np.int64)
+  def _axes(self, offset: int, shape) -> list[np.ndarray]:
+    return [np.arange(shape[0]), np.arange(offset, shape[1], self.step),
+            np.arange(offset, shape[2], self.step)]
 
 
 class PolicyInvertOrigins(BaseSeedPolicy):
