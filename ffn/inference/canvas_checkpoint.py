@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ffn.inference import storage
 from ffn.utils import atomic
+from ffn.utils import state_codec
+
+# Namedtuples kept by name in the stored state.
+_NAMED = {'OriginInfo': storage.OriginInfo}
 
 
 def _as_object(value) -> np.ndarray:
-  """Wraps any picklable value as a 0-d object array, so npz stores it whole."""
-  wrapped = np.empty((), dtype=object)
-  wrapped[()] = value
-  return wrapped
+  """Any container state as a 0-d string array of tagged JSON, so npz stores it without pickles."""
+  return np.asarray(state_codec.dumps(value, _NAMED))
 
 
 def _unwrap(array: np.ndarray):
-  """Inverse of `_as_object`; also reads 2019's tuple-as-array values."""
+  """Inverse of `_as_object`; also reads older pickled values (already unpickled safely)."""
+  if array.dtype.kind == 'U' and array.shape == ():
+    return state_codec.loads(str(array), _NAMED)
   if array.dtype == object and array.shape == ():
     return array.item()
   if array.dtype == object:
@@ -66,7 +71,7 @@ def save(canvas, path: str, partial_segment_iters: int = 0,
 
 def restore(canvas, path: str) -> int:
   """Loads the state saved at `path` into `canvas`; returns its partial_segment_iters."""
-  with np.load(path, allow_pickle=True) as data:
+  with storage.open_npz(path) as data:
     canvas.segmentation[:] = data['segmentation']
     canvas.seed[:] = data['seed']
     if canvas.keep_probability_maps and 'seg_qprob' in data:
