@@ -10,6 +10,7 @@ every other global before anything is called.
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import io
 import pickle
@@ -73,6 +74,11 @@ class RestrictedUnpickler(pickle.Unpickler):
     self._source = source
 
   def find_class(self, module: str, name: str) -> Any:
+    # Python 2 names (__builtin__.set) map as pickle itself maps them; the result is
+    # still looked up in the admitted set.
+    if (module, name) in _compat_pickle.NAME_MAPPING or module in _compat_pickle.IMPORT_MAPPING:
+      module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+      module = _compat_pickle.IMPORT_MAPPING.get(module, module)
     try:
       return self._admitted[(module, name)]
     except KeyError:
