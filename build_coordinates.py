@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 
 from ffn.training import coordinates
+from ffn.utils import cli
 from ffn.utils import volume_spec
 
 FLAGS = flags.FLAGS
@@ -32,6 +33,7 @@ flags.DEFINE_list('margin', None,
                   'the training FOV radius (fov_size // 2 + deltas).')
 
 
+@cli.guard
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')

@@ -22,6 +22,7 @@ from google.protobuf import text_format
 
 from ffn.inference import inference_pb2
 from ffn.training import partitions
+from ffn.utils import cli
 from ffn.utils import volume_spec
 
 FLAGS = flags.FLAGS
@@ -67,6 +68,7 @@ def _parse_mask_configs(text):
     raise partitions.PartitionError(f'--mask_configs is not a text MaskConfigs proto: {e}')
 
 
+@cli.guard
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')

@@ -22,10 +22,10 @@ from absl import flags
 from absl import logging
 from google.protobuf import text_format
 
-from ffn.utils import cli
 from ffn.utils import atomic
 from ffn.utils import bounding_box
 from ffn.utils import bounding_box_pb2
+from ffn.utils import cli
 from ffn.utils import evaluation
 from ffn.utils import volume_spec
 
@@ -75,6 +75,7 @@ def _parse_box(text: str) -> bounding_box.BoundingBox:
   return box
 
 
+@cli.guard
 def main(argv):
   del argv
   if FLAGS.groundtruth is None:

@@ -8,12 +8,11 @@
 
 from __future__ import annotations
 
-import sys
-
 from absl import app
 from absl import flags
 
 from ffn.inference import run_request
+from ffn.utils import cli
 
 FLAGS = flags.FLAGS
 
@@ -27,15 +26,14 @@ flags.DEFINE_string('bounding_box', None,
 flags.mark_flags_as_required(['inference_request', 'bounding_box'])
 
 
+@cli.guard
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    request = run_request.parse_request(FLAGS.inference_request)
-    bbox = run_request.parse_bounding_box(FLAGS.bounding_box)
+  request = run_request.parse_request(FLAGS.inference_request)
+  bbox = run_request.parse_bounding_box(FLAGS.bounding_box)
+  with cli.deferred_interrupt():
     run_request.run_inference(request, bbox)
-  except (ValueError, NotImplementedError, OSError) as e:
-    sys.exit(f'run_inference.py: error: {e}')
 
 
 if __name__ == '__main__':

@@ -30,6 +30,7 @@ from ffn.training import inputs
 from ffn.training import optimizer as optimizer_lib
 from ffn.training import trainer
 from ffn.utils import atomic
+from ffn.utils import cli
 from ffn.utils import volume_spec
 
 # Training data.
@@ -121,6 +122,7 @@ def _save_flags(train_dir: str) -> None:
                            FLAGS.flags_into_string())
 
 
+@cli.guard
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')

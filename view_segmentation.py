@@ -39,6 +39,7 @@ flags.DEFINE_float('timeout_secs', None, 'Stop after this many seconds (default:
                    'Ctrl-C).')
 
 
+@cli.guard
 def main(argv):
   del argv
   if FLAGS.segmentation_dir is not None and FLAGS.segmentation is not None:

@@ -74,6 +74,8 @@ def npz_to_png(npz_path: str, output_dir: str, mode: str = 'color',
   if mode == 'gray16' and seg.size and (seg.min() < 0 or seg.max() > 0xFFFF):
     raise NpzToPngError(f'gray16 needs ids in 0..65535, but {npz_path!r} holds ids '
                         f'{int(seg.min())}..{int(seg.max())}; use --mode color')
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise NpzToPngError(f'--output_dir {output_dir!r} exists and is not a directory')
   os.makedirs(output_dir, exist_ok=True)
   digits = max(4, len(str(seg.shape[0] - 1)))
   paths = []
@@ -109,5 +111,6 @@ def _define_flags() -> None:
 
 if __name__ == '__main__':
   from absl import app  # pylint: disable=g-import-not-at-top
+  from ffn.utils import cli  # pylint: disable=g-import-not-at-top
   _define_flags()
-  app.run(main)
+  app.run(cli.guard(main))

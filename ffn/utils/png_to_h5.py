@@ -91,5 +91,6 @@ def _define_flags() -> None:
 
 if __name__ == '__main__':
   from absl import app  # pylint: disable=g-import-not-at-top
+  from ffn.utils import cli  # pylint: disable=g-import-not-at-top
   _define_flags()
-  app.run(main)
+  app.run(cli.guard(main))
