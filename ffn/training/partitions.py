@@ -14,6 +14,8 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
+import os
+import shutil
 import time
 from typing import Iterable, Optional, Sequence
 
@@ -310,15 +312,34 @@ def read_bounding_boxes(dataset) -> list[bounding_box.BoundingBox]:
   return boxes
 
 
+def check_output_file(output_spec: volume_spec.VolumeSpec) -> bool:
+  """Checks the output file can take the dataset; returns whether it exists already."""
+  import h5py  # pylint: disable=g-import-not-at-top
+  path = atomic.check_output(output_spec.path, '--output_volume')
+  if os.path.exists(path) and not h5py.is_hdf5(path):
+    raise PartitionError(f'--output_volume file {output_spec.path} exists and is not an HDF5 '
+                         'file; refusing to replace it')
+  return os.path.exists(path)
+
+
 def write_partition_volume(output_spec: volume_spec.VolumeSpec, shape_zyx: Sequence[int],
                            corner_xyz: Sequence[int], partitions: np.ndarray,
                            boxes: Sequence[bounding_box.BoundingBox]) -> None:
-  """Writes the map into a new HDF5 file (255 outside the valid region), atomically."""
+  """Writes the map (255 outside the valid region) as one dataset of an HDF5 file, atomically.
+
+  An existing file keeps its other datasets: it is copied, the dataset is
+  replaced in the copy, and the copy renamed over the file.
+  """
   import h5py  # pylint: disable=g-import-not-at-top
   cx, cy, cz = (int(c) for c in corner_xyz)
   sz, sy, sx = partitions.shape
+  existing = check_output_file(output_spec)
   with atomic.atomic_path(output_spec.path, suffix='.h5') as tmp:
-    with h5py.File(tmp, 'w') as f:
+    if existing:
+      shutil.copyfile(output_spec.path, tmp)
+    with h5py.File(tmp, 'a' if existing else 'w') as f:
+      if output_spec.dataset in f:
+        del f[output_spec.dataset]
       ds = f.create_dataset(output_spec.dataset, shape=tuple(shape_zyx), dtype=np.uint8,
                             fillvalue=EXCLUDED, chunks=True, compression='gzip')
       ds[cz:cz + sz, cy:cy + sy, cx:cx + sx] = partitions
@@ -338,6 +359,7 @@ def run(input_volume: str, output_volume: str, thresholds: Sequence[float],
   input_spec = volume_spec.parse_volume_spec(input_volume, with_name=False)
   output_spec = volume_spec.parse_volume_spec(output_volume, with_name=False)
   thresholds = validate_thresholds(thresholds)
+  check_output_file(output_spec)
   start_time = time.monotonic()
   dataset = volume_spec.open_volume(input_spec)
   try:

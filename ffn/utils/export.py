@@ -44,6 +44,7 @@ import numpy as np
 
 from ffn.utils import atomic
 from ffn.utils import bounding_box
+from ffn.utils import locks
 from ffn.utils import volume_spec
 
 def _read_umask() -> int:
@@ -348,7 +349,9 @@ def _atomic_directory(path: str, overwrite: bool) -> Iterator[str]:
   path = os.path.abspath(path)
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+  atomic.remove_stale_temporaries(path)
+  tmp = tempfile.mkdtemp(dir=parent, prefix=atomic.temporary_prefix(path) + locks.owner_tag() + '.',
+                         suffix='.tmp')
   # mkdtemp makes a private (0700) directory; an export is meant to be shared like any other.
   os.chmod(tmp, 0o777 & ~_UMASK)
   try:
