@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from ffn.training import augmentation
+from ffn.training import coordinate_check
 from ffn.utils import volume_spec
 
 _SHARD_RE = re.compile(r'@(\d+)$')
@@ -256,6 +257,8 @@ def example_dataset(config: PipelineConfig, source: VolumeSource | None = None
   paths = expand_coordinate_paths(config.train_coords)
   image_size = [int(v) for v in config.image_size]
   label_size = [int(v) for v in config.label_size]
+  coordinate_check.check_coordinate_files(
+      paths, {name: vol.shape for name, vol in source.labels.items()}, (image_size, label_size))
   image_shape = image_size[::-1] + [1]
   label_shape = label_size[::-1] + [1]
 
