@@ -72,6 +72,16 @@ def save(canvas, path: str, partial_segment_iters: int = 0,
 def restore(canvas, path: str) -> int:
   """Loads the state saved at `path` into `canvas`; returns its partial_segment_iters."""
   with storage.open_npz(path) as data:
+    for key in ('segmentation', 'seed', 'history', 'history_deleted', 'movement_policy',
+                'seed_policy_state', 'counters', 'origins'):
+      if key not in data:
+        raise ValueError(f'{path} is not an inference checkpoint (no {key!r} entry); '
+                         'remove it to start this subvolume afresh')
+    saved_shape = tuple(data['segmentation'].shape)
+    if saved_shape != tuple(canvas.segmentation.shape):
+      raise ValueError(f'{path} is a checkpoint of a box of shape {saved_shape[::-1]} (xyz), '
+                       f'but this box is {tuple(canvas.segmentation.shape)[::-1]}; remove it '
+                       'to start this subvolume afresh')
     canvas.segmentation[:] = data['segmentation']
     canvas.seed[:] = data['seed']
     if canvas.keep_probability_maps and 'seg_qprob' in data:

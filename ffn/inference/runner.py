@@ -23,10 +23,13 @@ from ffn.inference import inference_pb2
 from ffn.inference import inference_utils
 from ffn.inference import movement
 from ffn.inference import seed as seed_policies
+from ffn.inference import settings_check
 from ffn.inference import storage
 from ffn.inference.inference_utils import timer_counter
 from ffn.utils import atomic
 from ffn.utils import bounding_box
+from ffn.utils import channels
+from ffn.utils import locks
 
 ZYX = Sequence[int]
 
@@ -75,6 +78,8 @@ class Runner:
     self.executor = None
     self.request: Optional[inference_pb2.InferenceRequest] = None
     self.model = None
+    # Whether a finished result made with other settings is kept (see settings_check).
+    self.reuse_mismatched_results = False
 
   def __del__(self):
     try:
@@ -128,7 +133,8 @@ class Runner:
     self.concurrent_requests = max(int(request.concurrent_requests), 1)
 
     with timer_counter(self.counters, 'volstore-open'):
-      self._image_volume = storage.decorated_volume(request.image)
+      self._image_volume = channels.channels_first(storage.decorated_volume(request.image),
+                                                   'InferenceRequest.image')
       self._init_seg_volume = (storage.decorated_volume(request.init_segmentation)
                                if request.HasField('init_segmentation') else None)
       self._shift_mask_volume = (
@@ -307,7 +313,17 @@ class Runner:
     seg_path = storage.segmentation_path(out_dir, corner)
     prob_path = storage.object_prob_path(out_dir, corner)
     cpoint_path = storage.checkpoint_path(out_dir, corner)
+    self.check_box(corner, size)  # Before the lock creates the result's directory.
+    with locks.hold(storage.subvolume_path(out_dir, corner, 'lock'),
+                    f'subvolume {corner[::-1]} (xyz) of {out_dir}'):
+      return self._run_locked(corner, size, seg_path, prob_path, cpoint_path)
+
+  def _run_locked(self, corner: ZYX, size: ZYX, seg_path: str, prob_path: str,
+                  cpoint_path: str):
+    """`run` once the subvolume's lock is held."""
+    out_dir = self.request.segmentation_output_dir
     if os.path.exists(seg_path):
+      self._check_finished(seg_path)
       logging.info('%s exists; subvolume %r already done.', seg_path, corner)
       self._remove(cpoint_path)
       return None
@@ -329,6 +345,16 @@ class Runner:
     self.save_segmentation(canvas, alignment, seg_path, prob_path)
     self._remove(cpoint_path)
     return canvas
+
+  def _check_finished(self, seg_path: str) -> None:
+    """Raises unless a finished result was made with this request (or reuse is allowed)."""
+    with storage.open_npz(seg_path) as data:
+      saved = data['request'].item() if 'request' in data else None
+    diff = settings_check.check_saved_request(saved, self.request, seg_path,
+                                              self.reuse_mismatched_results)
+    if diff:
+      logging.warning('%s was made with other settings (%s); reused as %s asks.', seg_path,
+                      ', '.join(diff), settings_check.REUSE_FLAG)
 
   def run_many(self, boxes: Iterable[tuple[ZYX, ZYX]]) -> None:
     """Runs several zyx (corner, size) boxes, `concurrent_requests` at a time."""

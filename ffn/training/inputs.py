@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from ffn.training import augmentation
 from ffn.training import coordinate_check
+from ffn.utils import channels
 from ffn.utils import volume_spec
 
 _SHARD_RE = re.compile(r'@(\d+)$')
@@ -103,9 +104,10 @@ class VolumeSource:
     try:
       self.image_specs = volume_spec.parse_named_volume_specs(data_volumes)
       self.label_specs = volume_spec.parse_named_volume_specs(label_volumes)
-      self.images = {n: volume_spec.open_volume(s) for n, s in self.image_specs.items()}
+      self.images = {n: channels.channels_first(volume_spec.open_volume(s), f'image {s}')
+                     for n, s in self.image_specs.items()}
       self.labels = {n: volume_spec.open_volume(s) for n, s in self.label_specs.items()}
-    except volume_spec.VolumeSpecError as e:
+    except (volume_spec.VolumeSpecError, channels.ChannelAxisError) as e:
       raise InputError(str(e)) from e
     self._check()
 

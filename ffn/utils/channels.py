@@ -1,0 +1,86 @@
+"""Which axis of a 4-D image holds channels: (c, z, y, x) or (z, y, x, c), decided once.
+
+Images are read as (c, z, y, x) by inference and training. A (z, y, x, c) file
+read that way would silently treat z as channels, so the layout is decided from
+the shape: the channel axis is the one at either end of at most MAX_CHANNELS
+voxels while the other end is longer; anything else is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+MAX_CHANNELS = 16
+
+
+class ChannelAxisError(ValueError):
+  """A 4-D volume whose channel axis cannot be told from its shape."""
+
+
+def channel_axis(shape: Sequence[int], what: str) -> int:
+  """0 for (c, z, y, x), 3 for (z, y, x, c); ChannelAxisError when the shape cannot tell."""
+  shape = tuple(int(s) for s in shape)
+  if len(shape) != 4:
+    raise ChannelAxisError(f'{what} has shape {shape}; expected 4 axes')
+  first, last = shape[0] <= MAX_CHANNELS, shape[3] <= MAX_CHANNELS
+  if first and not last:
+    return 0
+  if last and not first:
+    return 3
+  reason = ('both end axes are short enough to be channels' if first else
+            f'neither end axis has at most {MAX_CHANNELS} channels')
+  raise ChannelAxisError(
+      f'{what} has 4-D shape {shape} and its channel axis is ambiguous ({reason}); store it '
+      'as (c, z, y, x) or (z, y, x, c) with the channel axis the only one of at most '
+      f'{MAX_CHANNELS} voxels, or give a 3-D (z, y, x) volume')
+
+
+class ChannelsFirst:
+  """A read-only (z, y, x, c) volume seen as (c, z, y, x): indexing reads and transposes."""
+
+  def __init__(self, volume: Any):
+    self._volume = volume
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    """The (c, z, y, x) shape."""
+    z, y, x, c = (int(s) for s in self._volume.shape)
+    return (c, z, y, x)
+
+  @property
+  def ndim(self) -> int:
+    return 4
+
+  @property
+  def dtype(self) -> np.dtype:
+    return np.dtype(self._volume.dtype)
+
+  def __getattr__(self, name: str) -> Any:
+    return getattr(self._volume, name)  # e.g. `.file` of an h5py dataset
+
+  def __getitem__(self, index) -> np.ndarray:
+    if not isinstance(index, tuple):
+      index = (index,)
+    if any(i is Ellipsis or i is None for i in index):
+      full = np.moveaxis(np.asarray(self._volume[...]), 3, 0)
+      return full[index]
+    index = index + (slice(None),) * (4 - len(index))
+    data = np.asarray(self._volume[index[1:] + index[:1]])
+    # Integer indices drop axes; the channel axis (last) moves first only if it remains.
+    if isinstance(index[0], slice) or np.ndim(index[0]):
+      return np.moveaxis(data, -1, 0)
+    return data
+
+  def __array__(self, dtype=None, copy=None):
+    del copy
+    data = self[...]
+    return data if dtype is None else data.astype(dtype)
+
+
+def channels_first(volume: Any, what: str) -> Any:
+  """`volume` as (c, z, y, x) when 4-D (3-D volumes are returned as they are)."""
+  if len(volume.shape) != 4:
+    return volume
+  return volume if channel_axis(volume.shape, what) == 0 else ChannelsFirst(volume)
