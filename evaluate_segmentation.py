@@ -86,6 +86,13 @@ def main(argv):
   for path in (FLAGS.output_json, FLAGS.overview_png):
     if path and os.path.exists(path) and not FLAGS.overwrite:
       cli.fail(f'{path} exists; pass --overwrite to replace it')
+    if path:
+      atomic.check_output(path)
+  if FLAGS.image:
+    # Opened now so that a bad --image fails before the (long) evaluation, not after.
+    volume_spec.open_volume(FLAGS.image).file.close()
+  if FLAGS.overview_center:
+    cli.parse_triple(FLAGS.overview_center, 'overview_center')
 
   if FLAGS.segmentation_dir is not None:
     if not os.path.isdir(FLAGS.segmentation_dir):
