@@ -477,6 +477,7 @@ def build_coordinates(partition_volumes: Sequence[str], coordinate_output: str,
   """
   start_time = time.monotonic()
   margin = validate_margin(margin_zyx)
+  atomic.check_output(coordinate_output, '--coordinate_output')
   if not partition_volumes:
     raise CoordinatesError('no partition volumes given; expected name:path:dataset[,...]')
   specs = list(volume_spec.parse_named_volume_specs(list(partition_volumes)).values())

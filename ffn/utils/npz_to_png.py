@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ffn.utils import atomic
+from ffn.utils import safe_pickle
 
 MODES = ('color', 'gray16')
 
@@ -55,7 +56,7 @@ def load_segmentation(npz_path: str) -> np.ndarray:
   """The 3-D `segmentation` array of a saved npz."""
   if not os.path.exists(npz_path):
     raise NpzToPngError(f'{npz_path!r} does not exist')
-  with np.load(npz_path, allow_pickle=False) as data:
+  with safe_pickle.load_npz(npz_path) as data:
     if 'segmentation' not in data:
       raise NpzToPngError(f'{npz_path!r} has no `segmentation` array (keys: {sorted(data)})')
     seg = data['segmentation']
@@ -76,14 +77,23 @@ def npz_to_png(npz_path: str, output_dir: str, mode: str = 'color',
                         f'{int(seg.min())}..{int(seg.max())}; use --mode color')
   if os.path.exists(output_dir) and not os.path.isdir(output_dir):
     raise NpzToPngError(f'--output_dir {output_dir!r} exists and is not a directory')
+  created_dir = not os.path.exists(output_dir)
   os.makedirs(output_dir, exist_ok=True)
   digits = max(4, len(str(seg.shape[0] - 1)))
   paths = []
-  for z in range(seg.shape[0]):
-    path = os.path.join(output_dir, f'{prefix}{z:0{digits}d}.png')
-    with atomic.atomic_path(path, suffix='.png') as tmp:
-      Image.fromarray(render_slice(seg[z], mode)).save(tmp, format='PNG')
-    paths.append(path)
+  try:
+    for z in range(seg.shape[0]):
+      path = os.path.join(output_dir, f'{prefix}{z:0{digits}d}.png')
+      with atomic.atomic_path(path, suffix='.png') as tmp:
+        Image.fromarray(render_slice(seg[z], mode)).save(tmp, format='PNG')
+      paths.append(path)
+  except BaseException:
+    # A stack with slices missing is no stack: take back this run's slices.
+    for path in paths:
+      os.remove(path)
+    if created_dir:
+      os.rmdir(output_dir)
+    raise
   return paths
 
 
