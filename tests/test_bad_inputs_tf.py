@@ -147,7 +147,7 @@ def test_train_ctrl_c_saves_and_exits_130(data, tmp_path):
   text = _interrupt_after(proc, 'Training ', 3.0)
   result = subprocess.CompletedProcess(proc.args, proc.returncode, text, '')
   expect_clean_failure('train.py Ctrl-C', result, ['interrupted'], exit_code=130)
-  assert list(train_dir.glob('ckpt-*.index')), os.listdir(train_dir)
+  assert list(train_dir.glob('model.ckpt-*.index')), os.listdir(train_dir)
   assert not (train_dir / 'train.lock').exists()
 
 

@@ -39,9 +39,11 @@ def resolve_output(path: str) -> str:
   real = os.path.realpath(os.fspath(path))
   try:
     mode = os.stat(real).st_mode
-  except FileNotFoundError:
+  except (FileNotFoundError, NotADirectoryError):
     parent = os.path.dirname(real)
-    if os.path.exists(parent) and not os.path.isdir(parent):
+    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+      parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
       raise OutputPathError(f'cannot write {path}: {parent} is not a directory') from None
     return real
   if not stat.S_ISREG(mode):

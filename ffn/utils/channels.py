@@ -2,8 +2,9 @@
 
 Images are read as (c, z, y, x) by inference and training. A (z, y, x, c) file
 read that way would silently treat z as channels, so the layout is decided from
-the shape: the channel axis is the one at either end of at most MAX_CHANNELS
-voxels while the other end is longer; anything else is refused.
+the shape: the channel axis is the end axis of length 1 when the other end is
+longer, else the end axis of at most MAX_CHANNELS voxels when the other end is
+longer than that; anything else is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ def channel_axis(shape: Sequence[int], what: str) -> int:
   shape = tuple(int(s) for s in shape)
   if len(shape) != 4:
     raise ChannelAxisError(f'{what} has shape {shape}; expected 4 axes')
+  # A single channel is the commonest case: an end of length 1 facing a longer one.
+  if (shape[0] == 1) != (shape[3] == 1):
+    return 0 if shape[0] == 1 else 3
   first, last = shape[0] <= MAX_CHANNELS, shape[3] <= MAX_CHANNELS
   if first and not last:
     return 0
