@@ -62,6 +62,8 @@ class ChannelsFirst:
     return np.dtype(self._volume.dtype)
 
   def __getattr__(self, name: str) -> Any:
+    if name.startswith('__'):  # Never numpy's array protocols of the (z, y, x, c) volume.
+      raise AttributeError(name)
     return getattr(self._volume, name)  # e.g. `.file` of an h5py dataset
 
   def __getitem__(self, index) -> np.ndarray:
