@@ -349,7 +349,8 @@ class Runner:
   def _check_finished(self, seg_path: str) -> None:
     """Raises unless a finished result was made with this request (or reuse is allowed)."""
     with storage.open_npz(seg_path) as data:
-      saved = data['request'].item() if 'request' in data else None
+      # tobytes, not item: numpy drops trailing zero bytes of 'S' scalars.
+      saved = data['request'].tobytes() if 'request' in data else None
     diff = settings_check.check_saved_request(saved, self.request, seg_path,
                                               self.reuse_mismatched_results)
     if diff:
