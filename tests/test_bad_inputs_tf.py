@@ -118,6 +118,14 @@ def test_train_dir_locked_by_a_live_run(data, tmp_path):
                        outputs=[train_dir / 'checkpoint'], untouched={lock: digest(lock)})
 
 
+def test_train_dir_read_only(data, tmp_path):
+  with tmpfs(tmp_path / 'ro', read_only=True) as ro:
+    proc = run_script('train.py', *_train_args(data, ro / 'train', None, '--max_steps', '2'),
+                      timeout=180)
+    expect_clean_failure('train.py read-only train_dir', proc, [str(ro)],
+                         outputs=[ro / 'train'])
+
+
 def _spawn(script, *args):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=str(REPO_ROOT))
   return subprocess.Popen([sys.executable, script, *args], cwd=REPO_ROOT, env=env,
@@ -187,6 +195,18 @@ def test_malicious_cpoint_runs_nothing(data, tmp_path):
   expect_clean_failure('run_inference malicious .cpoint', proc, ['seg-0_0_0.cpoint', 'not allowed'],
                        outputs=[storage.segmentation_path(str(out), (0, 0, 0))])
   assert not marker.exists(), 'a pickle in the checkpoint ran a command'
+
+
+def test_corrupt_cpoint(data, tmp_path):
+  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  out = tmp_path / 'out'
+  cpoint = pathlib.Path(storage.checkpoint_path(str(out), (0, 0, 0)))
+  cpoint.parent.mkdir(parents=True)
+  cpoint.write_bytes(b'PK\x03\x04 cut short')
+  proc = _infer(_request(data, out))
+  expect_clean_failure('run_inference corrupt .cpoint', proc, [str(cpoint)],
+                       outputs=[storage.segmentation_path(str(out), (0, 0, 0))],
+                       untouched={cpoint: digest(cpoint)})
 
 
 def test_stale_cpoint_of_another_box_size(data, tmp_path):
