@@ -13,10 +13,14 @@ import zipfile
 from typing import Callable, Iterator, NoReturn, Sequence
 
 
+def _script_name() -> str:
+  """The running script's file name, for error lines."""
+  return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'ffn'
+
+
 def fail(message: str) -> NoReturn:
   """Exits with status 1 after one clear error line naming the script (no usage dump)."""
-  script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'ffn'
-  print(f'{script}: error: {message}', file=sys.stderr)
+  print(f'{_script_name()}: error: {message}', file=sys.stderr)
   sys.exit(1)
 
 
@@ -32,8 +36,9 @@ def parse_triple(values: Sequence[str], name: str, kind: Callable = int) -> tupl
 
 
 # Errors that come from files and flags rather than from bugs: shown as one line.
+# (KeyError stays out: it is far more often a bug than a bad file, and bugs keep their traceback.)
 _BOUNDARY_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError,
-                    MemoryError, KeyError)
+                    MemoryError)
 
 
 def describe_error(error: BaseException) -> str:
@@ -46,8 +51,6 @@ def describe_error(error: BaseException) -> str:
     if path is not None and error.filename2 is not None:
       path = f'{path} -> {error.filename2}'
     return f'{path}: {reason}' if path is not None else reason
-  if isinstance(error, KeyError):
-    return f'missing key {error.args[0]!r}' if error.args else 'missing key'
   if isinstance(error, MemoryError):
     return 'out of memory'
   text = str(error).strip()
@@ -70,19 +73,17 @@ def guard(main: Callable) -> Callable:
     try:
       return main(*args, **kwargs)
     except KeyboardInterrupt:
-      script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'ffn'
-      print(f'{script}: interrupted', file=sys.stderr)
+      print(f'{_script_name()}: interrupted', file=sys.stderr)
       sys.exit(130)
     except Interrupted as e:
-      script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'ffn'
-      print(f'{script}: interrupted; {e}', file=sys.stderr)
+      print(f'{_script_name()}: interrupted; {e}', file=sys.stderr)
       sys.exit(130)
     except _BOUNDARY_ERRORS as e:
       fail(describe_error(e))
     except Exception as e:  # pylint: disable=broad-except
       if not _is_tensorflow_error(e):
         raise
-      fail(getattr(e, 'message', None) or describe_error(e))
+      fail(describe_error(e))
 
   return guarded
 
