@@ -245,7 +245,8 @@ def test_ambiguous_4d_image(data, tmp_path):
   out = tmp_path / 'out'
   spec = synthetic_ffn.write_h5(tmp_path / 'img4.h5', np.zeros((3, 14, 60, 2), np.uint8))
   request = synthetic_ffn.request_text(spec, data['ckpt'], str(out), **GRID)
-  proc = _infer(request, 'start { x: 0 y: 0 z: 0 } size { x: 2 y: 60 z: 14 }')
+  # Both (c, z, y, x) and (z, y, x, c) hold this box, so neither shape nor box decides.
+  proc = _infer(request, 'start { x: 0 y: 0 z: 0 } size { x: 2 y: 14 z: 3 }')
   expect_clean_failure('run_inference ambiguous 4-D image', proc, ['(3, 14, 60, 2)', 'ambiguous'],
                        outputs=[out])
 

@@ -80,6 +80,7 @@ class Runner:
     self.model = None
     # Whether a finished result made with other settings is kept (see settings_check).
     self.reuse_mismatched_results = False
+    self._undecided_image = None  # A 4-D image whose channel axis the first box decides.
 
   def __del__(self):
     try:
@@ -133,8 +134,13 @@ class Runner:
     self.concurrent_requests = max(int(request.concurrent_requests), 1)
 
     with timer_counter(self.counters, 'volstore-open'):
-      self._image_volume = channels.channels_first(storage.decorated_volume(request.image),
-                                                   'InferenceRequest.image')
+      image = storage.decorated_volume(request.image)
+      try:
+        self._image_volume = channels.channels_first(image, 'InferenceRequest.image')
+        self._undecided_image = None
+      except channels.ChannelAxisError:
+        # The first box decides (see check_box); until then, its spatial shape is unknown.
+        self._image_volume, self._undecided_image = image, image
       self._init_seg_volume = (storage.decorated_volume(request.init_segmentation)
                                if request.HasField('init_segmentation') else None)
       self._shift_mask_volume = (
@@ -186,6 +192,11 @@ class Runner:
     start_xyz, size_xyz = corner[::-1], size[::-1]
     if min(size) <= 0:
       raise ValueError(f'bounding box size (xyz) {size_xyz} must be positive on every axis')
+    if self._undecided_image is not None:
+      end = [c + n for c, n in zip(corner, size)]
+      self._image_volume = channels.channels_first(self._undecided_image,
+                                                   'InferenceRequest.image', end)
+      self._undecided_image = None
     shape = tuple(int(s) for s in self._image_volume.shape[-3:])
     if any(c + n <= 0 or c >= s for c, n, s in zip(corner, size, shape)):
       raise ValueError(

@@ -4,12 +4,13 @@ Images are read as (c, z, y, x) by inference and training. A (z, y, x, c) file
 read that way would silently treat z as channels, so the layout is decided from
 the shape: the channel axis is the end axis of length 1 when the other end is
 longer, else the end axis of at most MAX_CHANNELS voxels when the other end is
-longer than that; anything else is refused.
+longer than that. Where that leaves it open, the box a request reads decides
+if only one layout holds it; anything else is refused.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -20,11 +21,30 @@ class ChannelAxisError(ValueError):
   """A 4-D volume whose channel axis cannot be told from its shape."""
 
 
-def channel_axis(shape: Sequence[int], what: str) -> int:
-  """0 for (c, z, y, x), 3 for (z, y, x, c); ChannelAxisError when the shape cannot tell."""
+def channel_axis(shape: Sequence[int], what: str,
+                 box_end_zyx: Optional[Sequence[int]] = None) -> int:
+  """0 for (c, z, y, x), 3 for (z, y, x, c); ChannelAxisError when the shape cannot tell.
+
+  `box_end_zyx`, the far corner of the box a request reads, settles shapes
+  the rule leaves open when only one layout holds the box.
+  """
   shape = tuple(int(s) for s in shape)
   if len(shape) != 4:
     raise ChannelAxisError(f'{what} has shape {shape}; expected 4 axes')
+  try:
+    return _axis_from_shape(shape, what)
+  except ChannelAxisError:
+    if box_end_zyx is None:
+      raise
+    holds = [axis for axis, spatial in ((0, shape[1:]), (3, shape[:3]))
+             if all(int(e) <= s for e, s in zip(box_end_zyx, spatial))]
+    if len(holds) != 1:
+      raise
+    return holds[0]
+
+
+def _axis_from_shape(shape: tuple[int, ...], what: str) -> int:
+  """The channel axis the shape alone gives."""
   # A single channel is the commonest case: an end of length 1 facing a longer one.
   if (shape[0] == 1) != (shape[3] == 1):
     return 0 if shape[0] == 1 else 3
@@ -85,8 +105,10 @@ class ChannelsFirst:
     return data if dtype is None else data.astype(dtype)
 
 
-def channels_first(volume: Any, what: str) -> Any:
+def channels_first(volume: Any, what: str,
+                   box_end_zyx: Optional[Sequence[int]] = None) -> Any:
   """`volume` as (c, z, y, x) when 4-D (3-D volumes are returned as they are)."""
   if len(volume.shape) != 4:
     return volume
-  return volume if channel_axis(volume.shape, what) == 0 else ChannelsFirst(volume)
+  axis = channel_axis(volume.shape, what, box_end_zyx)
+  return volume if axis == 0 else ChannelsFirst(volume)

@@ -31,3 +31,13 @@ def test_channels_last_reads_as_channels_first():
   np.testing.assert_array_equal(np.asarray(view), expected)
   three_d = np.zeros((4, 5, 6))
   assert channels.channels_first(three_d, 'img') is three_d
+
+
+def test_the_requested_box_settles_what_the_shape_leaves_open():
+  shape = (14, 60, 120, 3)  # Both ends are short enough to be channels.
+  with pytest.raises(channels.ChannelAxisError):
+    channels.channel_axis(shape, 'img')
+  assert channels.channel_axis(shape, 'img', box_end_zyx=(14, 60, 120)) == 3
+  assert channels.channel_axis((3, 14, 60, 12), 'img', box_end_zyx=(14, 60, 12)) == 0
+  with pytest.raises(channels.ChannelAxisError, match='ambiguous'):
+    channels.channel_axis((3, 14, 60, 2), 'img', box_end_zyx=(3, 14, 2))
