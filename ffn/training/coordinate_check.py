@@ -9,6 +9,7 @@ deep inside tf.data; all three are found here, with the file and record named.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Mapping, Sequence
 
@@ -27,7 +28,10 @@ class CoordinateFileError(ValueError):
 
 
 def _first_line(error: tf.errors.OpError) -> str:
-  return (error.message or type(error).__name__).strip().splitlines()[0]
+  """The reason in a TensorFlow error, without its op and device decorations."""
+  text = (error.message or type(error).__name__).strip().splitlines()[0]
+  text = re.sub(r'\{\{function_node [^}]*\}\}\s*', '', text)
+  return re.sub(r'\s*\[Op:[^\]]*\].*$', '', text) or type(error).__name__
 
 
 def _check_bounds(path: str, first_record: int, centers: np.ndarray, name: str,
