@@ -20,7 +20,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import scipy.ndimage
 
-from ffn.inference import segmentation
+from ffn.utils import labels
 from ffn.utils import atomic
 from ffn.utils import bounding_box
 from ffn.utils import volume_spec
@@ -215,7 +215,7 @@ def compute_partitions(seg_array: np.ndarray, thresholds: Sequence[float],
   shape = np.array(seg_array.shape)
   valid_shape = shape - 2 * radius_zyx
 
-  segmentation.clear_dust(seg_array, min_size=min_size)
+  labels.clear_dust(seg_array, min_size=min_size)
   dense, ids = _dense_ids(seg_array)
   selected = np.ones(ids.size, dtype=bool)
   if id_whitelist is not None:
