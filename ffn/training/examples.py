@@ -8,7 +8,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ffn.inference import movement
+from ffn.utils import fov
 from ffn.training.model import ModelInfo
 from ffn.training.model import make_shifts
 from ffn.utils import probability
@@ -90,7 +90,7 @@ def max_pred_offsets(canvas: np.ndarray, info: ModelInfo, sizes: TrainingSizes,
     yield off
     # The caller has written this step's prediction into the canvas by now.
     prediction = canvas[crop_slices(canvas.shape[:3], off, info.pred_mask_size)][..., 0]
-    moves = sorted(movement.get_scored_move_offsets(
+    moves = sorted(fov.get_scored_move_offsets(
         info.deltas[::-1], prediction, threshold=threshold_logit), reverse=True)
     queue.extend(tuple(int(v) for v in np.array(rel[::-1]) + off) for _, rel in moves)
 

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.ndimage
 
 from ffn.utils import labels
+from ffn.utils import masks
 from ffn.utils import atomic
 from ffn.utils import bounding_box
 from ffn.utils import volume_spec
@@ -355,8 +356,7 @@ def run(input_volume: str, output_volume: str, thresholds: Sequence[float],
 
   mask = None
   if mask_configs is not None and len(mask_configs.masks):
-    from ffn.inference import storage  # pylint: disable=g-import-not-at-top
-    mask = storage.build_mask(mask_configs.masks, (0, 0, 0), shape)
+    mask = masks.build_mask(mask_configs.masks, (0, 0, 0), shape)
   corner, partitions = compute_partitions(
       seg, thresholds, radius, id_whitelist=id_whitelist, exclusion_regions=exclusion_regions,
       mask=mask, min_size=min_size)
