@@ -24,7 +24,8 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from ffn.utils import atomic
-from ffn.utils import volume_spec
+from ffn.utils import errors
+from ffn.utils import volumes as volumes_lib
 
 try:
   # ISA-L's deflate is several times faster than zlib's at the same ratio; optional.
@@ -36,7 +37,7 @@ IGNORE_PARTITION = 255
 CHUNK_RECORDS = 1 << 18
 
 
-class CoordinatesError(ValueError):
+class CoordinatesError(errors.FFNError):
   """Arguments that cannot produce a coordinate file."""
 
 
@@ -383,23 +384,18 @@ def validate_margin(margin_zyx: Sequence[int]) -> tuple[int, int, int]:
   return margin
 
 
-def load_partition_volume(spec: volume_spec.VolumeSpec,
-                          margin_zyx: Sequence[int]) -> PartitionVolume:
+def load_partition_volume(spec, margin_zyx: Sequence[int],
+                          name: Optional[str] = None) -> PartitionVolume:
   """Reads a partition volume without its margin and groups voxel indices by value."""
-  dataset = volume_spec.open_volume(spec)
-  try:
-    if dataset.ndim != 3:
-      raise CoordinatesError(f'partition volume {str(spec)!r} must be 3-D, got {dataset.shape}')
-    shape = np.array(dataset.shape)
+  with volumes_lib.open_volume(spec, ndims=(3,)) as volume:
+    shape = np.array(volume.shape)
     margin = np.array(margin_zyx)
     if np.any(2 * margin >= shape):
       raise CoordinatesError(
           f'margin {list(margin_zyx)} (z,y,x) leaves nothing of partition volume '
           f'{str(spec)!r} of shape {tuple(shape)} (z,y,x)')
     mz, my, mx = (int(m) for m in margin)
-    data = dataset[mz:shape[0] - mz, my:shape[1] - my, mx:shape[2] - mx]
-  finally:
-    dataset.file.close()
+    data = volume[mz:shape[0] - mz, my:shape[1] - my, mx:shape[2] - mx]
   if not np.issubdtype(data.dtype, np.integer):
     raise CoordinatesError(f'partition volume {str(spec)!r} must hold integers, got {data.dtype}')
   flat = data.ravel()
@@ -417,7 +413,8 @@ def load_partition_volume(spec: volume_spec.VolumeSpec,
     ignored = int(counts[~keep].sum())
     position = int(counts[values < IGNORE_PARTITION].sum())
     order = np.delete(order, np.s_[position:position + ignored])
-  return PartitionVolume(spec.name or spec.path, tuple(int(s) for s in data.shape),
+  name = name or getattr(spec, 'name', None) or getattr(spec, 'path', None) or str(spec)
+  return PartitionVolume(name, tuple(int(s) for s in data.shape),
                          values[keep].astype(np.int64), counts[keep].astype(np.int64), order)
 
 
@@ -479,8 +476,8 @@ def build_coordinates(partition_volumes: Sequence[str], coordinate_output: str,
   margin = validate_margin(margin_zyx)
   if not partition_volumes:
     raise CoordinatesError('no partition volumes given; expected name:path:dataset[,...]')
-  specs = list(volume_spec.parse_named_volume_specs(list(partition_volumes)).values())
-  volumes = [load_partition_volume(spec, margin) for spec in specs]
+  specs = volumes_lib.parse_named_volume_specs(list(partition_volumes))
+  volumes = [load_partition_volume(spec, margin, name) for name, spec in specs.items()]
   for vol in volumes:
     logging.info('Partition counts in %s %s: %s', vol.name, vol.shape,
                  ', '.join(f'{v}: {c}' for v, c in zip(vol.values, vol.counts)))

@@ -12,12 +12,13 @@ import numpy as np
 import tensorflow as tf
 
 from ffn.training import augmentation
-from ffn.utils import volume_spec
+from ffn.utils import errors
+from ffn.utils import volumes
 
 _SHARD_RE = re.compile(r'@(\d+)$')
 
 
-class InputError(ValueError):
+class InputError(errors.FFNError):
   """Training inputs (coordinates, volumes, normalisation) that cannot be used."""
 
 
@@ -100,11 +101,11 @@ class VolumeSource:
 
   def __init__(self, data_volumes: str | Sequence[str], label_volumes: str | Sequence[str]):
     try:
-      self.image_specs = volume_spec.parse_named_volume_specs(data_volumes)
-      self.label_specs = volume_spec.parse_named_volume_specs(label_volumes)
-      self.images = {n: volume_spec.open_volume(s) for n, s in self.image_specs.items()}
-      self.labels = {n: volume_spec.open_volume(s) for n, s in self.label_specs.items()}
-    except volume_spec.VolumeSpecError as e:
+      self.image_specs = volumes.parse_named_volume_specs(data_volumes)
+      self.label_specs = volumes.parse_named_volume_specs(label_volumes)
+      self.images = {n: volumes.open_volume(s) for n, s in self.image_specs.items()}
+      self.labels = {n: volumes.open_volume(s) for n, s in self.label_specs.items()}
+    except volumes.VolumeSpecError as e:
       raise InputError(str(e)) from e
     self._check()
 

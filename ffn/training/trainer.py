@@ -20,9 +20,10 @@ from ffn.training import model as model_lib
 from ffn.training import optimizer as optimizer_lib
 from ffn.training import summaries
 from ffn.training import tracker as tracker_lib
+from ffn.utils import errors
 
 
-class TrainingError(RuntimeError):
+class TrainingError(errors.FFNError, RuntimeError):
   """Training stopped because of a diverged loss or unusable training data."""
 
 

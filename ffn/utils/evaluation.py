@@ -31,12 +31,13 @@ from scipy import sparse
 from skimage import metrics
 
 from ffn.utils import bounding_box
+from ffn.utils import errors
 
 SEG_ZERO_MODES = ('singletons', 'segment')
 BORDER_MODES = ('2d', '3d')
 
 
-class EvaluationError(ValueError):
+class EvaluationError(errors.FFNError):
   """Inputs that cannot be compared (shapes, boxes, options)."""
 
 

@@ -44,6 +44,7 @@ import numpy as np
 
 from ffn.utils import atomic
 from ffn.utils import bounding_box
+from ffn.utils import errors
 from ffn.utils import volume_spec
 
 def _read_umask() -> int:
@@ -58,7 +59,7 @@ FORMATS = ('hdf5', 'zarr', 'n5', 'precomputed', 'png')
 _EXTENSIONS = {'.h5': 'hdf5', '.hdf5': 'hdf5', '.hdf': 'hdf5', '.zarr': 'zarr', '.n5': 'n5'}
 
 
-class ExportError(ValueError):
+class ExportError(errors.FFNError):
   """Bad export request: unknown format, existing output, unusable source."""
 
 

@@ -18,11 +18,12 @@ from typing import Sequence
 import numpy as np
 
 from ffn.utils import atomic
+from ffn.utils import errors
 
 MODES = ('color', 'gray16')
 
 
-class NpzToPngError(ValueError):
+class NpzToPngError(errors.FFNError):
   """A segmentation that cannot be written as PNGs."""
 
 

@@ -19,9 +19,10 @@ from typing import Sequence
 import numpy as np
 
 from ffn.utils import atomic
+from ffn.utils import errors
 
 
-class PngStackError(ValueError):
+class PngStackError(errors.FFNError):
   """PNG slices that cannot be stacked."""
 
 

@@ -363,6 +363,16 @@ def _tensorstore_attrs(spec: dict) -> dict:
   return {}
 
 
+def parse_spec(spec):
+  """Checks a volume spec of any form without opening it: a VolumeSpec (HDF5) or the string."""
+  if isinstance(spec, (VolumeSpec, Volume)):
+    return spec
+  if _is_tensorstore(spec):
+    tensorstore_spec(spec)
+    return spec.strip()
+  return parse_volume_spec(spec, with_name=False)
+
+
 def open_volume(spec, ndims: Optional[Sequence[int]] = None) -> Volume:
   """Opens a volume of any accepted spec form for lazy reads; `ndims` lists the allowed ranks."""
   if isinstance(spec, Volume):
