@@ -382,7 +382,7 @@ def open_volume(spec, ndims: Optional[Sequence[int]] = None) -> Volume:
   elif _is_tensorstore(spec):
     volume = TensorStoreVolume(spec)
   else:
-    volume = Hdf5Volume(parse_volume_spec(spec, with_name=False))
+    volume = Hdf5Volume(parse_volume_spec(spec))
   if ndims is not None and volume.ndim not in ndims:
     volume.close()
     want = ' or '.join({3: '3-D (z, y, x)', 4: '4-D (c, z, y, x)'}.get(n, f'{n}-D') for n in ndims)

@@ -30,8 +30,10 @@ from scipy import ndimage
 from scipy import sparse
 from skimage import metrics
 
+from ffn.analysis import results
 from ffn.utils import bounding_box
 from ffn.utils import errors
+from ffn.utils import volumes
 
 SEG_ZERO_MODES = ('singletons', 'segment')
 BORDER_MODES = ('2d', '3d')
@@ -319,14 +321,8 @@ def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
 # Loading the two volumes over a common box.
 
 
-@dataclasses.dataclass(frozen=True)
-class ResultSource:
-  """An inference result subvolume, loaded with `storage.load_segmentation`."""
-  directory: str
-  corner_xyz: tuple[int, int, int]
-  threshold: Optional[float] = None
-  split_cc: bool = True
-  min_size: int = 0
+# The evaluation name of a one-subvolume ResultSpec.
+ResultSource = results.single_result
 
 
 def _volume_box(shape_zyx: Sequence[int], offset_xyz: Sequence[int] = (0, 0, 0)
@@ -340,31 +336,21 @@ def load_segmentation_box(source, box: Optional[bounding_box.BoundingBox]
 
   With `box`, only that part is returned (an error if it is not inside).
   """
-  from ffn.utils import volume_spec  # pylint: disable=g-import-not-at-top
-  if isinstance(source, ResultSource):
-    from ffn.inference import storage  # pylint: disable=g-import-not-at-top
-    corner_zyx = tuple(int(c) for c in source.corner_xyz[::-1])
-    labels, _ = storage.load_segmentation(
-        source.directory, corner_zyx, threshold=source.threshold, split_cc=source.split_cc,
-        min_size=source.min_size)
+  if isinstance(source, results.ResultSpec):
+    labels = source.load(source.corner_xyz)
     seg_box = _volume_box(labels.shape, source.corner_xyz)
-    what = f'segmentation {source.directory} at corner {tuple(source.corner_xyz)} (xyz)'
+    what = f'segmentation {source.directory} at corner {source.corner_xyz} (xyz)'
     if box is None:
       return labels, seg_box
     _check_inside(box, seg_box, what)
     return labels[box.Sub(start=box.start - seg_box.start, size=box.size).to_slice()], box
 
-  dataset = volume_spec.open_volume(source)
-  try:
-    if dataset.ndim != 3:
-      raise EvaluationError(f'segmentation {source} has shape {dataset.shape}; expected 3-D zyx')
-    seg_box = _volume_box(dataset.shape)
+  with volumes.open_volume(source, ndims=(3,)) as volume:
+    seg_box = _volume_box(volume.shape)
     if box is None:
-      return dataset[...], seg_box
+      return volume[...], seg_box
     _check_inside(box, seg_box, f'segmentation {source}')
-    return dataset[box.to_slice()], box
-  finally:
-    dataset.file.close()
+    return volume.read(box), box
 
 
 def _check_inside(box: bounding_box.BoundingBox, outer: bounding_box.BoundingBox, what: str):
@@ -382,21 +368,15 @@ def evaluate(segmentation_source, groundtruth_spec: str,
   A volume-spec segmentation must have the groundtruth's shape; a result
   subvolume must lie inside the groundtruth. Returns (result, seg, gt) arrays.
   """
-  from ffn.utils import volume_spec  # pylint: disable=g-import-not-at-top
-  gt_dataset = volume_spec.open_volume(groundtruth_spec)
-  try:
-    if gt_dataset.ndim != 3:
-      raise EvaluationError(
-          f'groundtruth {groundtruth_spec} has shape {gt_dataset.shape}; expected 3-D zyx')
-    gt_box = _volume_box(gt_dataset.shape)
-    if not isinstance(segmentation_source, ResultSource):
-      seg_dataset = volume_spec.open_volume(segmentation_source)
-      seg_shape = seg_dataset.shape
-      seg_dataset.file.close()
-      if tuple(seg_shape) != tuple(gt_dataset.shape):
+  with volumes.open_volume(groundtruth_spec, ndims=(3,)) as gt_volume:
+    gt_box = _volume_box(gt_volume.shape)
+    if not isinstance(segmentation_source, results.ResultSpec):
+      with volumes.open_volume(segmentation_source) as seg_volume:
+        seg_shape = seg_volume.shape
+      if tuple(seg_shape) != tuple(gt_volume.shape):
         raise EvaluationError(
             f'segmentation {segmentation_source} has shape {tuple(seg_shape)} (zyx) but '
-            f'groundtruth {groundtruth_spec} has {tuple(gt_dataset.shape)} (zyx); they must match')
+            f'groundtruth {groundtruth_spec} has {tuple(gt_volume.shape)} (zyx); they must match')
     if box is not None:
       _check_inside(box, gt_box, f'groundtruth {groundtruth_spec}')
     seg, seg_box = load_segmentation_box(segmentation_source, box)
@@ -405,12 +385,10 @@ def evaluate(segmentation_source, groundtruth_spec: str,
           f'segmentation covers start={seg_box.start.tolist()} size={seg_box.size.tolist()} '
           f'(xyz), which does not fit in groundtruth {groundtruth_spec} of size '
           f'{gt_box.size.tolist()} (xyz)')
-    gt = gt_dataset[seg_box.to_slice()]
-  finally:
-    gt_dataset.file.close()
+    gt = gt_volume.read(seg_box)
 
   result = evaluate_arrays(seg, gt, offset_xyz=seg_box.start, **options)
-  if isinstance(segmentation_source, ResultSource):
+  if isinstance(segmentation_source, results.ResultSpec):
     result.inputs['segmentation'] = dataclasses.asdict(segmentation_source)
   else:
     result.inputs['segmentation'] = str(segmentation_source)
