@@ -108,7 +108,12 @@ def _define_flags() -> None:
   flags.DEFINE_string('prefix', 'slice_', 'File name prefix of the slices.')
 
 
-if __name__ == '__main__':
+def run() -> None:
+  """The command-line entry point."""
   from absl import app  # pylint: disable=g-import-not-at-top
   _define_flags()
   app.run(main)
+
+
+if __name__ == '__main__':
+  run()

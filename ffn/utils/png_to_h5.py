@@ -90,7 +90,12 @@ def _define_flags() -> None:
   flags.DEFINE_string('dataset', 'raw', 'Name of the HDF5 dataset to write.')
 
 
-if __name__ == '__main__':
+def run() -> None:
+  """The command-line entry point."""
   from absl import app  # pylint: disable=g-import-not-at-top
   _define_flags()
   app.run(main)
+
+
+if __name__ == '__main__':
+  run()
