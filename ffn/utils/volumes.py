@@ -473,7 +473,8 @@ class WritableVolume:
       options = {'create': True}
     else:
       options['chunk_layout'] = ts.ChunkLayout(chunk_shape=chunks)
-      options['fill_value'] = fill_value
+      if spec['driver'] != 'n5':
+        options['fill_value'] = fill_value
     try:
       store = ts.open(spec, **options).result()
     except ValueError as e:
@@ -481,6 +482,9 @@ class WritableVolume:
     self._spec_json = spec
     self._store = _to_zyx(store, spec)
     self._dataset = None
+    if fill_value and spec['driver'] in ('n5', 'neuroglancer_precomputed'):
+      # These formats read missing chunks as 0: write the fill value out.
+      self._store.write(np.full(self.shape, fill_value, self.dtype)).result()
 
   def __setitem__(self, index, value) -> None:
     value = np.asarray(value, dtype=self.dtype)
