@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from ffn.training import augmentation
+from ffn.training import tfrecord
 from ffn.utils import errors
 from ffn.utils import volumes
 
@@ -52,11 +53,11 @@ def expand_coordinate_paths(pattern: str) -> list[str]:
 
 def parse_coordinate(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   """Parses one coordinate record into (center [3] int64 xyz, volume name string)."""
+  kinds = {'int64': tf.int64, 'bytes': tf.string}
   features = tf.io.parse_single_example(serialized, {
-      'center': tf.io.FixedLenFeature([1, 3], tf.int64),
-      'label_volume_name': tf.io.FixedLenFeature([1], tf.string),
-  })
-  return features['center'][0], features['label_volume_name'][0]
+      name: tf.io.FixedLenFeature(shape, kinds[kind])
+      for name, (kind, shape) in tfrecord.COORDINATE_FEATURES.items()})
+  return features[tfrecord.CENTER][0], features[tfrecord.VOLUME_NAME][0]
 
 
 def coordinate_dataset(paths: Sequence[str], shuffle_buffer: int = 1024,
