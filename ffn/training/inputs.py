@@ -213,18 +213,27 @@ class Normalizer:
 
 
 @dataclasses.dataclass(frozen=True)
-class PipelineConfig:
-  """What the input pipeline reads and how it prepares examples (sizes are xyz)."""
+class DataConfig:
+  """The training data and its preparation; names and defaults follow upstream's train.py flags."""
   train_coords: str
   data_volumes: str | Sequence[str]
   label_volumes: str | Sequence[str]
-  image_size: Sequence[int]
-  label_size: Sequence[int]
   image_mean: float | None = None
   image_stddev: float | None = None
   image_offset_scale_map: Sequence[str] | None = None
   permutable_axes: Sequence[int] = (1, 2)
   reflectable_axes: Sequence[int] = (0, 1, 2)
+
+  def data_fields(self) -> dict:
+    """This config's DataConfig fields, by name."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(DataConfig)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PipelineConfig(DataConfig):
+  """What the input pipeline reads and how it prepares examples (sizes are xyz)."""
+  image_size: Sequence[int]
+  label_size: Sequence[int]
   shuffle_buffer: int = 1024
   seed: int | None = None
 

@@ -27,12 +27,9 @@ class TrainingError(errors.FFNError, RuntimeError):
   """Training stopped because of a diverged loss or unusable training data."""
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(inputs.DataConfig):
   """Everything a training run needs; names and defaults follow upstream's train.py flags."""
-  train_coords: str
-  data_volumes: str | Sequence[str]
-  label_volumes: str | Sequence[str]
   model_name: str
   model_args: str | dict
   train_dir: str = '/tmp'
@@ -45,11 +42,6 @@ class TrainConfig:
   fov_policy: str = 'fixed'
   fov_moves: int = 1
   shuffle_moves: bool = True
-  image_mean: float | None = None
-  image_stddev: float | None = None
-  image_offset_scale_map: Sequence[str] | None = None
-  permutable_axes: Sequence[int] = (1, 2)
-  reflectable_axes: Sequence[int] = (0, 1, 2)
   optimizer: optimizer_lib.OptimizerConfig = optimizer_lib.OptimizerConfig()
   log_every_secs: float = 10
   random_seed: int | None = None
@@ -182,11 +174,7 @@ def train(config: TrainConfig) -> int:
                                         list(model.named_variables().values()))
   sizes = examples.training_sizes(model.info, config.fov_policy, config.fov_moves)
   dataset = inputs.example_dataset(inputs.PipelineConfig(
-      train_coords=config.train_coords, data_volumes=config.data_volumes,
-      label_volumes=config.label_volumes, image_size=sizes.image, label_size=sizes.label,
-      image_mean=config.image_mean, image_stddev=config.image_stddev,
-      image_offset_scale_map=config.image_offset_scale_map,
-      permutable_axes=config.permutable_axes, reflectable_axes=config.reflectable_axes,
+      **config.data_fields(), image_size=sizes.image, label_size=sizes.label,
       seed=config.random_seed))
 
   ckpt = checkpoint.make_checkpoint(model, optimizer)
