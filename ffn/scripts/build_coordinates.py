@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from absl import app
 from absl import flags
-from absl import logging
 
 from ffn.utils import cli
 from ffn.training import coordinates
@@ -34,14 +33,11 @@ flags.DEFINE_list('margin', None,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
+  with cli.fail_on(coordinates.CoordinatesError, volumes.VolumeSpecError):
     coordinates.build_coordinates(
         partition_volumes=FLAGS.partition_volumes,
         coordinate_output=FLAGS.coordinate_output,
         margin_zyx=coordinates.validate_margin(FLAGS.margin))
-  except (coordinates.CoordinatesError, volumes.VolumeSpecError) as e:
-    logging.error('%s', e)
-    cli.fail(str(e))
 
 
 def run() -> None:

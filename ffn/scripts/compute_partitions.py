@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from absl import app
 from absl import flags
-from absl import logging
 from google.protobuf import text_format
 
 from ffn.utils import cli
@@ -69,7 +68,7 @@ def _parse_mask_configs(text):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
+  with cli.fail_on(partitions.PartitionError, volumes.VolumeSpecError):
     partitions.run(
         input_volume=FLAGS.input_volume,
         output_volume=FLAGS.output_volume,
@@ -79,9 +78,6 @@ def main(argv):
         exclusion_regions=partitions.parse_exclusion_regions(FLAGS.exclusion_regions),
         mask_configs=_parse_mask_configs(FLAGS.mask_configs),
         min_size=FLAGS.min_size)
-  except (partitions.PartitionError, volumes.VolumeSpecError) as e:
-    logging.error('%s', e)
-    cli.fail(str(e))
 
 
 def run() -> None:

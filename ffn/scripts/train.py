@@ -147,12 +147,9 @@ def main(argv):
 
 def _run_main() -> None:
   """Runs main; known bad-input errors end the process with one clear message and exit 1."""
-  try:
+  with cli.fail_on(ValueError, trainer.TrainingError, checkpoint.CheckpointError,
+                   inputs.InputError, volumes.VolumeSpecError):
     app.run(main)
-  except (ValueError, trainer.TrainingError, checkpoint.CheckpointError,
-          inputs.InputError, volumes.VolumeSpecError) as e:
-    logging.error('%s', e)
-    cli.fail(str(e))
 
 
 def run() -> None:

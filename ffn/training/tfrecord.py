@@ -286,22 +286,13 @@ def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
   """CRC-32 of A+B from CRC-32(A), CRC-32(B) and len(B) (zlib's GF(2) operator method)."""
   if length2 <= 0:
     return crc1
-  odd = [0xEDB88320] + [1 << n for n in range(31)]   # One zero bit.
-  even = _gf2_matrix_square(odd)                     # Two zero bits.
-  odd = _gf2_matrix_square(even)                     # Four zero bits.
-  while True:
-    even = _gf2_matrix_square(odd)
+  operator = [0xEDB88320] + [1 << n for n in range(31)]     # Appends one zero bit.
+  operator = _gf2_matrix_square(_gf2_matrix_square(operator))  # Four zero bits.
+  while length2:
+    operator = _gf2_matrix_square(operator)                    # 1, 2, 4, ... zero bytes.
     if length2 & 1:
-      crc1 = _gf2_matrix_times(even, crc1)
+      crc1 = _gf2_matrix_times(operator, crc1)
     length2 >>= 1
-    if not length2:
-      break
-    odd = _gf2_matrix_square(even)
-    if length2 & 1:
-      crc1 = _gf2_matrix_times(odd, crc1)
-    length2 >>= 1
-    if not length2:
-      break
   return crc1 ^ crc2
 
 
