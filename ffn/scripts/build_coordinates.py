@@ -20,9 +20,8 @@ from ffn.utils import volumes
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_list('partition_volumes', None,
-                  'Partition volumes as <volume_name>:<h5 path>:<dataset>; the names must '
-                  'match the volume names given to training.')
+flags.DEFINE_list('partition_volumes', None, 'Partition volumes as <volume_name>:<spec>, the spec '
+                  f'one of {volumes.SPEC_FORMS}; the names must match those given to training.')
 flags.DEFINE_string('coordinate_output', None,
                     'Path of the GZIP TFRecord file to write the coordinates to.')
 flags.DEFINE_list('margin', None,
@@ -34,10 +33,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   with cli.fail_on(coordinates.CoordinatesError, volumes.VolumeSpecError):
-    coordinates.build_coordinates(
-        partition_volumes=FLAGS.partition_volumes,
-        coordinate_output=FLAGS.coordinate_output,
-        margin_zyx=coordinates.validate_margin(FLAGS.margin))
+    margin_zyx = coordinates.validate_margin(FLAGS.margin)
+    coordinates.build_coordinates(FLAGS.partition_volumes, FLAGS.coordinate_output, margin_zyx)
 
 
 def run() -> None:

@@ -24,10 +24,8 @@ from ffn.utils import volumes
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string('input_volume', None,
-                    'Label volume as <h5 path>:<dataset> (z,y,x integer ids).')
-flags.DEFINE_string('output_volume', None,
-                    'Where to write the partition map, as <h5 path>:<dataset>.')
+flags.DEFINE_string('input_volume', None, f'Label volume (z,y,x integer ids): {volumes.SPEC_FORMS}.')
+flags.DEFINE_string('output_volume', None, f'Where to write the partition map: {volumes.SPEC_FORMS}.')
 flags.DEFINE_list('thresholds', None,
                   'Ascending active-voxel fractions in (0, 1] separating the partitions.')
 flags.DEFINE_list('lom_radius', None, 'Local object mask (LOM) radius as x,y,z.')

@@ -35,11 +35,10 @@ from ffn.utils import volumes
 flags.DEFINE_string('train_coords', None,
                     'GZIP TFRecord(s) of training coordinates: a file, a glob, path@N shards '
                     '(path-0000i-of-0000N) or a comma-separated list of these.')
-flags.DEFINE_string('data_volumes', None,
-                    'Comma-separated <volume_name>:<h5 path>:<dataset> image volumes; names '
-                    'match label_volume_name in the coordinates.')
-flags.DEFINE_string('label_volumes', None,
-                    'Comma-separated <volume_name>:<h5 path>:<dataset> label volumes.')
+flags.DEFINE_string('data_volumes', None, 'Comma-separated <volume_name>:<spec> image volumes '
+                    f'(spec: {volumes.SPEC_FORMS}); names match label_volume_name in the '
+                    'coordinates.')
+flags.DEFINE_string('label_volumes', None, 'Comma-separated <volume_name>:<spec> label volumes.')
 flags.DEFINE_string('model_name', None,
                     '[<packages>.]<module>.<Class>; looked up under ffn.training.models first.')
 flags.DEFINE_string('model_args', None, 'JSON object of model constructor arguments.')

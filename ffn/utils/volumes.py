@@ -26,6 +26,7 @@ import numpy as np
 from ffn.utils import atomic
 from ffn.utils import bounding_box
 from ffn.utils import errors
+from ffn.utils import resolve
 
 _DRIVE_RE = re.compile(r'^[A-Za-z]:[\\/]')
 _URL_RE = re.compile(r'^(zarr|zarr3|n5|precomputed)://(.*)$')
@@ -33,6 +34,11 @@ _URL_DRIVERS = {'zarr': 'zarr', 'zarr3': 'zarr3', 'n5': 'n5',
                 'precomputed': 'neuroglancer_precomputed'}
 # Drivers whose TensorStore dimensions are xyz[c]: reversed to [c]zyx here.
 _XYZ_DRIVERS = ('n5', 'neuroglancer_precomputed')
+
+
+# The spec forms, for flag help texts.
+SPEC_FORMS = ('path.h5:dataset, a TensorStore JSON spec, zarr:///path, zarr3:///path, '
+              'n5:///path or precomputed:///path')
 
 
 class VolumeSpecError(errors.FFNError):
@@ -175,12 +181,9 @@ def tensorstore_spec(spec: str) -> dict:
       result['path'] = key
     return result
   try:
-    parsed = json.loads(spec)
-  except json.JSONDecodeError as e:
-    raise VolumeSpecError(f'TensorStore spec is not valid JSON ({e}): {spec!r}') from e
-  if not isinstance(parsed, dict):
-    raise VolumeSpecError(f'TensorStore spec must be a JSON object, got {spec!r}')
-  return parsed
+    return resolve.parse_json_object(spec, 'TensorStore spec')
+  except errors.FFNError as e:
+    raise VolumeSpecError(str(e)) from e
 
 
 def _xyz_driver(spec: dict) -> bool:
