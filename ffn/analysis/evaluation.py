@@ -30,6 +30,7 @@ from scipy import ndimage
 from scipy import sparse
 from skimage import metrics
 
+from ffn.utils import axes
 from ffn.analysis import results
 from ffn.utils import bounding_box
 from ffn.utils import errors
@@ -76,12 +77,12 @@ def groundtruth_border_mask(groundtruth: np.ndarray, exclusion: BorderExclusion)
     if len(exclusion.voxel_size_xyz) != 3 or min(exclusion.voxel_size_xyz) <= 0:
       raise EvaluationError(
           f'voxel size must be 3 positive numbers (xyz), got {exclusion.voxel_size_xyz!r}')
-    sampling_zyx = tuple(float(v) for v in exclusion.voxel_size_xyz[::-1])
+    sampling_zyx = tuple(float(v) for v in axes.xyz_to_zyx(exclusion.voxel_size_xyz))
 
-  axes = (1, 2) if exclusion.mode == '2d' else (0, 1, 2)
+  measured = (1, 2) if exclusion.mode == '2d' else (0, 1, 2)
   # A boundary voxel differs from one of its face neighbours along the measured axes.
   boundary = np.zeros(groundtruth.shape, dtype=bool)
-  for axis in axes:
+  for axis in measured:
     differs = np.diff(groundtruth, axis=axis) != 0
     lower = [slice(None)] * 3
     upper = [slice(None)] * 3
@@ -180,7 +181,7 @@ def _object_positions(labels: np.ndarray, wanted: Sequence[int],
   result = {}
   for label in wanted:
     mask = labels == label
-    profiles = [mask.sum(axis=axes) for axes in ((1, 2), (0, 2), (0, 1))]
+    profiles = [mask.sum(axis=plane) for plane in ((1, 2), (0, 2), (0, 1))]
     if not profiles[0].any():
       continue
     centroid = [float(np.average(np.arange(len(p)), weights=p)) for p in profiles]
@@ -303,7 +304,7 @@ def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
                           position_xyz=position, box_start_xyz=start, box_end_xyz=end))
     return out
 
-  size_xyz = [int(s) for s in groundtruth.shape[::-1]]
+  size_xyz = [int(s) for s in axes.zyx_to_xyz(groundtruth.shape)]
   return EvaluationResult(
       vi_split=float(vi_split), vi_merge=float(vi_merge),
       adapted_rand_error=float(are), rand_precision=float(precision),
@@ -327,7 +328,7 @@ ResultSource = results.single_result
 
 def _volume_box(shape_zyx: Sequence[int], offset_xyz: Sequence[int] = (0, 0, 0)
                 ) -> bounding_box.BoundingBox:
-  return bounding_box.BoundingBox(start=offset_xyz, size=[int(s) for s in shape_zyx[:3]][::-1])
+  return bounding_box.BoundingBox(start=offset_xyz, size=axes.zyx_to_xyz(shape_zyx[:3]))
 
 
 def load_segmentation_box(source, box: Optional[bounding_box.BoundingBox]

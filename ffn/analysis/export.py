@@ -42,6 +42,7 @@ from typing import Iterator, Optional, Sequence
 from absl import logging
 import numpy as np
 
+from ffn.utils import axes
 from ffn.analysis import results
 from ffn.inference import storage
 from ffn.utils import atomic
@@ -116,13 +117,13 @@ class _ResultPieces:
       if not corners_zyx:
         raise ExportError(f'no result subvolumes (seg-*.npz) in {source.directory!r}')
     else:
-      corners_zyx = sorted(tuple(int(c) for c in corner[::-1]) for corner in source.corners_xyz)
+      corners_zyx = sorted(axes.xyz_to_zyx(int(c) for c in corner) for corner in source.corners_xyz)
     self.boxes = []
     for corner_zyx in corners_zyx:
       path = storage.get_existing_subvolume_path(source.directory, corner_zyx)
       if path is None:
         expected = storage.segmentation_path(source.directory, corner_zyx)
-        raise ExportError(f'no result subvolume at corner {tuple(corner_zyx[::-1])} (xyz) in '
+        raise ExportError(f'no result subvolume at corner {axes.zyx_to_xyz(corner_zyx)} (xyz) in '
                           f'{source.directory!r}; expected {expected}')
       shape = _npz_shape(path)
       self.boxes.append(bounding_box.BoundingBox.from_zyx(corner_zyx, shape[:3]))
@@ -193,7 +194,7 @@ def _logged(pieces, origin: bounding_box.BoundingBox):
 
 
 def _chunk_zyx(chunk_xyz: Sequence[int], size_zyx: Sequence[int]) -> list[int]:
-  return [int(max(1, min(c, s))) for c, s in zip(chunk_xyz[::-1], size_zyx)]
+  return [int(max(1, min(c, s))) for c, s in zip(axes.xyz_to_zyx(chunk_xyz), size_zyx)]
 
 
 def _write_hdf5(path: str, dataset_name: str, pieces, box, dtype, geometry: Geometry,

@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from ffn.utils import axes
 from ffn.training import augmentation
 from ffn.training import tfrecord
 from ffn.utils import errors
@@ -241,7 +242,7 @@ class PipelineConfig(DataConfig):
 def check_permutable_sizes(permutable_axes: Sequence[int], *sizes_xyz) -> None:
   """Permuting axes of different lengths would change the patch shape; reject that."""
   for size in sizes_xyz:
-    zyx = list(size)[::-1]
+    zyx = list(axes.xyz_to_zyx(size))
     lengths = {zyx[a] for a in permutable_axes}
     if len(lengths) > 1:
       raise InputError(f'permutable_axes {list(permutable_axes)} (zyx) have different '
@@ -267,8 +268,8 @@ def example_dataset(config: PipelineConfig, source: VolumeSource | None = None
   paths = expand_coordinate_paths(config.train_coords)
   image_size = [int(v) for v in config.image_size]
   label_size = [int(v) for v in config.label_size]
-  image_shape = image_size[::-1] + [1]
-  label_shape = label_size[::-1] + [1]
+  image_shape = list(axes.xyz_to_zyx(image_size)) + [1]
+  label_shape = list(axes.xyz_to_zyx(label_size)) + [1]
 
   def load(center, volname):
     # The image leaves numpy as float32: oneDNN has no uint8 kernels on most CPUs

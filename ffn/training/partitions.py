@@ -20,6 +20,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import scipy.ndimage
 
+from ffn.utils import axes
 from ffn.utils import labels
 from ffn.utils import masks
 from ffn.utils import bounding_box
@@ -66,7 +67,7 @@ def validate_lom_radius(lom_radius: Sequence[int], shape_zyx: Sequence[int]) -> 
   radius = np.array([int(r) for r in lom_radius], dtype=np.int64)
   if radius.shape != (3,) or np.any(radius < 0):
     raise PartitionError(f'lom_radius must be 3 non-negative integers x,y,z, got {list(lom_radius)}')
-  shape_xyz = np.array(shape_zyx[::-1], dtype=np.int64)
+  shape_xyz = np.array(axes.zyx_to_xyz(shape_zyx), dtype=np.int64)
   if np.any(2 * radius >= shape_xyz):
     raise PartitionError(
         f'lom_radius {radius.tolist()} (x,y,z) is too large for a volume of size '
@@ -188,7 +189,7 @@ def _mark_exclusions(output: np.ndarray, corner_xyz: np.ndarray,
 
 def lom_mask_exclusion(mask: np.ndarray, lom_radius_xyz: Sequence[int]) -> np.ndarray:
   """For each valid voxel, whether its LOM box holds any True voxel of the full-volume `mask`."""
-  diam_zyx = [2 * int(r) + 1 for r in lom_radius_xyz[::-1]]
+  diam_zyx = [2 * int(r) + 1 for r in axes.xyz_to_zyx(lom_radius_xyz)]
   return box_sums_valid(summed_volume_table(mask.astype(bool)), diam_zyx) >= 1
 
 
@@ -307,7 +308,7 @@ def read_bounding_boxes(dataset) -> list[bounding_box.BoundingBox]:
       for start, size in np.asarray(value).reshape(-1, 2, 3):
         boxes.append(bounding_box.BoundingBox(start=start, size=size))
   if not boxes:
-    boxes.append(bounding_box.BoundingBox(start=(0, 0, 0), size=dataset.shape[::-1]))
+    boxes.append(bounding_box.BoundingBox.from_zyx((0, 0, 0), dataset.shape))
   return boxes
 
 
@@ -316,7 +317,7 @@ def write_partition_volume(output_spec, shape_zyx: Sequence[int],
                            boxes: Sequence[bounding_box.BoundingBox]) -> None:
   """Writes the map into a new volume (255 outside the valid region), atomically."""
   with volumes.create_volume(output_spec, shape_zyx, np.uint8, fill_value=EXCLUDED) as out:
-    out.write(bounding_box.BoundingBox(start=corner_xyz, size=partitions.shape[::-1]), partitions)
+    out.write(bounding_box.BoundingBox(start=corner_xyz, size=axes.zyx_to_xyz(partitions.shape)), partitions)
     out.attrs['bounding_boxes'] = np.array(
         [(b.start, b.size) for b in boxes], dtype=np.int64).reshape(-1, 2, 3)
     out.attrs['partition_counts'] = np.array(np.unique(partitions, return_counts=True))

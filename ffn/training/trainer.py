@@ -12,6 +12,7 @@ from typing import Sequence
 from absl import logging
 import tensorflow as tf
 
+from ffn.utils import axes
 from ffn.training import checkpoint
 from ffn.training import examples
 from ffn.training import import_util
@@ -127,9 +128,9 @@ def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimize
     model.global_step.assign_add(1)
     return logits, loss, lr
 
-  seed_zyx = list(model.info.input_seed_size[::-1])
-  image_zyx = list(model.info.input_image_size[::-1])
-  pred_zyx = list(model.info.pred_mask_size[::-1])
+  seed_zyx = list(axes.xyz_to_zyx(model.info.input_seed_size))
+  image_zyx = list(axes.xyz_to_zyx(model.info.input_image_size))
+  pred_zyx = list(axes.xyz_to_zyx(model.info.pred_mask_size))
   spec = lambda zyx, name: tf.TensorSpec([batch_size] + zyx + [1], tf.float32, name=name)
 
   @tf.function(input_signature=[spec(image_zyx, 'patches'), spec(seed_zyx, 'seed'),
@@ -187,7 +188,7 @@ def train(config: TrainConfig) -> int:
   shifts = list(model.shifts)
   if config.shuffle_moves:
     rng.shuffle(shifts)  # Once per process, as upstream.
-  eval_tracker = tracker_lib.EvalTracker(sizes.eval[::-1])
+  eval_tracker = tracker_lib.EvalTracker(axes.xyz_to_zyx(sizes.eval))
   feeder = examples.BatchFeeder(
       _example_reader(dataset, config.train_coords), model.info, config.batch_size,
       fov_policy=config.fov_policy, fov_moves=config.fov_moves, threshold=config.threshold,
