@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 # A position or size in array order.
 ZYX = Sequence[int]
 Position = tuple[int, int, int]
 
 
 def xyz_to_zyx(values: Sequence) -> tuple:
-  """The zyx tuple of an xyz sequence (or the xyz tuple of a zyx one: the flip is its own inverse)."""
+  """The zyx tuple of an xyz sequence."""
   return tuple(values)[::-1]
 
 
@@ -20,7 +18,3 @@ def zyx_to_xyz(values: Sequence) -> tuple:
   """The xyz tuple of a zyx sequence."""
   return tuple(values)[::-1]
 
-
-def xyz_array_to_zyx(values: Sequence) -> np.ndarray:
-  """The zyx int64 array of an xyz sequence."""
-  return np.asarray(values, dtype=np.int64)[::-1]

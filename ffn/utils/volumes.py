@@ -13,6 +13,7 @@ reversed here, the one place this happens for volumes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -342,17 +343,6 @@ class TensorStoreVolume(Volume):
     return self.store[index].read().result()
 
 
-class ArrayVolume(Volume):
-  """An in-memory array seen as a volume (for tests and notebooks)."""
-
-  def __init__(self, array: np.ndarray, name: str = 'array'):
-    self.array = np.asarray(array)
-    super().__init__(name, self.array.shape, self.array.dtype)
-
-  def _read(self, index: tuple) -> np.ndarray:
-    return self.array[index]
-
-
 def _tensorstore_attrs(spec: dict) -> dict:
   """The user attributes stored beside a file-backed zarr/N5 array (empty when none)."""
   kvstore = spec.get('kvstore')
@@ -443,8 +433,8 @@ class WritableVolume:
   def _init_hdf5(self, spec, chunks_zyx, fill_value) -> None:
     import h5py  # pylint: disable=g-import-not-at-top
     self._spec = spec if isinstance(spec, VolumeSpec) else parse_volume_spec(spec, with_name=False)
-    self._atomic = atomic.atomic_path(self._spec.path, suffix='.h5')
-    tmp = self._atomic.__enter__()
+    self._renaming = contextlib.ExitStack()
+    tmp = self._renaming.enter_context(atomic.atomic_path(self._spec.path, suffix='.h5'))
     self._file = h5py.File(tmp, 'w')
     self._dataset = self._file.create_dataset(
         self._spec.dataset, shape=self.shape, dtype=self.dtype, fillvalue=fill_value,
@@ -509,7 +499,7 @@ class WritableVolume:
       for key, value in self.attrs.items():
         self._dataset.attrs[key] = value
       self._file.close()
-      self._atomic.__exit__(None, None, None)
+      self._renaming.close()
       return
     self._store = None
     if self.attrs:
@@ -526,7 +516,8 @@ class WritableVolume:
     self._committed = True
     if self._store is None:
       self._file.close()
-      self._atomic.__exit__(VolumeSpecError, VolumeSpecError('aborted'), None)
+      aborted = VolumeSpecError('aborted')
+      self._renaming.__exit__(VolumeSpecError, aborted, None)
     elif self._tmp is not None:
       shutil.rmtree(self._tmp, ignore_errors=True)
 
