@@ -6,8 +6,8 @@ import glob
 import importlib
 import os
 import subprocess
+import re
 import sys
-import tomllib
 
 import pytest
 
@@ -15,8 +15,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 
 def _console_scripts() -> dict[str, str]:
-  with open(os.path.join(REPO_ROOT, 'pyproject.toml'), 'rb') as f:
-    return tomllib.load(f)['project']['scripts']
+  """The [project.scripts] table of pyproject.toml (read by hand: tomllib needs Python 3.11)."""
+  with open(os.path.join(REPO_ROOT, 'pyproject.toml')) as f:
+    table = f.read().split('[project.scripts]\n', 1)[1].split('\n[', 1)[0]
+  return dict(re.findall(r'^([\w-]+) = "([^"]+)"$', table, re.M))
 
 
 def _root_scripts() -> list[str]:
