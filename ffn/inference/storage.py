@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import glob
-import json
 import logging
 import os
 import re
@@ -24,135 +23,26 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ffn.inference import align
+from ffn.utils import align
 from ffn.inference import inference_pb2
-from ffn.inference import segmentation
+from ffn.utils import labels as segmentation
 from ffn.utils import atomic
-from ffn.utils import volume_spec
+from ffn.utils import masks as masks_lib
+from ffn.utils import volumes
+from ffn.utils.masks import clip_subvolume_to_bounds  # pylint: disable=unused-import  (upstream name)
 
 OriginInfo = collections.namedtuple('OriginInfo', ['start_zyx', 'iters', 'walltime_sec'])
 
-ZYX = Sequence[int]
+from ffn.utils.axes import ZYX
 
 
 # ----------------------------------------------------------------------------
 # Volumes.
 
 
-class TensorStoreVolume:
-  """A read-only TensorStore seen as a lazy numpy array: indexing reads and returns np arrays.
-
-  Integer and slice indices follow numpy rules (negative indices count from the
-  end, slice bounds are clipped to the shape); other index types are passed to
-  TensorStore as they are.
-  """
-
-  def __init__(self, store):
-    # Indices below are relative to the first voxel, whatever the store's origin.
-    self._store = store.translate_to[0] if any(store.domain.origin) else store
-
-  @property
-  def shape(self) -> tuple[int, ...]:
-    """The shape, in the store's dimension order (zyx or czyx here)."""
-    return tuple(int(n) for n in self._store.shape)
-
-  @property
-  def ndim(self) -> int:
-    """The number of dimensions."""
-    return self._store.rank
-
-  @property
-  def dtype(self) -> np.dtype:
-    """The numpy dtype of the voxels."""
-    return np.dtype(self._store.dtype.numpy_dtype)
-
-  @property
-  def store(self):
-    """The underlying TensorStore."""
-    return self._store
-
-  def _numpy_index(self, index) -> tuple:
-    """`index` with its ints and slices made non-negative and in bounds, as numpy reads them."""
-    if not isinstance(index, tuple):
-      index = (index,)
-    if any(i is Ellipsis for i in index):
-      at = index.index(Ellipsis)
-      explicit = sum(i is not None for i in index) - 1
-      index = index[:at] + (slice(None),) * (self.ndim - explicit) + index[at + 1:]
-    result = []
-    dims = iter(self.shape)
-    for item in index:
-      if item is None:
-        result.append(item)
-        continue
-      n = next(dims, None)
-      if n is None:
-        raise IndexError(f'too many indices for a volume of shape {self.shape}: {index!r}')
-      if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-        i = int(item)
-        if not -n <= i < n:
-          raise IndexError(f'index {i} is out of bounds for an axis of size {n}')
-        result.append(i % n)
-      elif isinstance(item, slice):
-        start, stop, step = item.indices(n)
-        if step < 0 and stop < 0:
-          stop = None  # Run down to and including voxel 0.
-        elif step > 0 and stop < start:
-          stop = start
-        result.append(slice(start, stop, step))
-      else:
-        result.append(item)
-    return tuple(result)
-
-  def __getitem__(self, index) -> np.ndarray:
-    return np.asarray(self._store[self._numpy_index(index)].read().result())
-
-  def __array__(self, dtype=None, copy=None):
-    del copy
-    data = self[...]
-    return data if dtype is None else data.astype(dtype)
-
-  def __repr__(self) -> str:
-    return f'TensorStoreVolume(shape={self.shape}, dtype={self.dtype})'
-
-
-def _open_tensorstore(spec_json: str) -> TensorStoreVolume:
-  """Opens a JSON TensorStore spec for reading."""
-  try:
-    spec = json.loads(spec_json)
-  except json.JSONDecodeError as e:
-    raise ValueError(f'DecoratedVolume.tensorstore is not valid JSON ({e}): {spec_json!r}') from e
-  if not isinstance(spec, dict):
-    raise ValueError(f'DecoratedVolume.tensorstore must be a JSON object, got {spec_json!r}')
-  import tensorstore as ts  # pylint: disable=g-import-not-at-top  (only needed for this source)
-  try:
-    store = ts.open(spec, read=True).result()
-  except ValueError as e:
-    raise ValueError(f'cannot open TensorStore spec {spec_json!r}: {e}') from e
-  return TensorStoreVolume(store)
-
-
 def decorated_volume(settings: inference_pb2.DecoratedVolume):
-  """Opens the volume a DecoratedVolume names: an h5py dataset or a TensorStoreVolume (3-D or 4-D)."""
-  source = settings.WhichOneof('volume_path')
-  if source == 'volinfo':
-    raise NotImplementedError(
-        f'DecoratedVolume.volinfo ({settings.volinfo!r}) names a Google-internal VolumeStore, '
-        'which is not available here; use hdf5 ("file.h5:dataset") or tensorstore (JSON spec)')
-  if settings.HasField('decorator_specs'):
-    raise ValueError('DecoratedVolume.decorator_specs is only valid with volinfo volumes, '
-                     f'got it with {source}')
-  if source == 'hdf5':
-    volume = volume_spec.open_volume(volume_spec.parse_volume_spec(settings.hdf5, with_name=False))
-  elif source == 'tensorstore':
-    volume = _open_tensorstore(settings.tensorstore)
-  else:
-    raise ValueError('DecoratedVolume has no volume set; expected hdf5 ("file.h5:dataset") '
-                     'or tensorstore (a JSON spec)')
-  if volume.ndim not in (3, 4):
-    raise ValueError(f'the volume {getattr(settings, source)!r} has shape {tuple(volume.shape)}; '
-                     'expected a 3-D (z, y, x) or 4-D (c, z, y, x) volume')
-  return volume
+  """Opens the volume a DecoratedVolume names: a lazy 3-D or 4-D ffn.utils.volumes.Volume."""
+  return volumes.open_decorated(settings)
 
 
 # ----------------------------------------------------------------------------
@@ -401,101 +291,9 @@ def load_segmentation_from_source(source: inference_pb2.SegmentationSource,
 # Masks.
 
 
-def clip_subvolume_to_bounds(corner: ZYX, size: ZYX, volume) -> tuple[np.ndarray, np.ndarray]:
-  """The zyx (corner, size) of the part of a box inside `volume` (size 0 where it misses)."""
-  shape = np.asarray(volume.shape[-3:], dtype=np.int64)
-  corner = np.asarray(corner, dtype=np.int64)
-  start = np.clip(corner, 0, shape)
-  end = np.clip(corner + np.asarray(size, dtype=np.int64), 0, shape)
-  return start, np.maximum(end - start, 0)
-
-
-def _eval_coordinate_expression(expression: str, corner: ZYX, size: ZYX) -> np.ndarray:
-  """The boolean array of `expression` over global z, y, x index grids of the box."""
-  z, y, x = np.mgrid[tuple(slice(int(c), int(c) + int(s)) for c, s in zip(corner, size))]
-  # SECURITY: eval runs arbitrary Python. Emptying the builtins keeps honest
-  # expressions simple but is no sandbox; only run requests from trusted sources.
-  try:
-    result = eval(expression, {'__builtins__': {}, 'np': np, 'numpy': np},  # pylint: disable=eval-used
-                  {'x': x, 'y': y, 'z': z})
-  except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'cannot evaluate mask coordinate_expression {expression!r}: {e}') from e
-  try:
-    return np.broadcast_to(np.asarray(result, dtype=bool), tuple(int(s) for s in size))
-  except ValueError as e:
-    raise ValueError(f'mask coordinate_expression {expression!r} gives shape '
-                     f'{np.shape(result)}, expected one broadcastable to {tuple(size)}') from e
-
-
-def _read_volume_box(volume, corner: np.ndarray, size: np.ndarray) -> np.ndarray:
-  """The (c, z, y, x) contents of a zyx box (inside the volume) of a 3-D or 4-D volume."""
-  box = tuple(slice(int(c), int(c) + int(s)) for c, s in zip(corner, size))
-  if volume.ndim == 4:
-    return np.asarray(volume[(slice(None),) + box])
-  return np.asarray(volume[box])[np.newaxis]
-
-
-def _channel_mask(channel_data: np.ndarray, config: inference_pb2.MaskChannelConfig) -> np.ndarray:
-  """The boolean mask one MaskChannelConfig selects from one channel."""
-  if config.values:
-    mask = np.isin(channel_data, np.asarray(list(config.values), dtype=np.uint64))
-  else:
-    mask = (channel_data >= config.min_value) & (channel_data <= config.max_value)
-  return ~mask if config.invert else mask
-
-
 def build_mask(masks: Iterable[inference_pb2.MaskConfig], corner_zyx: ZYX, size_zyx: ZYX,
                mask_volume_map: Optional[dict] = None, image: Optional[np.ndarray] = None,
                alignment: Optional[align.Alignment] = None) -> Optional[np.ndarray]:
-  """The OR of the boolean zyx masks the MaskConfigs give for a box; None when `masks` is empty.
-
-  `mask_volume_map` caches opened mask volumes by serialised DecoratedVolume;
-  `image` is the box's image, needed by `image` sources. Voxels of a volume
-  mask that fall outside the mask volume read as 0.
-  """
-  size_zyx = tuple(int(s) for s in size_zyx)
-  corner_zyx = tuple(int(c) for c in corner_zyx)
-  if mask_volume_map is None:
-    mask_volume_map = {}
-  if alignment is None:
-    alignment = align.Alignment(corner_zyx, size_zyx)
-  src_corner, src_size = alignment.expand_bounds(corner_zyx, size_zyx, forward=False)
-
-  final_mask = None
-  for config in masks:
-    config_mask = np.zeros(size_zyx, dtype=bool)
-    source = config.WhichOneof('source')
-    if source == 'coordinate_expression':
-      expr_mask = _eval_coordinate_expression(config.coordinate_expression.expression,
-                                              src_corner, src_size)
-      config_mask |= alignment.align_and_crop(src_corner, expr_mask, corner_zyx, size_zyx)
-    elif source in ('image', 'volume'):
-      if source == 'image':
-        if image is None:
-          raise ValueError('a MaskConfig with an image source needs the image')
-        channels = config.image.channels
-        data = np.asarray(image)[np.newaxis]
-        data_corner = src_corner
-      else:
-        channels = config.volume.channels
-        key = config.volume.mask.SerializeToString()
-        if key not in mask_volume_map:
-          mask_volume_map[key] = decorated_volume(config.volume.mask)
-        volume = mask_volume_map[key]
-        data_corner, data_size = clip_subvolume_to_bounds(src_corner, src_size, volume)
-        data = _read_volume_box(volume, data_corner, data_size)
-      for chan_config in channels:
-        if not 0 <= chan_config.channel < data.shape[0]:
-          raise ValueError(f'mask channel {chan_config.channel} does not exist; the {source} '
-                           f'mask has {data.shape[0]} channel(s)')
-        channel_data = alignment.align_and_crop(data_corner, data[chan_config.channel],
-                                                corner_zyx, size_zyx)
-        config_mask |= _channel_mask(channel_data, chan_config)
-    else:
-      raise ValueError(f'MaskConfig has no mask source set (expected volume, image or '
-                       f'coordinate_expression): {config}')
-
-    if config.invert:
-      config_mask = ~config_mask
-    final_mask = config_mask if final_mask is None else final_mask | config_mask
-  return final_mask
+  """The OR of the boolean zyx masks the MaskConfigs give for a box (see ffn.utils.masks)."""
+  return masks_lib.build_mask(masks, corner_zyx, size_zyx, mask_volume_map, image, alignment,
+                              open_mask_volume=lambda settings: decorated_volume(settings))
