@@ -8,11 +8,9 @@ aligner can be dropped in. All coordinates here are zyx.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
-ZYX = Sequence[int]
+from ffn.inference.axes import ZYX
 
 
 class Alignment:
