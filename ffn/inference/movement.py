@@ -12,6 +12,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ffn.inference.axes import Position
+from ffn.inference.axes import zyx
 
 
 def get_scored_move_offsets(deltas_zyx: Sequence[int], prob_map: np.ndarray,
@@ -164,8 +165,8 @@ class MovementRestrictor:
       if shift_mask_fov is None:
         raise ValueError('shift_mask_fov is required with a shift_mask')
       self.shift_mask = np.max(np.abs(shift_mask), axis=0) >= shift_mask_threshold
-      self._fov_low = np.asarray(shift_mask_fov.start, dtype=np.int64)[::-1]
-      self._fov_high = np.asarray(shift_mask_fov.end, dtype=np.int64)[::-1] - 1
+      self._fov_low = zyx(shift_mask_fov.start)
+      self._fov_high = zyx(shift_mask_fov.end) - 1
 
   def is_valid_seed(self, pos: Position) -> bool:
     """False if `pos` is excluded as a seed."""

@@ -103,14 +103,19 @@ def get_existing_corners(segmentation_dir: str) -> list[tuple[int, int, int]]:
 def get_existing_subvolume_path(segmentation_dir: str, corner: ZYX,
                                 allow_cpoint: bool = False) -> Optional[str]:
   """The path of a finished (or, if allowed, checkpointed) subvolume, or None."""
+  for path in _subvolume_candidates(segmentation_dir, corner, allow_cpoint):
+    if os.path.exists(path):
+      return path
+  return None
+
+
+def _subvolume_candidates(segmentation_dir: str, corner: ZYX, allow_cpoint: bool) -> list[str]:
+  """Where a subvolume's segmentation may be, in the order they are tried."""
   candidates = [segmentation_path(segmentation_dir, corner),
                 legacy_segmentation_path(segmentation_dir, corner)]
   if allow_cpoint:
     candidates.append(checkpoint_path(segmentation_dir, corner))
-  for path in candidates:
-    if os.path.exists(path):
-      return path
-  return None
+  return candidates
 
 
 def save_subvolume(labels: np.ndarray, origins: Mapping[int, Any], output_path: str,
@@ -167,10 +172,7 @@ def load_segmentation(segmentation_dir: str, corner: ZYX, allow_cpoint: bool = F
   """
   path = get_existing_subvolume_path(segmentation_dir, corner, allow_cpoint)
   if path is None:
-    tried = [segmentation_path(segmentation_dir, corner),
-             legacy_segmentation_path(segmentation_dir, corner)]
-    if allow_cpoint:
-      tried.append(checkpoint_path(segmentation_dir, corner))
+    tried = _subvolume_candidates(segmentation_dir, corner, allow_cpoint)
     raise ValueError(f'no segmentation for corner {tuple(int(c) for c in corner)} (zyx) in '
                      f'{segmentation_dir!r}; looked for {", ".join(tried)}')
 

@@ -17,6 +17,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from ffn.inference import align
+from ffn.inference import axes
 from ffn.inference import canvas as canvas_lib
 from ffn.inference import executor as executor_lib
 from ffn.inference import inference_pb2
@@ -32,13 +33,6 @@ from ffn.inference.inference_utils import timer_counter
 from ffn.training import import_util
 from ffn.utils import atomic
 from ffn.utils import bounding_box
-
-
-def _zyx_tuple(values) -> tuple[int, int, int]:
-  values = tuple(int(v) for v in values)
-  if len(values) != 3:
-    raise ValueError(f'expected 3 (z, y, x) values, got {values!r}')
-  return values
 
 
 class Runner:
@@ -131,15 +125,15 @@ class Runner:
 
   def check_box(self, corner: ZYX, size: ZYX) -> None:
     """Raises ValueError unless the zyx box has a positive size and overlaps the volume."""
-    corner, size = _zyx_tuple(corner), _zyx_tuple(size)
-    start_xyz, size_xyz = corner[::-1], size[::-1]
+    corner, size = axes.zyx_triple(corner), axes.zyx_triple(size)
+    start_xyz, size_xyz = axes.xyz(corner), axes.xyz(size)
     if min(size) <= 0:
       raise ValueError(f'bounding box size (xyz) {size_xyz} must be positive on every axis')
     shape = tuple(int(s) for s in self._image_volume.shape[-3:])
     if any(c + n <= 0 or c >= s for c, n, s in zip(corner, size, shape)):
       raise ValueError(
           f'bounding box start {start_xyz} size {size_xyz} (xyz) lies outside the image '
-          f'volume of size {shape[::-1]} (xyz)')
+          f'volume of size {axes.xyz(shape)} (xyz)')
 
   def make_restrictor(self, corner: ZYX, size: ZYX, image: np.ndarray, alignment):
     """The MovementRestrictor of the request's masks; None if none; ALL_MASKED."""
@@ -197,7 +191,7 @@ class Runner:
 
   def make_canvas(self, corner: ZYX, size: ZYX, **canvas_kwargs):
     """(Canvas, Alignment) for a zyx box, or (None, None) if it is entirely masked."""
-    corner, size = _zyx_tuple(corner), _zyx_tuple(size)
+    corner, size = axes.zyx_triple(corner), axes.zyx_triple(size)
     self.check_box(corner, size)
     counters = self.counters.get_sub_counters()
     with timer_counter(counters, 'load-image'):
@@ -253,7 +247,7 @@ class Runner:
 
   def run(self, corner: ZYX, size: ZYX, reset_counters: bool = True):
     """Segments the zyx box; returns the Canvas, or None if done before or all masked."""
-    corner, size = _zyx_tuple(corner), _zyx_tuple(size)
+    corner, size = axes.zyx_triple(corner), axes.zyx_triple(size)
     if reset_counters:
       self.counters.reset()
     out_dir = self.plan.output_dir
