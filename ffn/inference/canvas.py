@@ -21,13 +21,13 @@ import numpy as np
 from ffn.inference import canvas_checkpoint
 from ffn.inference import canvas_visualization
 from ffn.inference import movement
+from ffn.inference import plan
 from ffn.inference import seed as seed_policies
 from ffn.inference.axes import Position
 from ffn.inference.axes import zyx
 from ffn.inference.inference_utils import Counters
 from ffn.inference.inference_utils import TimedIter
 from ffn.inference.inference_utils import timer_counter
-from ffn.inference.plan import CanvasOptions
 from ffn.inference.probmaps import quantize_probability
 from ffn.inference.results import OriginInfo
 from ffn.utils import probability
@@ -47,7 +47,7 @@ class Canvas:
   """Tracks the state of FFN inference within a subvolume."""
 
   def __init__(self, model_info, executor, image: np.ndarray,
-               options: CanvasOptions,
+               options: plan.CanvasOptions,
                counters: Optional[Counters] = None,
                restrictor: Optional[movement.MovementRestrictor] = None,
                movement_policy_fn: Optional[Callable[[Any], Any]] = None,
@@ -110,11 +110,10 @@ class Canvas:
     self.on_fov: Optional[Callable[[], None]] = None
 
     if movement_policy_fn is None:
-      self.movement_policy = movement.FaceMaxMovementPolicy(
-          self, deltas=zyx(model_info.deltas),
-          score_threshold=float(self.options.move_threshold))
-    else:
-      self.movement_policy = movement_policy_fn(self)
+      movement_policy_fn = plan.movement_policy_fn(
+          plan.PolicyPlan(movement.FaceMaxMovementPolicy, {}), model_info,
+          self.options.move_threshold)
+    self.movement_policy = movement_policy_fn(self)
     self.movement_policy.reset_state((0, 0, 0))
 
   # -- executor client --------------------------------------------------------

@@ -87,7 +87,7 @@ def movement_policy_fn(policy: PolicyPlan, model_info, move_threshold: float
 def get_policy_fn(request: inference_pb2.InferenceRequest, model_info
                   ) -> Callable[[Any], movement.BaseMovementPolicy]:
   """canvas -> movement policy, as an InferenceRequest configures it (upstream's helper)."""
-  threshold = probability.logit_float32(request.inference_options.move_threshold)
+  threshold = CanvasOptions.from_proto(request.inference_options).move_threshold
   return movement_policy_fn(movement_policy(request), model_info, threshold)
 
 
