@@ -128,11 +128,11 @@ def test_corrupt_npz(volumes, script):
 def test_npz_to_png_corrupt_npz_and_file_as_output(volumes):
   bad = _corrupt_result(volumes / 'bad')
   out_dir = volumes / 'png'
-  proc = run_script('-m ffn.utils.npz_to_png', str(bad), '--output_dir', str(out_dir))
+  proc = run_script('-m ffn.scripts.npz_to_png', str(bad), '--output_dir', str(out_dir))
   expect_clean_failure('npz_to_png corrupt npz', proc, [str(bad)], outputs=[out_dir])
   a_file = volumes / 'a_file'
   a_file.write_text('keep me')
-  proc = run_script('-m ffn.utils.npz_to_png', str(volumes / 'seg' / SEG_NPZ),
+  proc = run_script('-m ffn.scripts.npz_to_png', str(volumes / 'seg' / SEG_NPZ),
                     '--output_dir', str(a_file))
   expect_clean_failure('npz_to_png output is a file', proc, [str(a_file)],
                        untouched={a_file: digest(a_file)})
@@ -144,12 +144,12 @@ def test_png_to_h5_corrupt_png_and_file_as_output(volumes):
   Image.fromarray(np.zeros((8, 9), np.uint8)).save(pngs / 'a_000.png')
   (pngs / 'a_001.png').write_bytes(b'\x89PNG\r\n\x1a\n but then nothing valid')
   out = volumes / 'stack.h5'
-  proc = run_script('-m ffn.utils.png_to_h5', '--input_dir', str(pngs), str(out))
+  proc = run_script('-m ffn.scripts.png_to_h5', '--input_dir', str(pngs), str(out))
   expect_clean_failure('png_to_h5 corrupt png', proc, ['a_001.png'], outputs=[out])
   a_file = volumes / 'a_file'
   a_file.write_text('keep me')
   (pngs / 'a_001.png').unlink()
-  proc = run_script('-m ffn.utils.png_to_h5', '--input_dir', str(pngs),
+  proc = run_script('-m ffn.scripts.png_to_h5', '--input_dir', str(pngs),
                     str(a_file / 'stack.h5'))
   expect_clean_failure('png_to_h5 output under a file', proc, [str(a_file)],
                        untouched={a_file: digest(a_file)})
@@ -274,9 +274,9 @@ def _prepare_commands(volumes, out_dir):
       ('evaluate overview', ['evaluate_segmentation.py', '--segmentation_dir', seg,
                              '--groundtruth', f'{volumes}/gt.h5:stack', '--overview_png',
                              f'{out_dir}/o.png'], out_dir / 'o.png'),
-      ('png_to_h5', ['-m', 'ffn.utils.png_to_h5', '--input_dir', str(pngs),
+      ('png_to_h5', ['-m', 'ffn.scripts.png_to_h5', '--input_dir', str(pngs),
                      f'{out_dir}/s.h5'], out_dir / 's.h5'),
-      ('npz_to_png', ['-m', 'ffn.utils.npz_to_png', f'{seg}/{SEG_NPZ}', '--output_dir',
+      ('npz_to_png', ['-m', 'ffn.scripts.npz_to_png', f'{seg}/{SEG_NPZ}', '--output_dir',
                       f'{out_dir}/png'], out_dir / 'png' / 'slice_0000.png'),
   ]
 

@@ -89,6 +89,8 @@ class ChannelsFirst:
   def __getitem__(self, index) -> np.ndarray:
     if not isinstance(index, tuple):
       index = (index,)
+    if len(index) == 4 and index[0] is Ellipsis:
+      index = (slice(None),) + index[1:]
     if any(i is Ellipsis or i is None for i in index):
       full = np.moveaxis(np.asarray(self._volume[...]), 3, 0)
       return full[index]
@@ -98,6 +100,18 @@ class ChannelsFirst:
     if isinstance(index[0], slice) or np.ndim(index[0]):
       return np.moveaxis(data, -1, 0)
     return data
+
+  def read(self, box) -> np.ndarray:
+    """The (c, z, y, x) contents of an xyz box."""
+    return self[(slice(None),) + tuple(box.to_slice())]
+
+  def __enter__(self) -> 'ChannelsFirst':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    close = getattr(self._volume, 'close', None)
+    if close is not None:
+      close()
 
   def __array__(self, dtype=None, copy=None):
     del copy

@@ -12,6 +12,8 @@ import threading
 import zipfile
 from typing import Callable, Iterator, NoReturn, Sequence
 
+from absl import logging
+
 
 def _script_name() -> str:
   """The running script's file name, for error lines."""
@@ -33,6 +35,16 @@ def parse_triple(values: Sequence[str], name: str, kind: Callable = int) -> tupl
   if len(triple) != 3:
     fail(f'--{name} must be three {kind.__name__}s x,y,z, got {",".join(values)!r}')
   return triple
+
+
+@contextlib.contextmanager
+def fail_on(*errors: type) -> Iterator[None]:
+  """Turns the listed bad-input errors raised in the block into one logged, printed error line."""
+  try:
+    yield
+  except errors as e:
+    logging.error('%s', e)
+    fail(str(e))
 
 
 # Errors that come from files and flags rather than from bugs: shown as one line.

@@ -14,6 +14,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ffn.utils import axes
+
 LAYER_KINDS = ('image', 'segmentation')
 
 
@@ -80,7 +82,7 @@ def build_viewer(layers: Sequence[Layer], voxel_size_xyz: Sequence[float] = (1, 
   except OSError as e:
     raise ValueError(f'cannot serve the viewer on {bind_address}:{port}: '
                      f'{e.strerror or e}') from None
-  scales_zyx = [float(v) for v in voxel_size_xyz[::-1]]
+  scales_zyx = [float(v) for v in axes.xyz_to_zyx(voxel_size_xyz)]
   # Arrays are zyx; naming the axes z, y, x lets neuroglancer show them as x, y, z.
   volume_space = neuroglancer.CoordinateSpace(names=['z', 'y', 'x'], units='nm',
                                               scales=scales_zyx)
@@ -90,7 +92,7 @@ def build_viewer(layers: Sequence[Layer], voxel_size_xyz: Sequence[float] = (1, 
     state.dimensions = neuroglancer.CoordinateSpace(
         names=['x', 'y', 'z'], units='nm', scales=[float(v) for v in voxel_size_xyz])
     for layer in layers:
-      offset_zyx = [int(v) for v in tuple(layer.offset_xyz)[::-1]]
+      offset_zyx = [int(v) for v in axes.xyz_to_zyx(layer.offset_xyz)]
       source = neuroglancer.LocalVolume(_prepare(layer), dimensions=volume_space,
                                         voxel_offset=offset_zyx, volume_type=layer.kind)
       if layer.kind == 'image':

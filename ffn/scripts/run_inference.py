@@ -1,0 +1,48 @@
+"""Runs FFN inference within one bounding box of a volume.
+
+  python run_inference.py \
+      --inference_request="$(cat configs/inference_training_sample2.pbtxt)" \
+      --bounding_box 'start { x:0 y:0 z:0 } size { x:250 y:250 z:250 }'
+"""
+
+from __future__ import annotations
+
+
+from absl import app
+from absl import flags
+
+from ffn.utils import cli
+from ffn.inference import run_request
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string('inference_request', None,
+                    'InferenceRequest proto in text format: what to segment and how.')
+flags.DEFINE_string('inference_options', None,
+                    'InferenceOptions proto in text format; accepted for compatibility, '
+                    'unused (set inference_options inside --inference_request).')
+flags.DEFINE_string('bounding_box', None,
+                    'BoundingBox proto in text format (xyz): the area to segment.')
+flags.DEFINE_boolean('reuse_mismatched_results', False,
+                     'Keep a finished result of this box even if it was made with other '
+                     'settings (without it, such a result is an error).')
+flags.mark_flags_as_required(['inference_request', 'bounding_box'])
+
+
+@cli.guard
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  request = run_request.parse_request(FLAGS.inference_request)
+  bbox = run_request.parse_bounding_box(FLAGS.bounding_box)
+  with cli.deferred_interrupt():
+    run_request.run_inference(request, bbox, FLAGS.reuse_mismatched_results)
+
+
+def run() -> None:
+  """The command-line entry point."""
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()
