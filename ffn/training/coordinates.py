@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ffn.training import tfrecord
+from ffn.utils import atomic
 from ffn.utils import errors
 from ffn.utils import volumes as volumes_lib
 
