@@ -18,6 +18,7 @@ import numpy as np
 
 from ffn.inference import align
 from ffn.inference import executor as executor_lib
+from ffn.inference import histogram
 from ffn.inference import inference
 from ffn.inference import inference_pb2
 from ffn.inference import inference_utils
@@ -63,6 +64,18 @@ def seed_policy_class(name: str):
     raise ValueError(f'InferenceRequest.seed_policy {name!r} is not a seed policy; '
                      f'expected one of {known}')
   return cls
+
+
+def _check_unsupported(request: inference_pb2.InferenceRequest) -> None:
+  """Fails on request fields whose upstream behaviour this port does not provide."""
+  if request.histogram_masks and not request.reference_histogram:
+    raise ValueError('InferenceRequest.histogram_masks is set but reference_histogram is not; '
+                     'the masks only exclude voxels from histogram matching')
+  if request.HasField('self_prediction'):
+    raise NotImplementedError(
+        'InferenceRequest.self_prediction is not supported: it halts on a "self_prediction" '
+        'output of the network, which no model here (nor any released upstream model) '
+        'computes; remove the field')
 
 
 class Runner:
@@ -117,6 +130,7 @@ class Runner:
       name = inference_pb2.AlignmentOptions.AlignType.Name(request.alignment_options.type)
       raise NotImplementedError(f'InferenceRequest.alignment_options.type {name} is not '
                                 'supported; only NO_ALIGNMENT')
+    _check_unsupported(request)
     for field in ('init_activation', 'pad_value', 'move_threshold', 'segment_threshold'):
       value = getattr(request.inference_options, field)
       if not 0 < value < 1:
@@ -126,6 +140,9 @@ class Runner:
     self._seed_policy_args = _json_kwargs(request.seed_policy_args, 'seed_policy_args')
     self.batch_size = int(batch_size if batch_size is not None else request.batch_size) or 1
     self.concurrent_requests = max(int(request.concurrent_requests), 1)
+
+    self._reference_lut = (histogram.load_reference_lut(request.reference_histogram)
+                           if request.reference_histogram else None)
 
     with timer_counter(self.counters, 'volstore-open'):
       self._image_volume = storage.decorated_volume(request.image)
@@ -265,6 +282,10 @@ class Runner:
     if restrictor is self.ALL_MASKED:
       logging.info('Subvolume %r: everything masked.', corner)
       return None, None
+    if self._reference_lut is not None and not self._match_histogram(
+        image, dst_corner, dst_size, alignment):
+      counters['histogram-match-failed'].Increment()
+      return None, None
     image = ((image.astype(np.float32) - np.float32(self.request.image_mean))
              / np.float32(self.request.image_stddev))
 
@@ -279,6 +300,14 @@ class Runner:
       canvas.init_segmentation_from_volume(self._init_seg_volume, src_corner,
                                            np.asarray(src_corner) + src_size, align_and_crop)
     return canvas, alignment
+
+  def _match_histogram(self, image: np.ndarray, corner: ZYX, size: ZYX, alignment) -> bool:
+    """Matches `image` (in place) to the reference histogram, outside histogram_masks."""
+    mask = None
+    if self.request.histogram_masks:
+      mask = storage.build_mask(self.request.histogram_masks, corner, size,
+                                self._mask_volumes, image, alignment)
+    return histogram.match_or_skip(image, self._reference_lut, mask, corner)
 
   def get_seed_policy(self, corner: ZYX, size: ZYX):
     """canvas -> seed policy, with the request's seed_policy_args."""
