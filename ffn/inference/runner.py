@@ -71,6 +71,14 @@ def _check_unsupported(request: inference_pb2.InferenceRequest) -> None:
   if request.histogram_masks and not request.reference_histogram:
     raise ValueError('InferenceRequest.histogram_masks is set but reference_histogram is not; '
                      'the masks only exclude voxels from histogram matching')
+  if request.shift_mask.WhichOneof('volume_path') is None:
+    for field in ('shift_mask_fov', 'shift_mask_scale', 'shift_mask_threshold'):
+      if request.HasField(field):
+        raise ValueError(f'InferenceRequest.{field} is set but shift_mask is not; '
+                         'it only applies to a shift_mask volume')
+  elif request.shift_mask_fov.HasField('object_label'):
+    raise ValueError('InferenceRequest.shift_mask_fov.object_label has no meaning for the '
+                     'shift mask window (only start and size do); remove it')
   if request.HasField('self_prediction'):
     raise NotImplementedError(
         'InferenceRequest.self_prediction is not supported: it halts on a "self_prediction" '
