@@ -58,14 +58,16 @@ class Canvas:
                checkpoint_path: Optional[str] = None,
                checkpoint_interval_sec: float = 0,
                corner_zyx=None,
-               keep_probability_maps: bool = True):
+               keep_probability_maps: bool = True,
+               voxel_size_zyx=(1, 1, 1)):
     """Builds a canvas over the normalised zyx float32 `image`.
 
     `model_info` gives the xyz geometry (`input_image_size`,
     `input_seed_size`, `pred_mask_size`, `deltas`); `executor` runs the
     network (`start_client`, `finish_client`, `predict(client, seed, image)`).
     The thresholds in `options` are probabilities; they are kept as float32
-    logits in `self.options`.
+    logits in `self.options`. `voxel_size_zyx` (physical units) shapes the
+    distance transforms of seed policies.
     """
     self.model_info = model_info
     self.executor = executor
@@ -79,6 +81,7 @@ class Canvas:
     self.checkpoint_last = time.time()
     self._keep_history = keep_history
     self.keep_probability_maps = keep_probability_maps
+    self.voxel_size_zyx = tuple(float(v) for v in voxel_size_zyx)
 
     self.options = inference_pb2.InferenceOptions()
     self.options.CopyFrom(options)

@@ -41,6 +41,8 @@ class BaseSeedPolicy:
   def __next__(self) -> tuple[int, int, int]:
     if self.coords is None:
       self.init_coords()
+      if self.coords is None:  # Nothing to seed (e.g. the image is all edges).
+        self.coords = np.zeros((0, 3), np.int64)
     margin = np.asarray(self.canvas.margin)
     shape = np.asarray(self.canvas.shape)
     while self.idx < len(self.coords):
@@ -61,28 +63,43 @@ class BaseSeedPolicy:
     self.coords = None if coords is None else np.asarray(coords)
     self.idx = int(idx)
 
+  def get_exclusion_mask(self) -> np.ndarray:
+    """Voxels where no seed can start: segmented, or in the restrictor's (seed) masks."""
+    excluded = np.asarray(self.canvas.segmentation) > 0
+    for mask in _restrictor_masks(self.canvas):
+      excluded |= mask
+    return excluded
+
 
 def _reproducible_noise(shape) -> np.ndarray:
   """U[0, 1) noise from numpy's legacy MT19937 seeded with 42 (upstream's stream)."""
   return np.random.RandomState(_NOISE_SEED).random_sample(shape)
 
 
-def _edge_distance_peaks(image: np.ndarray, excluded: np.ndarray | None,
-                         min_distance: int, threshold_abs: float) -> np.ndarray:
-  """Peaks of the distance to adaptively thresholded Sobel edges of `image`."""
+def find_peaks(values: np.ndarray, **kwargs) -> np.ndarray:
+  """skimage's peak_local_max of `values` plus tiny fixed noise, which breaks ties reproducibly."""
+  noisy = values + _reproducible_noise(values.shape) * _NOISE_SCALE
+  return skimage.feature.peak_local_max(noisy, **kwargs)
+
+
+def _adaptive_edges(image: np.ndarray) -> np.ndarray:
+  """Sobel edges above their local (Gaussian-smoothed) level."""
   edges = ndimage.generic_gradient_magnitude(image.astype(np.float32), ndimage.sobel)
   local_level = np.zeros(edges.shape, dtype=np.float32)
   ndimage.gaussian_filter(edges, _PEAKS_SIGMA, output=local_level, mode='reflect')
-  is_edge = edges > local_level
-  del edges, local_level
+  return edges > local_level
+
+
+def _edge_distance_peaks(image: np.ndarray, excluded: np.ndarray | None,
+                         min_distance: int, threshold_abs: float) -> np.ndarray:
+  """Peaks of the distance to adaptively thresholded Sobel edges of `image`."""
+  is_edge = _adaptive_edges(image)
   # Masked areas count as edges, so that they do not attract seeds to their rim.
   if excluded is not None:
     is_edge[excluded] = True
   dt = ndimage.distance_transform_edt(1 - is_edge.astype(np.uint8)).astype(np.float32)
-  noisy = dt + _reproducible_noise(dt.shape) * _NOISE_SCALE
-  return skimage.feature.peak_local_max(
-      noisy, min_distance=min_distance, threshold_abs=threshold_abs,
-      threshold_rel=0)
+  return find_peaks(dt, min_distance=min_distance, threshold_abs=threshold_abs,
+                    threshold_rel=0)
 
 
 def _lexsorted(coords: np.ndarray, descending: bool = False) -> np.ndarray:
@@ -99,16 +116,41 @@ def _restrictor_mask(canvas):
   return None if restrictor is None else restrictor.mask
 
 
+def _restrictor_masks(canvas) -> list[np.ndarray]:
+  """The restrictor's movement and seed masks that are set."""
+  restrictor = getattr(canvas, 'restrictor', None)
+  if restrictor is None:
+    return []
+  return [m for m in (restrictor.mask, restrictor.seed_mask) if m is not None]
+
+
 class PolicyPeaks(BaseSeedPolicy):
-  """Points far from image edges: EDT peaks of non-edge voxels, in zyx order."""
+  """Points far from image edges: EDT peaks of non-edge voxels, in zyx order.
+
+  Masked voxels count as edges; segmented and masked voxels never hold a peak.
+  The distance transform uses the canvas's `voxel_size_zyx`.
+  """
 
   def init_coords(self) -> None:
     logging.info('peaks: starting')
-    coords = _edge_distance_peaks(np.asarray(self.canvas.image),
-                                  _restrictor_mask(self.canvas),
-                                  min_distance=3, threshold_abs=0)
-    self.coords = _lexsorted(coords)
+    is_edge = _adaptive_edges(np.asarray(self.canvas.image))
+    # Masked areas count as edges, so that they do not attract seeds to their rim.
+    for mask in _restrictor_masks(self.canvas):
+      is_edge[mask] = True
+    if np.all(is_edge):
+      return
+    excluded = self.get_exclusion_mask()
+    dt = ndimage.distance_transform_edt(
+        1 - is_edge.astype(np.uint8), sampling=_voxel_size(self.canvas)).astype(np.float32)
+    dt[excluded] = -1
+    dt[~np.isfinite(dt)] = -1
+    self.coords = _lexsorted(find_peaks(dt, min_distance=3, threshold_abs=0, threshold_rel=0))
     logging.info('peaks: found %d local maxima', len(self.coords))
+
+
+def _voxel_size(canvas) -> tuple[float, float, float]:
+  """The canvas's zyx voxel size (isotropic when it has none)."""
+  return tuple(float(v) for v in getattr(canvas, 'voxel_size_zyx', (1, 1, 1)))
 
 
 class PolicyPeaks2d(BaseSeedPolicy):
@@ -133,6 +175,18 @@ class PolicyPeaks2d(BaseSeedPolicy):
     coords = np.concatenate(found) if found else np.zeros((0, 3), np.int64)
     self.coords = _lexsorted(coords, descending=self.descending)
     logging.info('2d peaks: found %d local maxima', len(self.coords))
+
+
+class PolicyFillEmptySpace(BaseSeedPolicy):
+  """Points deepest inside the unsegmented space, to fill what earlier passes left."""
+
+  def init_coords(self) -> None:
+    empty = np.asarray(self.canvas.segmentation) == 0
+    dt = ndimage.distance_transform_edt(empty).astype(np.float32)
+    # threshold_abs < 1 keeps peaks off segmented voxels (where dt is 0).
+    self.coords = _lexsorted(find_peaks(dt, min_distance=2, threshold_abs=0.5,
+                                        threshold_rel=0))
+    logging.info('fill_empty: found %d local maxima', len(self.coords))
 
 
 class PolicyMax(BaseSeedPolicy):

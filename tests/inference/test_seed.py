@@ -8,6 +8,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 import pytest
 from scipy import ndimage
+from scipy import spatial
 
 from ffn.inference import movement
 from ffn.inference import seed
@@ -20,11 +21,15 @@ _ALIVE = []  # Policies hold weak proxies of their canvas.
 class _Canvas:
   """The canvas attributes the seed policies read."""
 
-  def __init__(self, image, margin=(0, 0, 0), mask=None):
+  def __init__(self, image, margin=(0, 0, 0), mask=None, seed_mask=None, segmentation=None,
+               voxel_size_zyx=(1, 1, 1)):
     self.image = image
     self.shape = image.shape
     self.margin = np.array(margin)
-    self.restrictor = movement.MovementRestrictor(mask=mask)
+    self.restrictor = movement.MovementRestrictor(mask=mask, seed_mask=seed_mask)
+    self.segmentation = (np.zeros(image.shape, np.int32) if segmentation is None
+                         else segmentation)
+    self.voxel_size_zyx = voxel_size_zyx
     _ALIVE.append(self)
 
 
@@ -35,25 +40,42 @@ def _cells_image(shape=(14, 22, 30), seed_value=3):
   return (image - image.mean()) / image.std()
 
 
-def _brute_force_peaks(image, mask=None):
-  """PolicyPeaks' recipe with the peak search written out by hand."""
+def _brute_force_edt(background: np.ndarray, voxel_size=(1, 1, 1)) -> np.ndarray:
+  """Distance of each voxel to the nearest False voxel, by an exact nearest-neighbour search."""
+  scale = np.asarray(voxel_size, np.float64)
+  targets = spatial.cKDTree(np.argwhere(~background) * scale)
+  distances, _ = targets.query(np.argwhere(np.ones_like(background)) * scale)
+  return distances.reshape(background.shape)
+
+
+def _brute_force_local_max(values, r, threshold):
+  """Voxels above `threshold` equal to the max of their (2r+1)^3 window, r from the border."""
+  padded = np.pad(values, r, mode='edge')
+  window_max = sliding_window_view(padded, (2 * r + 1,) * 3).max(axis=(-3, -2, -1))
+  peaks = []
+  for z, y, x in itertools.product(*(range(r, s - r) for s in values.shape)):
+    v = values[z, y, x]
+    if v > threshold and v == window_max[z, y, x]:
+      peaks.append((z, y, x))
+  return sorted(peaks)
+
+
+def _brute_force_peaks(image, mask=None, seed_mask=None, segmentation=None,
+                       voxel_size=(1, 1, 1)):
+  """PolicyPeaks' recipe with the distance transform and peak search written out by hand."""
   edges = ndimage.generic_gradient_magnitude(image.astype(np.float32), ndimage.sobel)
   level = np.zeros(edges.shape, dtype=np.float32)
   ndimage.gaussian_filter(edges, 49.0 / 6.0, output=level, mode='reflect')
   is_edge = edges > level
-  if mask is not None:
-    is_edge[mask] = True
-  dt = ndimage.distance_transform_edt(~is_edge).astype(np.float32)
+  excluded = np.zeros(image.shape, bool) if segmentation is None else segmentation > 0
+  for m in (mask, seed_mask):
+    if m is not None:
+      is_edge[m] = True
+      excluded |= m
+  dt = _brute_force_edt(~is_edge, voxel_size).astype(np.float32)
+  dt[excluded] = -1
   noisy = dt + np.random.RandomState(42).random_sample(dt.shape) * 1e-4
-  r = 3
-  padded = np.pad(noisy, r, mode='edge')
-  window_max = sliding_window_view(padded, (2 * r + 1,) * 3).max(axis=(-3, -2, -1))
-  peaks = []
-  for z, y, x in itertools.product(*(range(r, s - r) for s in noisy.shape)):
-    v = noisy[z, y, x]
-    if v > 0 and v == window_max[z, y, x]:
-      peaks.append((z, y, x))
-  return sorted(peaks)
+  return _brute_force_local_max(noisy, 3, 0)
 
 
 @pytest.mark.parametrize('use_mask', [False, True])
@@ -66,8 +88,35 @@ def test_policy_peaks_matches_brute_force_in_order(use_mask):
   policy = seed.PolicyPeaks(_Canvas(image, mask=mask))
   policy.init_coords()
   expected = _brute_force_peaks(image, mask)
-  assert len(expected) > 5
+  assert len(expected) >= 5
   assert [tuple(c) for c in policy.coords] == expected
+
+
+def test_policy_peaks_exclusions_and_anisotropy_match_brute_force():
+  image = _cells_image(shape=(14, 30, 36), seed_value=4)
+  seed_mask = np.zeros(image.shape, dtype=bool)
+  seed_mask[:, 15:, :6] = True
+  segmentation = np.zeros(image.shape, np.int32)
+  segmentation[2:6, 3:9, 10:25] = 4
+  voxel_size = (1.6, 1.0, 1.2)
+  policy = seed.PolicyPeaks(_Canvas(image, seed_mask=seed_mask, segmentation=segmentation,
+                                    voxel_size_zyx=voxel_size))
+  policy.init_coords()
+  expected = _brute_force_peaks(image, seed_mask=seed_mask, segmentation=segmentation,
+                                voxel_size=voxel_size)
+  got = [tuple(c) for c in policy.coords]
+  assert len(expected) > 5 and got == expected
+  assert not any(seed_mask[c] or segmentation[c] for c in got)
+  # The voxel size matters: isotropic distances give other peaks.
+  isotropic = seed.PolicyPeaks(_Canvas(image, seed_mask=seed_mask, segmentation=segmentation))
+  isotropic.init_coords()
+  assert [tuple(c) for c in isotropic.coords] != got
+
+
+def test_policy_peaks_on_an_all_edge_image_yields_nothing():
+  image = _cells_image()
+  policy = seed.PolicyPeaks(_Canvas(image, mask=np.ones(image.shape, bool)))
+  assert list(policy) == []
 
 
 def test_policy_peaks_does_not_disturb_global_rng():
