@@ -24,6 +24,7 @@ from ffn.inference import inference_pb2
 from ffn.inference import inference_utils
 from ffn.inference import movement
 from ffn.inference import seed as seed_policies
+from ffn.inference import seed_compose
 from ffn.inference import storage
 from ffn.inference.inference_utils import timer_counter
 from ffn.utils import atomic
@@ -53,17 +54,8 @@ def _json_kwargs(text: str, field: str) -> dict:
 
 
 def seed_policy_class(name: str):
-  """The seed policy class named `name` in ffn.inference.seed (default PolicyPeaks)."""
-  if not name:
-    return seed_policies.PolicyPeaks
-  cls = getattr(seed_policies, name, None)
-  if not (isinstance(cls, type) and issubclass(cls, seed_policies.BaseSeedPolicy)):
-    known = sorted(n for n, v in vars(seed_policies).items()
-                   if isinstance(v, type) and issubclass(v, seed_policies.BaseSeedPolicy)
-                   and v is not seed_policies.BaseSeedPolicy)
-    raise ValueError(f'InferenceRequest.seed_policy {name!r} is not a seed policy; '
-                     f'expected one of {known}')
-  return cls
+  """The seed policy class called `name` (default PolicyPeaks)."""
+  return seed_compose.policy_class(name) if name else seed_policies.PolicyPeaks
 
 
 def _check_unsupported(request: inference_pb2.InferenceRequest) -> None:

@@ -102,7 +102,7 @@ def _edge_distance_peaks(image: np.ndarray, excluded: np.ndarray | None,
                     threshold_rel=0)
 
 
-def _lexsorted(coords: np.ndarray, descending: bool = False) -> np.ndarray:
+def lexsorted(coords: np.ndarray, descending: bool = False) -> np.ndarray:
   """Rows of `coords` in lexicographic (z, y, x) order."""
   coords = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
   order = np.lexsort(coords.T[::-1])
@@ -144,7 +144,7 @@ class PolicyPeaks(BaseSeedPolicy):
         1 - is_edge.astype(np.uint8), sampling=_voxel_size(self.canvas)).astype(np.float32)
     dt[excluded] = -1
     dt[~np.isfinite(dt)] = -1
-    self.coords = _lexsorted(find_peaks(dt, min_distance=3, threshold_abs=0, threshold_rel=0))
+    self.coords = lexsorted(find_peaks(dt, min_distance=3, threshold_abs=0, threshold_rel=0))
     logging.info('peaks: found %d local maxima', len(self.coords))
 
 
@@ -173,7 +173,7 @@ class PolicyPeaks2d(BaseSeedPolicy):
       found.append(np.concatenate(
           [np.full((len(yx), 1), z, dtype=np.int64), yx.astype(np.int64)], axis=1))
     coords = np.concatenate(found) if found else np.zeros((0, 3), np.int64)
-    self.coords = _lexsorted(coords, descending=self.descending)
+    self.coords = lexsorted(coords, descending=self.descending)
     logging.info('2d peaks: found %d local maxima', len(self.coords))
 
 
@@ -184,7 +184,7 @@ class PolicyFillEmptySpace(BaseSeedPolicy):
     empty = np.asarray(self.canvas.segmentation) == 0
     dt = ndimage.distance_transform_edt(empty).astype(np.float32)
     # threshold_abs < 1 keeps peaks off segmented voxels (where dt is 0).
-    self.coords = _lexsorted(find_peaks(dt, min_distance=2, threshold_abs=0.5,
+    self.coords = lexsorted(find_peaks(dt, min_distance=2, threshold_abs=0.5,
                                         threshold_rel=0))
     logging.info('fill_empty: found %d local maxima', len(self.coords))
 

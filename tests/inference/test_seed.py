@@ -14,6 +14,9 @@ from ffn.inference import movement
 from ffn.inference import seed
 from ffn.inference import storage
 
+from seed_reference import local_maxima
+from seed_reference import with_noise
+
 
 _ALIVE = []  # Policies hold weak proxies of their canvas.
 
@@ -201,3 +204,16 @@ def test_policy_invert_origins(tmp_path):
   policy = seed.PolicyInvertOrigins(_Canvas(np.zeros((8, 9, 10), np.float32)),
                                     corner=corner, segmentation_dir=str(tmp_path))
   assert list(policy) == [(1, 2, 3), (5, 6, 7), (3, 4, 5)]
+
+
+def test_policy_fill_empty_space_matches_brute_force():
+  rng = np.random.RandomState(8)
+  segmentation = (ndimage.gaussian_filter(rng.rand(12, 22, 26), 1.0) > 0.5).astype(np.int32)
+  policy = seed.PolicyFillEmptySpace(_Canvas(np.zeros(segmentation.shape, np.float32),
+                                             segmentation=segmentation))
+  policy.init_coords()
+  dt = _brute_force_edt(segmentation == 0).astype(np.float32)
+  expected = sorted(local_maxima(with_noise(dt), 2, threshold_abs=0.5, threshold_rel=0))
+  got = [tuple(c) for c in policy.coords]
+  assert len(expected) > 3 and got == expected
+  assert not any(segmentation[c] for c in got)
