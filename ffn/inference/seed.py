@@ -3,6 +3,8 @@
 A policy is built with the canvas and keyword arguments (the Runner passes
 `corner`, `subvol_size` and the JSON `seed_policy_args`) and iterated for
 seed positions. Its `(coords, idx)` state can be saved and restored.
+Policies on image intensity live in `seed_intensity`, policies made of other
+policies (and the lookup by name) in `seed_compose`.
 """
 
 from __future__ import annotations
