@@ -24,7 +24,6 @@ from ffn.inference import inference_pb2
 from ffn.inference import inference_utils
 from ffn.inference import movement
 from ffn.inference import seed as seed_policies
-from ffn.inference import seed_compose
 from ffn.inference import storage
 from ffn.inference.inference_utils import timer_counter
 from ffn.utils import atomic
@@ -54,8 +53,8 @@ def _json_kwargs(text: str, field: str) -> dict:
 
 
 def seed_policy_class(name: str):
-  """The seed policy class called `name` (default PolicyPeaks)."""
-  return seed_compose.policy_class(name) if name else seed_policies.PolicyPeaks
+  """The seed policy class named `name` in ffn.inference.seed (default PolicyPeaks)."""
+  return seed_policies.policy_class(name) if name else seed_policies.PolicyPeaks
 
 
 def _check_unsupported(request: inference_pb2.InferenceRequest) -> None:

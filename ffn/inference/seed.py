@@ -3,85 +3,33 @@
 A policy is built with the canvas and keyword arguments (the Runner passes
 `corner`, `subvol_size` and the JSON `seed_policy_args`) and iterated for
 seed positions. Its `(coords, idx)` state can be saved and restored.
-Policies on image intensity live in `seed_intensity`, policies made of other
-policies (and the lookup by name) in `seed_compose`.
+The base class lives in `seed_base` and the policies on image intensity in
+`seed_intensity`; all are attributes of this module, where policies are
+looked up by name.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import weakref
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import ndimage
-import skimage.feature
 
 from ffn.inference import storage
+from ffn.inference.seed_base import BaseSeedPolicy
+from ffn.inference.seed_base import find_peaks
+from ffn.inference.seed_base import lexsorted
+from ffn.inference.seed_base import restrictor_masks
+from ffn.inference.seed_base import voxel_size
+# Re-exported: every policy is an attribute of this module, as upstream's are.
+from ffn.inference.seed_intensity import PolicyDenseSeeds  # pylint: disable=unused-import
+from ffn.inference.seed_intensity import PolicyImagePeaks2DDisk  # pylint: disable=unused-import
+from ffn.inference.seed_intensity import PolicyImagePeaks3D2D  # pylint: disable=unused-import
+from ffn.inference.seed_intensity import PolicyMaxPeaks  # pylint: disable=unused-import
 
 _PEAKS_SIGMA = 49.0 / 6.0
-_NOISE_SEED = 42
-_NOISE_SCALE = 1e-4
-
-
-class BaseSeedPolicy:
-  """Iterates over `coords` (computed on first use), skipping the canvas border."""
-
-  def __init__(self, canvas, **kwargs):
-    del kwargs  # corner, subvol_size etc. are only used by some policies.
-    # A proxy, so that the canvas (which holds the policy) can be collected.
-    self.canvas = weakref.proxy(canvas)
-    self.coords: np.ndarray | None = None
-    self.idx = 0
-
-  def init_coords(self) -> None:
-    """Computes `self.coords`, an (N, 3) zyx array in seeding order."""
-    raise NotImplementedError()
-
-  def __iter__(self):
-    return self
-
-  def __next__(self) -> tuple[int, int, int]:
-    if self.coords is None:
-      self.init_coords()
-      if self.coords is None:  # Nothing to seed (e.g. the image is all edges).
-        self.coords = np.zeros((0, 3), np.int64)
-    margin = np.asarray(self.canvas.margin)
-    shape = np.asarray(self.canvas.shape)
-    while self.idx < len(self.coords):
-      pos = np.asarray(self.coords[self.idx])
-      self.idx += 1
-      # Cheap early rejection of positions without full image context.
-      if np.all(pos - margin >= 0) and np.all(pos + margin < shape):
-        return tuple(int(v) for v in pos)
-    raise StopIteration()
-
-  def get_state(self, previous: bool = False):
-    """(coords, idx); with `previous`, idx points back at the last yielded seed."""
-    idx = max(0, self.idx - 1) if previous else self.idx
-    return self.coords, idx
-
-  def set_state(self, state) -> None:
-    coords, idx = state
-    self.coords = None if coords is None else np.asarray(coords)
-    self.idx = int(idx)
-
-  def get_exclusion_mask(self) -> np.ndarray:
-    """Voxels where no seed can start: segmented, or in the restrictor's (seed) masks."""
-    excluded = np.asarray(self.canvas.segmentation) > 0
-    for mask in _restrictor_masks(self.canvas):
-      excluded |= mask
-    return excluded
-
-
-def _reproducible_noise(shape) -> np.ndarray:
-  """U[0, 1) noise from numpy's legacy MT19937 seeded with 42 (upstream's stream)."""
-  return np.random.RandomState(_NOISE_SEED).random_sample(shape)
-
-
-def find_peaks(values: np.ndarray, **kwargs) -> np.ndarray:
-  """skimage's peak_local_max of `values` plus tiny fixed noise, which breaks ties reproducibly."""
-  noisy = values + _reproducible_noise(values.shape) * _NOISE_SCALE
-  return skimage.feature.peak_local_max(noisy, **kwargs)
 
 
 def _adaptive_edges(image: np.ndarray) -> np.ndarray:
@@ -104,26 +52,9 @@ def _edge_distance_peaks(image: np.ndarray, excluded: np.ndarray | None,
                     threshold_rel=0)
 
 
-def lexsorted(coords: np.ndarray, descending: bool = False) -> np.ndarray:
-  """Rows of `coords` in lexicographic (z, y, x) order."""
-  coords = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
-  order = np.lexsort(coords.T[::-1])
-  if descending:
-    order = order[::-1]
-  return coords[order]
-
-
 def _restrictor_mask(canvas):
   restrictor = getattr(canvas, 'restrictor', None)
   return None if restrictor is None else restrictor.mask
-
-
-def _restrictor_masks(canvas) -> list[np.ndarray]:
-  """The restrictor's movement and seed masks that are set."""
-  restrictor = getattr(canvas, 'restrictor', None)
-  if restrictor is None:
-    return []
-  return [m for m in (restrictor.mask, restrictor.seed_mask) if m is not None]
 
 
 class PolicyPeaks(BaseSeedPolicy):
@@ -137,22 +68,17 @@ class PolicyPeaks(BaseSeedPolicy):
     logging.info('peaks: starting')
     is_edge = _adaptive_edges(np.asarray(self.canvas.image))
     # Masked areas count as edges, so that they do not attract seeds to their rim.
-    for mask in _restrictor_masks(self.canvas):
+    for mask in restrictor_masks(self.canvas):
       is_edge[mask] = True
     if np.all(is_edge):
       return
     excluded = self.get_exclusion_mask()
-    dt = ndimage.distance_transform_edt(
-        1 - is_edge.astype(np.uint8), sampling=_voxel_size(self.canvas)).astype(np.float32)
+    dt = ndimage.distance_transform_edt(1 - is_edge.astype(np.uint8),
+                                        sampling=voxel_size(self.canvas)).astype(np.float32)
     dt[excluded] = -1
     dt[~np.isfinite(dt)] = -1
     self.coords = lexsorted(find_peaks(dt, min_distance=3, threshold_abs=0, threshold_rel=0))
     logging.info('peaks: found %d local maxima', len(self.coords))
-
-
-def _voxel_size(canvas) -> tuple[float, float, float]:
-  """The canvas's zyx voxel size (isotropic when it has none)."""
-  return tuple(float(v) for v in getattr(canvas, 'voxel_size_zyx', (1, 1, 1)))
 
 
 class PolicyPeaks2d(BaseSeedPolicy):
@@ -260,3 +186,51 @@ class PolicyInvertOrigins(BaseSeedPolicy):
     ids = sorted(origins, reverse=True)
     self.coords = np.array([origins[i].start_zyx for i in ids],
                            dtype=np.int64).reshape(-1, 3)
+
+
+def policy_class(name: str, field: str = 'InferenceRequest.seed_policy') -> type:
+  """The seed policy of this module called `name`; ValueError naming `field` otherwise."""
+  cls = globals().get(name)
+  if not (isinstance(cls, type) and issubclass(cls, BaseSeedPolicy) and cls is not BaseSeedPolicy
+          and not name.startswith('_')):
+    known = sorted(n for n, v in globals().items()
+                   if isinstance(v, type) and issubclass(v, BaseSeedPolicy)
+                   and v is not BaseSeedPolicy and not n.startswith('_'))
+    raise ValueError(f'{field} {name!r} is not a seed policy; expected one of {known}')
+  return cls
+
+
+class ReverseCoords(BaseSeedPolicy):
+  """The seeds of policy `policy_to_reverse` (given the other arguments), last first."""
+
+  def __init__(self, canvas, policy_to_reverse: str, **policy_kwargs):
+    super().__init__(canvas)
+    cls = policy_class(policy_to_reverse, 'ReverseCoords policy_to_reverse')
+    self._policy = cls(canvas, **policy_kwargs)
+
+  def init_coords(self) -> None:
+    self.coords = np.array(list(self._policy), np.int64).reshape(-1, 3)[::-1]
+
+
+class SequentialPolicies(BaseSeedPolicy):
+  """The seeds of several policies one after the other: `policies` is [[name, kwargs], ...].
+
+  The chain is computed when the first seed is asked for (after the canvas's
+  initial segmentation is in place). Its progress is saved as the chain's
+  (coords, idx), so that a restored run continues where it stopped (upstream
+  saves the member states, which the chain has already used up).
+  """
+
+  def __init__(self, canvas, policies: Sequence[Sequence[Any]], **kwargs):
+    del kwargs  # The Runner's corner and subvol_size go to no member policy, as upstream.
+    super().__init__(canvas)
+    self._policies = []
+    for entry in policies:
+      if len(entry) != 2 or not isinstance(entry[1], dict):
+        raise ValueError(f'SequentialPolicies policies entry {entry!r} is not '
+                         '[policy name, {keyword arguments}]')
+      cls = policy_class(entry[0], 'SequentialPolicies policy')
+      self._policies.append(cls(canvas, **entry[1]))
+
+  def init_coords(self) -> None:
+    self.coords = np.array(list(itertools.chain(*self._policies)), np.int64).reshape(-1, 3)

@@ -1,7 +1,7 @@
 """Seed policies that start objects at bright image voxels (from upstream's HEAD).
 
 For images where objects are bright (e.g. predicted foreground or nuclei
-stains) rather than bounded by dark membranes.
+stains) rather than bounded by dark membranes. `seed` re-exports them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from scipy import ndimage
 import skimage.feature
 import skimage.morphology
 
-from ffn.inference import seed
+from ffn.inference import seed_base
 
 
 def _with_z(z: int, yx: np.ndarray) -> np.ndarray:
@@ -28,7 +28,7 @@ def _stacked(parts: list[np.ndarray]) -> np.ndarray:
   return np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
 
 
-class PolicyMaxPeaks(seed.BaseSeedPolicy):
+class PolicyMaxPeaks(seed_base.BaseSeedPolicy):
   """Local intensity maxima outside segmented and masked voxels, in zyx order."""
 
   def __init__(self, canvas, min_distance: int = 3, threshold_abs: float = 0,
@@ -41,14 +41,14 @@ class PolicyMaxPeaks(seed.BaseSeedPolicy):
   def init_coords(self) -> None:
     image = np.asarray(self.canvas.image, np.float32).copy()
     image[self.get_exclusion_mask()] = 0
-    peaks = seed.find_peaks(image, min_distance=self.min_distance,
+    peaks = seed_base.find_peaks(image, min_distance=self.min_distance,
                             threshold_abs=self.threshold_abs, threshold_rel=self.threshold_rel)
-    self.coords = seed.lexsorted(peaks)
+    self.coords = seed_base.lexsorted(peaks)
     logging.info('max peaks: found %d local maxima', len(self.coords))
 
 
-class PolicyImagePeaks3D2D(seed.BaseSeedPolicy):
-  """3-D intensity maxima, then the 2-D maxima of every z slice; a negative distance skips a pass."""
+class PolicyImagePeaks3D2D(seed_base.BaseSeedPolicy):
+  """3-D intensity maxima, then each z slice's 2-D maxima; a negative distance skips a pass."""
 
   def __init__(self, canvas, min_distance_2d: int = 2, min_distance_3d: int = 4, **kwargs):
     super().__init__(canvas, **kwargs)
@@ -67,8 +67,8 @@ class PolicyImagePeaks3D2D(seed.BaseSeedPolicy):
     self.coords = _stacked(parts)
 
 
-class PolicyImagePeaks2DDisk(seed.BaseSeedPolicy):
-  """2-D intensity maxima of every z slice over a disk footprint, above a fraction of the slice max."""
+class PolicyImagePeaks2DDisk(seed_base.BaseSeedPolicy):
+  """Each z slice's 2-D intensity maxima over a disk, above a fraction of the slice maximum."""
 
   def __init__(self, canvas, min_distance_2d: int = 3, threshold_rel: float = 0.5,
                disk_radius: int = 1, **kwargs):
@@ -86,7 +86,7 @@ class PolicyImagePeaks2DDisk(seed.BaseSeedPolicy):
                             for z in range(image.shape[0])])
 
 
-class PolicyDenseSeeds(seed.BaseSeedPolicy):
+class PolicyDenseSeeds(seed_base.BaseSeedPolicy):
   """Every voxel above `threshold` (below, with `invert`), after `num_erosions` erosions."""
 
   def __init__(self, canvas, threshold: float = 0.5, num_erosions: int = 0,

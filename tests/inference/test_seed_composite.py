@@ -1,4 +1,4 @@
-"""ReverseCoords, SequentialPolicies and the lookup of seed policies by name."""
+"""seed.ReverseCoords, seed.SequentialPolicies and the lookup of seed policies by name."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 
 from ffn.inference import runner as runner_lib
 from ffn.inference import seed
-from ffn.inference import seed_compose
 from ffn.inference import seed_intensity
 
 from seed_reference import FakeCanvas
@@ -29,7 +28,7 @@ def _grid(shape, step, offsets, margin):
 def test_reverse_coords():
   image = np.zeros((6, 11, 13), np.float32)
   canvas = FakeCanvas(image, margin=(1, 2, 2))
-  policy = seed_compose.ReverseCoords(canvas, policy_to_reverse='PolicyGrid3d', step=3,
+  policy = seed.ReverseCoords(canvas, policy_to_reverse='PolicyGrid3d', step=3,
                                       offsets=[0, 1], corner=(0, 0, 0))
   expected = _grid(image.shape, 3, (0, 1), (1, 2, 2))
   assert len(expected) > 5 and list(policy) == expected[::-1]
@@ -40,7 +39,7 @@ def test_sequential_policies_chain_and_resume():
   canvas = FakeCanvas(image, margin=(1, 1, 1))
   members = [['PolicyGrid3d', {'step': 4, 'offsets': [1]}],
              ['PolicyDenseSeeds', {'threshold': 1.0}]]
-  policy = seed_compose.SequentialPolicies(canvas, members, corner=(0, 0, 0),
+  policy = seed.SequentialPolicies(canvas, members, corner=(0, 0, 0),
                                            subvol_size=image.shape)
   dense = [tuple(c) for c in np.argwhere(image > 1.0)
            if all(1 <= v < s - 1 for v, s in zip(c, image.shape))]
@@ -49,9 +48,9 @@ def test_sequential_policies_chain_and_resume():
   assert len(dense) > 3 and seeds == expected
 
   # The state saved after three seeds (with the third still in progress) resumes there.
-  first = seed_compose.SequentialPolicies(canvas, members)
+  first = seed.SequentialPolicies(canvas, members)
   taken = [next(first) for _ in range(3)]
-  resumed = seed_compose.SequentialPolicies(canvas, members)
+  resumed = seed.SequentialPolicies(canvas, members)
   resumed.set_state(first.get_state(previous=True))
   assert taken[:2] + list(resumed) == expected
 
@@ -59,7 +58,7 @@ def test_sequential_policies_chain_and_resume():
 def test_sequential_policies_can_nest_and_reverse():
   image = np.zeros((6, 9, 9), np.float32)
   canvas = FakeCanvas(image)
-  policy = seed_compose.SequentialPolicies(canvas, [
+  policy = seed.SequentialPolicies(canvas, [
       ['ReverseCoords', {'policy_to_reverse': 'PolicyGrid2d', 'step': 4, 'offsets': [0]}],
       ['PolicyGrid3d', {'step': 5, 'offsets': [0]}]])
   grid2d = [(z, y, x) for z in range(6) for y in (0, 4, 8) for x in (0, 4, 8)]
@@ -68,9 +67,9 @@ def test_sequential_policies_can_nest_and_reverse():
 
 
 @pytest.mark.parametrize('make,message', [
-    (lambda c: seed_compose.ReverseCoords(c, policy_to_reverse='PolicyNope'), 'PolicyNope'),
-    (lambda c: seed_compose.SequentialPolicies(c, [['PolicyNope', {}]]), 'PolicyNope'),
-    (lambda c: seed_compose.SequentialPolicies(c, [['PolicyMax']]), 'PolicyMax'),
+    (lambda c: seed.ReverseCoords(c, policy_to_reverse='PolicyNope'), 'PolicyNope'),
+    (lambda c: seed.SequentialPolicies(c, [['PolicyNope', {}]]), 'PolicyNope'),
+    (lambda c: seed.SequentialPolicies(c, [['PolicyMax']]), 'PolicyMax'),
 ])
 def test_bad_member_policies(make, message):
   with pytest.raises(ValueError, match=message):
@@ -87,11 +86,12 @@ def test_every_policy_resolves_by_name_from_the_request():
       'PolicyImagePeaks3D2D': seed_intensity.PolicyImagePeaks3D2D,
       'PolicyImagePeaks2DDisk': seed_intensity.PolicyImagePeaks2DDisk,
       'PolicyDenseSeeds': seed_intensity.PolicyDenseSeeds,
-      'ReverseCoords': seed_compose.ReverseCoords,
-      'SequentialPolicies': seed_compose.SequentialPolicies,
+      'ReverseCoords': seed.ReverseCoords,
+      'SequentialPolicies': seed.SequentialPolicies,
   }
   for name, cls in names.items():
     assert runner_lib.seed_policy_class(name) is cls
+    assert getattr(seed, name) is cls  # Upstream code looks policies up on the module.
   assert runner_lib.seed_policy_class('') is seed.PolicyPeaks
   with pytest.raises(ValueError, match='InferenceRequest.seed_policy .*BaseSeedPolicy'):
     runner_lib.seed_policy_class('BaseSeedPolicy')
