@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 from typing import Any, Sequence
 
 import numpy as np
 from scipy import ndimage
 
-from ffn.inference import storage
+from ffn.inference import resolve
+from ffn.inference import results
 from ffn.inference.seed_base import BaseSeedPolicy
 from ffn.inference.seed_base import find_peaks
 from ffn.inference.seed_base import lexsorted
@@ -182,22 +184,15 @@ class PolicyInvertOrigins(BaseSeedPolicy):
     self.segmentation_dir = segmentation_dir
 
   def init_coords(self) -> None:
-    origins = storage.load_origins(self.segmentation_dir, self.corner)
+    origins = results.load_origins(self.segmentation_dir, self.corner)
     ids = sorted(origins, reverse=True)
     self.coords = np.array([origins[i].start_zyx for i in ids],
                            dtype=np.int64).reshape(-1, 3)
 
 
-def policy_class(name: str, field: str = 'InferenceRequest.seed_policy') -> type:
-  """The seed policy of this module called `name`; ValueError naming `field` otherwise."""
-  cls = globals().get(name)
-  if not (isinstance(cls, type) and issubclass(cls, BaseSeedPolicy) and cls is not BaseSeedPolicy
-          and not name.startswith('_')):
-    known = sorted(n for n, v in globals().items()
-                   if isinstance(v, type) and issubclass(v, BaseSeedPolicy)
-                   and v is not BaseSeedPolicy and not n.startswith('_'))
-    raise ValueError(f'{field} {name!r} is not a seed policy; expected one of {known}')
-  return cls
+def policy_class(name: str, field: str) -> type:
+  """The seed policy `name` (of this module, or a dotted path); errors name `field`."""
+  return resolve.resolve_class(name, sys.modules[__name__], BaseSeedPolicy, field)
 
 
 class ReverseCoords(BaseSeedPolicy):

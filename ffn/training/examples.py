@@ -8,7 +8,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ffn.inference import movement
+from ffn.utils import axes
+from ffn.utils import fov
 from ffn.training.model import ModelInfo
 from ffn.training.model import make_shifts
 from ffn.utils import probability
@@ -53,7 +54,7 @@ def crop_slices(shape_zyx: Sequence[int], offset_xyz: Sequence[int],
                 size_xyz: Sequence[int]) -> tuple[slice, ...]:
   """Index of the `size_xyz` crop centred `offset_xyz` away from the array's centre."""
   out = []
-  for s, o, c in zip(shape_zyx, offset_xyz[::-1], size_xyz[::-1]):
+  for s, o, c in zip(shape_zyx, axes.xyz_to_zyx(offset_xyz), axes.xyz_to_zyx(size_xyz)):
     start = s // 2 - c // 2 + o
     if start < 0 or start + c > s:
       raise ValueError(f'crop of {list(size_xyz)} at offset {list(offset_xyz)} (xyz) leaves '
@@ -71,7 +72,7 @@ def _no_record(wanted: bool, executed: bool, offset: Offset) -> None:
 
 def _centre_value(array: np.ndarray, offset_xyz: Sequence[int]) -> float:
   """The value `offset_xyz` away from the centre of a [z, y, x, 1] array."""
-  return array[tuple(np.array(array.shape[:3]) // 2 + np.array(offset_xyz[::-1]))][0]
+  return array[tuple(np.array(array.shape[:3]) // 2 + np.array(axes.xyz_to_zyx(offset_xyz)))][0]
 
 
 def _wanted(labels: np.ndarray | None, offset_xyz: Sequence[int], threshold: float) -> bool:
@@ -123,8 +124,8 @@ def max_pred_offsets(canvas: np.ndarray, info: ModelInfo, sizes: TrainingSizes,
     yield off
     # The caller has written this step's prediction into the canvas by now.
     prediction = canvas[crop_slices(canvas.shape[:3], off, info.pred_mask_size)][..., 0]
-    moves = sorted(movement.get_scored_move_offsets(
-        info.deltas[::-1], prediction, threshold=threshold_logit), reverse=True)
+    moves = sorted(fov.get_scored_move_offsets(
+        axes.xyz_to_zyx(info.deltas), prediction, threshold=threshold_logit), reverse=True)
     queue.extend(tuple(int(v) for v in np.array(rel[::-1]) + off) for _, rel in moves)
 
 
@@ -147,7 +148,7 @@ class ExampleSlot:
 
   def _start(self) -> None:
     self._example = self._next_example()
-    self.canvas = make_seed_canvas(self._sizes.canvas[::-1], self._seed_pad)
+    self.canvas = make_seed_canvas(axes.xyz_to_zyx(self._sizes.canvas), self._seed_pad)
     self._offsets = self._policy(self.canvas, self._example['labels'])
 
   def advance(self) -> None:

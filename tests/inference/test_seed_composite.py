@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from google.protobuf import text_format
 import numpy as np
 import pytest
 
-from ffn.inference import runner as runner_lib
+from ffn.inference import inference_pb2
+from ffn.inference import plan
 from ffn.inference import seed
 from ffn.inference import seed_intensity
 
@@ -89,9 +91,11 @@ def test_every_policy_resolves_by_name_from_the_request():
       'ReverseCoords': seed.ReverseCoords,
       'SequentialPolicies': seed.SequentialPolicies,
   }
+  resolved = lambda text: plan.seed_policy(
+      text_format.Parse(text, inference_pb2.InferenceRequest())).cls
   for name, cls in names.items():
-    assert runner_lib.seed_policy_class(name) is cls
+    assert resolved(f'seed_policy: "{name}"') is cls
     assert getattr(seed, name) is cls  # Upstream code looks policies up on the module.
-  assert runner_lib.seed_policy_class('') is seed.PolicyPeaks
-  with pytest.raises(ValueError, match='InferenceRequest.seed_policy .*BaseSeedPolicy'):
-    runner_lib.seed_policy_class('BaseSeedPolicy')
+  assert resolved('') is seed.PolicyPeaks
+  with pytest.raises(ValueError, match='InferenceRequest.seed_policy .*PolicyNope'):
+    resolved('seed_policy: "PolicyNope"')
