@@ -11,40 +11,13 @@ import itertools
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy import ndimage
-import skimage.segmentation
 
 from ffn.utils import bounding_box
+from ffn.utils import labels
 
 # The 7 neighbours of a voxel in the (-1, 0) half of its 2x2x2 cube: every
 # adjacent pair of a 3x3x3 neighbourhood is seen once from one of its voxels.
 _OFFSETS = [o for o in itertools.product((0, -1), repeat=3) if o != (0, 0, 0)]
-
-
-def watershed_expand(seg: np.ndarray, voxel_size: Sequence[float],
-                     max_distance: Optional[float] = None,
-                     mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-  """Grows all segments at one rate into the empty space (to `max_distance`, within `mask`).
-
-  `seg` is zyx; `voxel_size` and `max_distance` are xyz / physical units.
-  Returns the expanded segmentation and the distance of every voxel to the
-  nearest original segment voxel (0 on segments).
-  """
-  ids, low = np.unique(seg, return_inverse=True)
-  low = low.reshape(seg.shape)
-  if ids[0] != 0:  # No background: ids map to 1.. so that 0 stays "empty".
-    ids, low = np.concatenate([[0], ids]), low + 1
-  empty = low == 0
-  if not np.any(~empty):
-    return seg.copy(), np.full(seg.shape, np.inf)
-  distance = ndimage.distance_transform_edt(empty, sampling=tuple(voxel_size)[::-1])
-  grow = np.ones(seg.shape, bool) if mask is None else np.array(mask, bool)
-  if max_distance is not None:
-    grow &= distance <= max_distance
-  expanded = skimage.segmentation.watershed(distance, low, mask=grow)
-  # Segment voxels outside the region keep their ids.
-  expanded[~grow] = low[~grow]
-  return ids[expanded].astype(seg.dtype, copy=False), distance
 
 
 def _touching_pairs(expanded: np.ndarray, distance: np.ndarray):
@@ -77,13 +50,16 @@ def find_decision_points(
   Of the touching voxels of a pair, those nearest the original segments win;
   among them, the one nearest their centroid. With `optimize_sparse`, a `seg`
   with fewer than two segments of at least `sparse_noise_threshold` voxels
-  returns {} at once.
+  returns {} at once, and smaller segments take no part (as upstream; `seg`
+  itself is left as it is).
   """
   if optimize_sparse:
-    ids, counts = np.unique(seg[seg > 0], return_counts=True)
-    if np.sum(counts >= sparse_noise_threshold) <= 1:
+    seg = seg.copy()
+    _, counts = labels.clean_up_and_count(seg, split_cc=False, min_size=sparse_noise_threshold,
+                                          compute_id_map=False)
+    if sum(1 for sid in counts if sid > 0) <= 1:
       return {}
-  expanded, distance = watershed_expand(seg, voxel_size, max_distance)
+  expanded, distance = labels.watershed_expand(seg, voxel_size, max_distance)
   if subvol_box is not None:
     expanded, distance = expanded[subvol_box.to_slice()], distance[subvol_box.to_slice()]
   found = _touching_pairs(expanded, distance)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ffn.utils import bounding_box
 from ffn.utils import decision_point
+from ffn.utils import labels
 
 
 def _slabs(gap_z: int = 16, shape=(56, 30, 44)) -> np.ndarray:
@@ -65,7 +66,14 @@ def test_optimize_sparse_ignores_small_segments():
   assert (1, 2) in decision_point.find_decision_points(seg, (1, 1, 1), optimize_sparse=True)
   assert decision_point.find_decision_points(seg, (1, 1, 1), optimize_sparse=True,
                                              sparse_noise_threshold=3) == {}
-  seg[seg == 2] = 0
+  # With a third, large segment the speck takes no part, and `seg` is left as it was.
+  seg[:, :, 35:] = 3
+  before = seg.copy()
+  points = decision_point.find_decision_points(seg, (1, 1, 1), optimize_sparse=True,
+                                               sparse_noise_threshold=3)
+  assert sorted(points) == [(1, 3)]
+  np.testing.assert_array_equal(seg, before)
+  seg[(seg == 2) | (seg == 3)] = 0
   assert decision_point.find_decision_points(seg, (1, 1, 1), optimize_sparse=True) == {}
   assert decision_point.find_decision_points(np.zeros((4, 5, 6), np.uint64), (1, 1, 1)) == {}
 
@@ -77,7 +85,7 @@ def test_matches_a_voxel_by_voxel_search_on_random_segments():
     z, y, x = rng.randint(0, 9), rng.randint(0, 14), rng.randint(0, 17)
     seg[max(z - 1, 0):z + 2, max(y - 2, 0):y + 2, max(x - 2, 0):x + 3] = sid
   voxel_size = (1.0, 1.5, 2.0)
-  expanded, distance = decision_point.watershed_expand(seg, voxel_size)
+  expanded, distance = labels.watershed_expand(seg, voxel_size)
   assert np.all(expanded > 0) and np.all(expanded[seg > 0] == seg[seg > 0])
 
   # Every touching pair of voxels within one 2x2x2 cell, by hand.
