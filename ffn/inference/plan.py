@@ -136,8 +136,9 @@ def _check_unused_settings(request: inference_pb2.InferenceRequest) -> None:
     raise ValueError('InferenceRequest.histogram_masks is set but reference_histogram is not; '
                      'the masks only exclude voxels from histogram matching')
   if request.shift_mask.WhichOneof('volume_path') is None:
+    # A setting left at its default (0) changes nothing either way.
     for field in ('shift_mask_fov', 'shift_mask_scale', 'shift_mask_threshold'):
-      if request.HasField(field):
+      if request.HasField(field) and (field == 'shift_mask_fov' or getattr(request, field)):
         raise ValueError(f'InferenceRequest.{field} is set but shift_mask is not; '
                          'it only applies to a shift_mask volume')
   elif request.shift_mask_fov.HasField('object_label'):
