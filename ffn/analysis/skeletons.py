@@ -290,15 +290,32 @@ def format_swc(skeletons: Skeletons) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def check_swc_directory(directory: str) -> None:
+  """Raises SkeletonError unless `directory` is absent or a directory of .swc files only."""
+  if not os.path.exists(directory):
+    return
+  if not os.path.isdir(directory):
+    raise SkeletonError(f'{directory} exists and is not a directory')
+  others = [n for n in os.listdir(directory) if not n.lower().endswith('.swc')]
+  if others:
+    raise SkeletonError(f'{directory} holds files other than .swc ({others[0]}); '
+                        'not replacing it')
+
+
 def write_swc_files(directory: str, skeletons: Skeletons) -> list[str]:
-  """Writes `<object id>.swc` per object into `directory` (each file written atomically)."""
-  os.makedirs(directory, exist_ok=True)
-  paths = []
-  for object_id in np.unique(skeletons.object_ids):
-    path = os.path.join(directory, f'{int(object_id)}.swc')
-    atomic.atomic_write_text(path, format_swc(skeletons.select(int(object_id))))
-    paths.append(path)
-  return paths
+  """Writes `<object id>.swc` per object into `directory`, replacing what was there.
+
+  The files are written into a temporary directory renamed into place at the
+  end, so `directory` holds one complete set (and no stale files).
+  """
+  check_swc_directory(directory)
+  names = []
+  with atomic.atomic_directory(directory, overwrite=True) as staging:
+    for object_id in np.unique(skeletons.object_ids):
+      names.append(f'{int(object_id)}.swc')
+      with open(os.path.join(staging, names[-1]), 'w', encoding='utf-8') as f:
+        f.write(format_swc(skeletons.select(int(object_id))))
+  return [os.path.join(directory, name) for name in names]
 
 
 # ----------------------------------------------------------------------------
