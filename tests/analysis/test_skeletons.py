@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 
+import h5py
 import numpy as np
 import pytest
 
@@ -278,3 +283,74 @@ def test_kimimaro_dust_and_bad_params():
     sk.skeletonize_labels(labels, (1, 1, 1), sk.KimimaroParams(scale=-1))
   with pytest.raises(sk.SkeletonError, match='voxel size'):
     sk.skeletonize_labels(labels, (1, 1), sk.KimimaroParams())
+
+
+# ----------------------------------------------------------------------------
+# evaluate_segmentation.py
+
+
+def _run_script(repo_root, *args):
+  return subprocess.run([sys.executable, str(repo_root / 'evaluate_segmentation.py'), *args],
+                        capture_output=True, text=True, cwd=repo_root, timeout=300)
+
+
+@pytest.fixture
+def capsule_files(tmp_path):
+  """Groundtruth (two capsules, zyx 24x30x90 at 8x8x20 nm) and a segmentation splitting one."""
+  voxel_size = (8.0, 8.0, 20.0)
+  gt = np.zeros((24, 30, 90), dtype=np.uint32)
+  gt[_capsule(gt.shape, voxel_size, (100, 120, 240), (560, 120, 240), 60)] = 5
+  gt[_capsule(gt.shape, voxel_size, (660, 80, 100), (660, 80, 380), 40)] = 6
+  seg = gt.copy()
+  seg[:, :, 45:][seg[:, :, 45:] == 5] = 7  # The x capsule cut at x = 45 voxels (360 nm).
+  with h5py.File(tmp_path / 'gt.h5', 'w') as f:
+    f['stack'] = gt
+  with h5py.File(tmp_path / 'seg.h5', 'w') as f:
+    f['seg'] = seg
+  return tmp_path, voxel_size, gt, seg
+
+
+def test_script_json_holds_erl(capsule_files, repo_root):
+  tmp_path, voxel_size, gt, seg = capsule_files
+  common = ['--segmentation', f'{tmp_path}/seg.h5:seg', '--groundtruth',
+            f'{tmp_path}/gt.h5:stack', '--voxel_size', '8,8,20']
+  proc = _run_script(repo_root, *common, '--output_json', str(tmp_path / 'eval.json'),
+                     '--write_skeletons', str(tmp_path / 'swc'))
+  assert proc.returncode == 0, proc.stderr
+  assert 'expected run length (nm)' in proc.stdout
+  erl = json.loads((tmp_path / 'eval.json').read_text())['erl']
+  expected = sk.evaluate_skeletons(sk.skeletonize_labels(gt, voxel_size), seg, voxel_size)
+  assert erl['erl_nm'] == pytest.approx(expected.erl)
+  assert erl['num_skeletons'] == 2 and erl['splits'] == 1 and erl['merges'] == 0
+  assert erl['skeleton_length_nm'] == pytest.approx(expected.total_length)
+  assert 0 < erl['erl_nm'] < erl['max_erl_nm']
+  assert erl['voxel_size_xyz_nm'] == [8.0, 8.0, 20.0] and erl['kimimaro']['scale'] == 1.5
+  assert sorted(os.listdir(tmp_path / 'swc')) == ['5.swc', '6.swc']
+
+  # The written skeletons give the same scores; --noerl leaves the key out.
+  proc = _run_script(repo_root, *common, '--output_json', str(tmp_path / 'swc.json'),
+                     '--skeletons', str(tmp_path / 'swc'))
+  assert proc.returncode == 0, proc.stderr
+  from_swc = json.loads((tmp_path / 'swc.json').read_text())['erl']
+  assert from_swc['erl_nm'] == pytest.approx(erl['erl_nm'])
+  assert from_swc['kimimaro'] is None and from_swc['skeletons'].startswith('SWC')
+  proc = _run_script(repo_root, *common, '--output_json', str(tmp_path / 'none.json'), '--noerl')
+  assert proc.returncode == 0, proc.stderr
+  assert 'erl' not in json.loads((tmp_path / 'none.json').read_text())
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--noerl', '--kimimaro_scale', '2'], '--kimimaro_scale has no effect with --noerl'),
+    (['--skeletons', 'x.swc', '--kimimaro_const', '100'], '--kimimaro_const applies to'),
+    (['--swc_grouping', 'tree'], '--swc_grouping applies to --skeletons only'),
+    (['--skeletons', 'missing.swc'], 'missing.swc does not exist'),
+    (['--kimimaro_dust_threshold', '-1'], 'dust threshold must be >= 0'),
+    (['--voxel_size', '8,8'], '--voxel_size must be three positive numbers'),
+])
+def test_script_bad_skeleton_flags(capsule_files, repo_root, extra, message):
+  tmp_path = capsule_files[0]
+  out = tmp_path / 'bad.json'
+  proc = _run_script(repo_root, '--segmentation', f'{tmp_path}/seg.h5:seg', '--groundtruth',
+                     f'{tmp_path}/gt.h5:stack', '--output_json', str(out), *extra)
+  assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+  assert 'Traceback' not in proc.stderr and not out.exists()
