@@ -190,6 +190,17 @@ def test_swc_round_trip_one_file_per_object(tmp_path):
           pytest.approx(sk.run_length_metrics(original, segments).erl))
 
 
+def test_swc_files_are_replaced_as_a_set(tmp_path):
+  directory = tmp_path / 'swc'
+  sk.write_swc_files(str(directory), _branching_and_chain())
+  sk.write_swc_files(str(directory), _chain(4, 3))
+  assert os.listdir(directory) == ['4.swc']  # No stale 3.swc or 8.swc.
+  (directory / 'notes.txt').write_text('mine')
+  with pytest.raises(sk.SkeletonError, match='other than .swc'):
+    sk.write_swc_files(str(directory), _chain(4, 3))
+  assert sorted(os.listdir(directory)) == ['4.swc', 'notes.txt']
+
+
 def test_swc_trees_in_one_file(tmp_path):
   path = tmp_path / 'two_trees.swc'
   path.write_text(sk.format_swc(_branching_and_chain()))
