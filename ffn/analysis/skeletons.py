@@ -34,7 +34,7 @@ import dataclasses
 import math
 import os
 import time
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Sequence
 
 from absl import logging
 import numpy as np
@@ -212,7 +212,7 @@ def _parse_swc(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     raise SkeletonError(f'{path}: node ids are not unique')
   edges = []
   for node, parent in zip(ids, parents):
-    if parent == -1:
+    if parent < 0:  # -1 marks a root.
       continue
     if parent not in index:
       raise SkeletonError(f'{path}: node {node} has parent {parent}, which is not in the file')
