@@ -219,7 +219,8 @@ def _skeleton_metrics(seg: np.ndarray, gt: np.ndarray, start_xyz: list[int],
   metrics = skeletons.evaluate_skeletons(skeleton_graph, seg, voxel_size, start_xyz)
   logging.info('skeleton metrics took %.1f s', time.time() - start)
   print()
-  print(skeletons.format_report(metrics, f'{source}; voxel size {voxel_size} nm (xyz)'))
+  print(skeletons.format_report(metrics, f'{source}; voxel size {voxel_size} nm (xyz)',
+                                FLAGS.num_offenders))
   entry = metrics.to_json_dict()
   entry['skeletons'] = source
   entry['voxel_size_xyz_nm'] = list(voxel_size)

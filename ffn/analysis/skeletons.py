@@ -433,8 +433,8 @@ def evaluate_skeletons(skeletons: Skeletons, segmentation_zyx: np.ndarray,
   return metrics
 
 
-def format_report(metrics: SkeletonMetrics, source: str) -> str:
-  """A plain-text table of the skeleton metrics; `source` says where the skeletons came from."""
+def format_report(metrics: SkeletonMetrics, source: str, num_listed: int = 10) -> str:
+  """A plain-text table of the skeleton metrics and the `num_listed` worst merging segments."""
   lines = [f'skeletons: {source}', '',
            f'{"skeleton metric":<28}{"value":>12}',
            f'{"expected run length (nm)":<28}{metrics.erl:>12.1f}',
@@ -445,4 +445,11 @@ def format_report(metrics: SkeletonMetrics, source: str) -> str:
            f'{"splits (extra segments)":<28}{metrics.splits:>12d}',
            f'{"unsegmented length (nm)":<28}{metrics.unsegmented_length:>12.1f}',
            f'{"length in mergers (nm)":<28}{metrics.merged_length:>12.1f}']
+  worst = sorted(metrics.merging_segments.items(), key=lambda item: (-len(item[1]), item[0]))
+  if worst:
+    lines += ['', 'segments merging skeletons (segment: groundtruth objects)']
+    lines += [f'  {segment:>12}: {" ".join(map(str, objects))}'
+              for segment, objects in worst[:num_listed]]
+    if len(worst) > num_listed:
+      lines.append(f'  ... and {len(worst) - num_listed} more')
   return '\n'.join(lines)

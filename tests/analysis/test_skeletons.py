@@ -75,6 +75,8 @@ def test_merge_of_two_skeletons_zeroes_the_merging_segment_only():
   assert metrics.splits == 1  # Skeleton 2 holds segments 7 and 9.
   assert metrics.merged_length == pytest.approx(50.0)
   assert metrics.max_erl == pytest.approx((40 ** 2 + 20 ** 2) / 60)
+  report = sk.format_report(metrics, 'toy')
+  assert 'segments merging skeletons' in report and '           7: 1 2' in report
 
 
 def test_complete_merge_gives_zero():
