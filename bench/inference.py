@@ -82,7 +82,7 @@ def main(argv):
     request.checkpoint_interval = 0
     runner = runner_lib.Runner()
     runner.prepare(request)
-    real_model = runner._load_model(request)  # pylint: disable=protected-access
+    real_model = runner._load_model()  # pylint: disable=protected-access
     bare_before = _bare_forward_seconds(real_model, FLAGS.forward_reps)
     timed = _TimedModel(real_model)
     runner.load_model(timed)

@@ -42,11 +42,12 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from ffn.utils import atomic
+from ffn.utils import errors
 
 SWC_GROUPINGS = ('file', 'tree')
 
 
-class SkeletonError(ValueError):
+class SkeletonError(errors.FFNError):
   """Skeletons or options that cannot be used (SWC files, voxel sizes, parameters)."""
 
 
