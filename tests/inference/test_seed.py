@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 import pytest
 from scipy import ndimage
 from scipy import spatial
 
-from ffn.inference import movement
 from ffn.inference import seed
 from ffn.inference import storage
 
+from seed_reference import FakeCanvas as _Canvas
 from seed_reference import local_maxima
 from seed_reference import with_noise
-
-
-_ALIVE = []  # Policies hold weak proxies of their canvas.
-
-
-class _Canvas:
-  """The canvas attributes the seed policies read."""
-
-  def __init__(self, image, margin=(0, 0, 0), mask=None, seed_mask=None, segmentation=None,
-               voxel_size_zyx=(1, 1, 1)):
-    self.image = image
-    self.shape = image.shape
-    self.margin = np.array(margin)
-    self.restrictor = movement.MovementRestrictor(mask=mask, seed_mask=seed_mask)
-    self.segmentation = (np.zeros(image.shape, np.int32) if segmentation is None
-                         else segmentation)
-    self.voxel_size_zyx = voxel_size_zyx
-    _ALIVE.append(self)
 
 
 def _cells_image(shape=(14, 22, 30), seed_value=3):
@@ -51,18 +31,6 @@ def _brute_force_edt(background: np.ndarray, voxel_size=(1, 1, 1)) -> np.ndarray
   return distances.reshape(background.shape)
 
 
-def _brute_force_local_max(values, r, threshold):
-  """Voxels above `threshold` equal to the max of their (2r+1)^3 window, r from the border."""
-  padded = np.pad(values, r, mode='edge')
-  window_max = sliding_window_view(padded, (2 * r + 1,) * 3).max(axis=(-3, -2, -1))
-  peaks = []
-  for z, y, x in itertools.product(*(range(r, s - r) for s in values.shape)):
-    v = values[z, y, x]
-    if v > threshold and v == window_max[z, y, x]:
-      peaks.append((z, y, x))
-  return sorted(peaks)
-
-
 def _brute_force_peaks(image, mask=None, seed_mask=None, segmentation=None,
                        voxel_size=(1, 1, 1)):
   """PolicyPeaks' recipe with the distance transform and peak search written out by hand."""
@@ -77,8 +45,8 @@ def _brute_force_peaks(image, mask=None, seed_mask=None, segmentation=None,
       excluded |= m
   dt = _brute_force_edt(~is_edge, voxel_size).astype(np.float32)
   dt[excluded] = -1
-  noisy = dt + np.random.RandomState(42).random_sample(dt.shape) * 1e-4
-  return _brute_force_local_max(noisy, 3, 0)
+  noisy = with_noise(dt)
+  return sorted(local_maxima(noisy, 3, threshold_abs=0, threshold_rel=0))
 
 
 @pytest.mark.parametrize('use_mask', [False, True])
