@@ -1,4 +1,4 @@
-"""Candidate segment pairs for resegmentation, and the segmentation once pairs are merged.
+"""Agglomeration by resegmentation: candidate pairs, merge decisions, the merged segmentation.
 
 Candidates are pairs of segments that come within `max_distance` voxels of
 each other along an axis (touching, or across a thin gap such as a membrane).
@@ -26,7 +26,7 @@ from ffn.inference import resegmentation_pb2
 
 @dataclasses.dataclass(frozen=True)
 class CandidatePair:
-  """Two segment ids (id_a < id_b), the zyx decision point, and their number of contacts."""
+  """Two segment ids, the zyx decision point, and their number of contacts (0 if not counted)."""
 
   id_a: int
   id_b: int

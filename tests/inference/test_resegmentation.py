@@ -1,9 +1,8 @@
 """Resegmentation and agglomeration with the numpy threshold model on a synthetic volume.
 
-Blob 1 is one bright object cut in two segments (ids 1 and 2, touching at
-x = 23|24). Objects 3 and 4 are two bright blobs separated by a dark wall
-five voxels thick (wider than half the FOV), segmented so that ids 3 and 4
-touch in the middle of the wall. Resegmentation must merge 1 and 2, not 3 and 4.
+In `synthetic_ffn.cut_and_wall_volume`, ids 1 and 2 are one object cut in two
+and ids 3 and 4 two objects apart by a dark wall: resegmentation must merge
+1 and 2, not 3 and 4.
 """
 
 from __future__ import annotations
@@ -20,29 +19,13 @@ from ffn.inference import runner as runner_lib
 
 import synthetic_ffn
 
-SHAPE = (20, 48, 48)  # zyx
 VOXEL_SIZE = (2.0, 1.0, 1.0)  # zyx
-
-
-def _volume() -> tuple[np.ndarray, np.ndarray]:
-  """(uint8 image, uint64 segmentation), zyx; objects lie inside the subvolumes in z and y."""
-  image = np.full(SHAPE, synthetic_ffn.DARK, dtype=np.uint8)
-  seg = np.zeros(SHAPE, dtype=np.uint64)
-  z, y1, y2 = slice(6, 13), slice(6, 17), slice(30, 41)
-  image[z, y1, 4:44] = synthetic_ffn.BRIGHT
-  seg[z, y1, 4:24] = 1
-  seg[z, y1, 24:44] = 2
-  image[z, y2, 4:22] = synthetic_ffn.BRIGHT
-  image[z, y2, 27:44] = synthetic_ffn.BRIGHT
-  seg[z, y2, 4:25] = 3
-  seg[z, y2, 25:44] = 4
-  return image, seg
 
 
 @pytest.fixture(scope='module')
 def volumes(tmp_path_factory):
   root = tmp_path_factory.mktemp('reseg')
-  image, seg = _volume()
+  image, seg = synthetic_ffn.cut_and_wall_volume()
   return (synthetic_ffn.write_h5(root / 'image.h5', image),
           synthetic_ffn.write_h5(root / 'seg.h5', seg, 'seg'), seg)
 
