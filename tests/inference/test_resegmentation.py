@@ -155,3 +155,20 @@ def test_merge_segments_joins_chains_to_the_smallest_id():
   np.testing.assert_array_equal(merged, [[[0, 3, 3, 3, 2]]])
   assert merged.dtype == np.uint64
   np.testing.assert_array_equal(agglomeration.merge_segments(seg, []), seg)
+
+
+def test_endpoint_request_grows_from_one_segment_in_an_empty_subvolume(volumes, tmp_path,
+                                                                        runner_for):
+  request = _request(volumes, tmp_path)
+  point = request.points.add(id_a=1)
+  point.point.x, point.point.y, point.point.z = 23, 11, 9
+  runner = runner_for(request)
+  path = resegmentation.process_point(request, runner, 0, VOXEL_SIZE)
+  assert path.endswith('1-0_at_23_11_9.npz')
+  with np.load(path, allow_pickle=True) as data:
+    assert data['probs'].shape == (1, 13, 17, 25)
+  result = resegmentation_analysis.evaluate_endpoint_resegmentation(path, volumes[2], (6, 8, 12))
+  # The object grown from segment 1 runs on into segment 2, its other half.
+  assert result.source.num_overlapping > 0.6 * result.source.num_original
+  assert result.overlaps[2].num_overlapping > 0.6 * result.overlaps[2].num_original
+  assert 3 not in result.overlaps and 4 not in result.overlaps
