@@ -117,3 +117,19 @@ def test_bad_requests_name_the_field(tmp_path):
   request.split_min_size = 0
   with pytest.raises(ValueError, match='segmentation_output_dir'):
     consensus.run_consensus(request)
+
+
+def test_reverse_sample_config_differs_from_the_forward_one_in_seeds_and_output_only():
+  from conftest import REPO_ROOT  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from ffn.inference import inference_pb2  # pylint: disable=g-import-not-at-top
+  parse = lambda name: text_format.Parse((REPO_ROOT / 'configs' / name).read_text(),
+                                         inference_pb2.InferenceRequest())
+  forward = parse('inference_training_sample2.pbtxt')
+  reverse = parse('inference_training_sample2_reverse.pbtxt')
+  assert reverse.seed_policy == 'PolicyInvertOrigins'
+  assert reverse.seed_policy_args == '{"segmentation_dir": "%s"}' % forward.segmentation_output_dir
+  for field in ('seed_policy', 'seed_policy_args', 'segmentation_output_dir'):
+    reverse.ClearField(field)
+    forward.ClearField(field)
+  assert reverse == forward

@@ -172,3 +172,13 @@ def test_endpoint_request_grows_from_one_segment_in_an_empty_subvolume(volumes, 
   assert result.source.num_overlapping > 0.6 * result.source.num_original
   assert result.overlaps[2].num_overlapping > 0.6 * result.overlaps[2].num_original
   assert 3 not in result.overlaps and 4 not in result.overlaps
+
+
+def test_sample_resegmentation_config_has_the_manual_settings():
+  from conftest import REPO_ROOT  # pylint: disable=g-import-not-at-top
+  request = text_format.Parse((REPO_ROOT / 'configs' / 'resegmentation_sample.pbtxt').read_text(),
+                              inference_pb2.ResegmentationRequest())
+  assert request.max_retry_iters == 8 and request.segment_recovery_fraction == pytest.approx(0.6)
+  # analysis_radius = radius - the FOV radius (33 // 2).
+  assert request.radius.x - request.analysis_radius.x == 16
+  assert request.inference.model_name == 'convstack_3d.ConvStack3DFFNModel'
