@@ -41,8 +41,8 @@ def _contacts(seg: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarra
     for d in range(1, max_distance + 1):
       if seg.shape[axis] <= d:
         break
-      low = np.take(seg, np.arange(seg.shape[axis] - d), axis=axis)
-      high = np.take(seg, np.arange(d, seg.shape[axis]), axis=axis)
+      low = seg[(slice(None),) * axis + (slice(0, seg.shape[axis] - d),)]
+      high = seg[(slice(None),) * axis + (slice(d, None),)]
       touch = (low != high) & (low != 0) & (high != 0)
       where = np.nonzero(touch)
       a, b = low[where], high[where]

@@ -37,6 +37,19 @@ def _zyx(vector) -> np.ndarray:
   return np.array([vector.z, vector.y, vector.x], dtype=np.int64)
 
 
+# InferenceRequest fields that segment_all uses but resegmentation does not:
+# seeds come from the distance transform, and nothing is checkpointed or saved
+# in the inference output directory.
+UNUSED_INFERENCE_FIELDS = ('seed_policy', 'seed_policy_args', 'checkpoint_interval',
+                           'segmentation_output_dir')
+
+
+def unused_inference_fields(request: inference_pb2.ResegmentationRequest) -> list[str]:
+  """The fields of `request.inference` that are set but play no part in resegmentation."""
+  return [f'inference.{name}' for name in UNUSED_INFERENCE_FIELDS
+          if request.inference.HasField(name)]
+
+
 def get_starting_location(dists: np.ndarray, exclusion_radius_zyx: ZYX) -> tuple[int, int, int]:
   """The zyx argmax of `dists`; zeroes `dists` within `exclusion_radius_zyx` of it (in place)."""
   pos = np.unravel_index(int(np.argmax(dists)), dists.shape)
@@ -178,14 +191,15 @@ def _original_segments(canvas, curr) -> Optional[list[np.ndarray]]:
   return masks
 
 
-def _resegment(request, canvas, alignment, curr, point, radius, voxel_size_zyx,
-               target_path) -> Optional[str]:
-  """The body of `process_point` once the canvas exists."""
+def _resegment(request: inference_pb2.ResegmentationRequest, canvas, alignment,
+               curr: inference_pb2.ResegmentationPoint, point: np.ndarray, radius: np.ndarray,
+               voxel_size_zyx: ZYX, target_path: str) -> Optional[str]:
+  """The body of `process_point` once the canvas exists (point and radius zyx)."""
   todo = _original_segments(canvas, curr)
   if todo is None:
     return None
-  is_shift = canvas.restrictor is not None and canvas.restrictor.shift_mask is not None and bool(
-      np.any(canvas.restrictor.shift_mask))
+  shift_mask = canvas.restrictor.shift_mask if canvas.restrictor is not None else None
+  is_shift = shift_mask is not None and bool(np.any(shift_mask))
   if len(todo) == 1:
     canvas.segmentation[:] = 0
     canvas.seg_prob[:] = 0

@@ -18,6 +18,7 @@ import numpy as np
 
 from ffn.inference import agglomeration
 from ffn.inference import inference_pb2
+from ffn.inference import resegmentation
 from ffn.inference import resegmentation_analysis
 from ffn.inference import runner as runner_lib
 from ffn.utils import atomic
@@ -107,6 +108,14 @@ def run_agglomeration(request: inference_pb2.ResegmentationRequest, output_volum
     raise ValueError('ResegmentationRequest.output_directory must be set')
   if request.points and pairs is not None:
     raise ValueError('the request lists points and pairs were given too; use one of them')
+  for i, point in enumerate(request.points):
+    if not point.HasField('id_b'):
+      raise ValueError(f'ResegmentationRequest.points[{i}] has no id_b; only pairs are '
+                       'agglomerated')
+  unused = resegmentation.unused_inference_fields(request)
+  if unused:
+    logging.warning('Not used by resegmentation (seeds come from the segments): %s.',
+                    ', '.join(unused))
   inference = request.inference
   if not inference.segmentation_output_dir:
     # The Runner wants one; resegmentation writes nothing there.
