@@ -147,9 +147,9 @@ def resegment_and_decide(request: inference_pb2.ResegmentationRequest, runner,
   resegmentation is incomplete are not merged, with a note saying why. An
   existing result file is scored again, not recomputed.
   """
-  radius = np.array([request.radius.z, request.radius.y, request.radius.x])
-  ar = request.analysis_radius if request.HasField('analysis_radius') else request.radius
-  analysis_radius = np.array([ar.z, ar.y, ar.x])
+  radius = resegmentation.vector_zyx(request.radius)
+  analysis_radius = resegmentation.vector_zyx(
+      request.analysis_radius if request.HasField('analysis_radius') else request.radius)
   decisions, start = [], time.time()
   for i, point in enumerate(request.points):
     if not point.HasField('id_b'):

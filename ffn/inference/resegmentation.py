@@ -27,14 +27,15 @@ from ffn.inference import storage
 from ffn.inference.inference_utils import timer_counter
 from ffn.utils import atomic
 from ffn.utils import bounding_box
+from ffn.utils import geom_utils
 from ffn.utils import probability
 
 ZYX = Sequence[int]
 
 
-def _zyx(vector) -> np.ndarray:
-  """A Vector3j proto as a zyx int64 array."""
-  return np.array([vector.z, vector.y, vector.x], dtype=np.int64)
+def vector_zyx(vector) -> np.ndarray:
+  """A Vector3j proto (xyz) as a zyx int64 array."""
+  return geom_utils.to_numpy3_vector(vector)[::-1].astype(np.int64)
 
 
 # InferenceRequest fields that segment_all uses but resegmentation does not:
@@ -114,7 +115,7 @@ def _analysis_box(request: inference_pb2.ResegmentationRequest, radius_zyx: np.n
   """The analysis box within the subvolume (centred; the whole subvolume by default)."""
   if not request.HasField('analysis_radius'):
     return bounding_box.BoundingBox.from_zyx((0, 0, 0), shape_zyx)
-  ar = _zyx(request.analysis_radius)
+  ar = vector_zyx(request.analysis_radius)
   return bounding_box.BoundingBox.from_zyx(radius_zyx - ar, 2 * ar + 1)
 
 
@@ -162,8 +163,8 @@ def process_point(request: inference_pb2.ResegmentationRequest, runner, point_nu
     if target_path is None:
       return None
     curr = request.points[point_num]
-    point = _zyx(curr.point)
-    radius = _zyx(request.radius)
+    point = vector_zyx(curr.point)
+    radius = vector_zyx(request.radius)
     canvas, alignment = get_canvas(point, radius, runner)
     if canvas is None:
       logging.warning('Point %d: no canvas; skipped.', point_num)
@@ -212,12 +213,12 @@ def _resegment(request: inference_pb2.ResegmentationRequest, canvas, alignment,
   local_point = alignment.transform(point[:, np.newaxis])[:, 0] - np.asarray(canvas.corner_zyx)
   exclusion = None
   if request.HasField('init_exclusion_radius'):
-    ier = _zyx(request.init_exclusion_radius)
+    ier = vector_zyx(request.init_exclusion_radius)
     exclusion = tuple(slice(max(int(p - r), 0), int(p + r + 1))
                       for p, r in zip(local_point, ier))
   analysis_box = _analysis_box(request, radius, canvas.shape)
   options = request.inference.inference_options
-  exclusion_radius = _zyx(request.exclusion_radius)
+  exclusion_radius = vector_zyx(request.exclusion_radius)
 
   raw_probs, probs, deletes, histories = [], [], [], []
   start_points = [[] for _ in todo]

@@ -9,7 +9,7 @@ consistencies > 0.6, deleted voxel fraction < 0.02 on one side).
   python run_resegmentation.py \
       --resegmentation_request "$(cat configs/resegmentation_sample.pbtxt)" \
       --segmentation results/fib25/consensus.h5:segmentation \
-      --voxel_size 8,8,8
+      --voxel_size 10,10,10
 
 Writes per-pair results, decisions.jsonl and the agglomerated segmentation
 (--output_volume) under the request's output_directory.
