@@ -13,6 +13,7 @@ Radii and voxel sizes passed here are zyx; protos hold xyz.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from typing import Sequence
 
@@ -93,6 +94,10 @@ def evaluate_segmentation_result(reseg: np.ndarray, dels: np.ndarray, moves: np.
     high = low + 2 * np.asarray(analysis_r)
     inside = np.all((moves >= low) & (moves <= high), axis=1)
     result.deleted_voxels = int(np.sum(dels[inside]))
+  elif moves.shape[0]:
+    # The canvas counts deletions only with inference_options.disco_seed_threshold >= 0.
+    logging.warning('%d deletion counts for %d FOVs: deleted_voxels left unset.',
+                    dels.shape[0], moves.shape[0])
   result.num_voxels = int(np.sum(reseg))
   result.segment_a_consistency = float(np.sum(reseg[seg1])) / max(int(np.sum(seg1)), 1)
   result.segment_b_consistency = float(np.sum(reseg[seg2])) / max(int(np.sum(seg2)), 1)
