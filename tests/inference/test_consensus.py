@@ -133,3 +133,54 @@ def test_reverse_sample_config_differs_from_the_forward_one_in_seeds_and_output_
     reverse.ClearField(field)
     forward.ClearField(field)
   assert reverse == forward
+
+
+def test_forward_reverse_recipe_with_the_runner(tmp_path):
+  """A forward run and a PolicyInvertOrigins run of one box: consensus is their intersection."""
+  import json  # pylint: disable=g-import-not-at-top
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  from ffn.inference import inference_pb2  # pylint: disable=g-import-not-at-top
+  from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-at-top
+  import synthetic_ffn  # pylint: disable=g-import-not-at-top
+
+  image, labels = synthetic_ffn.blob_volume()
+  spec = synthetic_ffn.write_h5(tmp_path / 'image.h5', image)
+  forward, reverse = str(tmp_path / 'forward'), str(tmp_path / 'reverse')
+  policies = {forward: ('PolicyGrid3d', {'step': 4, 'offsets': [2]}),
+              reverse: ('PolicyInvertOrigins', {'segmentation_dir': forward})}
+  for out_dir, (policy, args) in policies.items():
+    text = synthetic_ffn.request_text(spec, 'unused', out_dir, seed_policy=f'"{policy}"',
+                                      seed_policy_args=json.dumps(json.dumps(args)))
+    runner = runner_lib.Runner()
+    runner.start(text_format.Parse(text, inference_pb2.InferenceRequest()),
+                 model=synthetic_ffn.NumpyModel())
+    try:
+      runner.run((0, 0, 0), labels.shape)
+    finally:
+      runner.stop_executor()
+
+  request = consensus_pb2.ConsensusRequest(split_min_size=30)
+  request.segmentation1.directory = forward
+  request.segmentation2.directory = reverse
+  request.segmentation_output_dir = str(tmp_path / 'consensus')
+  consensus.run_consensus(request)
+  seg_f, origins_f = storage.load_segmentation(forward, (0, 0, 0))
+  seg_r, _ = storage.load_segmentation(reverse, (0, 0, 0))
+  seg_c, origins_c = storage.load_segmentation(str(tmp_path / 'consensus'), (0, 0, 0),
+                                               split_cc=False)
+  # The flat threshold model leaves blobs in several pieces, differently in
+  # each run; the consensus is their intersection.
+  assert len(np.unique(seg_f)) != len(np.unique(seg_r))
+  pairs, counts = np.unique(np.stack([seg_f.ravel(), seg_r.ravel()]), axis=1, return_counts=True)
+  kept = 0
+  for (f, r), n in zip(pairs.T, counts):
+    piece = seg_c[(seg_f == f) & (seg_r == r)]
+    if f == 0 or n < 30:
+      assert not piece.any()
+      continue
+    kept += 1
+    (cid,) = np.unique(piece)
+    assert cid != 0 and np.sum(seg_c == cid) == n  # The piece is exactly one consensus segment.
+  assert kept == len(np.unique(seg_c)) - 1 >= 3
+  assert set(origins_c) <= set(origins_f)
+  assert all(origins_c[i] == origins_f[i] for i in origins_c)
