@@ -85,6 +85,7 @@ def merge_segments(seg: np.ndarray, pairs: Iterable[tuple[int, int]]) -> np.ndar
   parent: dict[int, int] = {}
 
   def find(x: int) -> int:
+    """The root of `x`'s group (compressing the path to it)."""
     root = x
     while parent.get(root, root) != root:
       root = parent[root]

@@ -83,6 +83,7 @@ def build_request() -> consensus_pb2.ConsensusRequest:
 
 
 def main(argv):
+  """Writes the consensus of the two results the flags name."""
   if len(argv) > 1:
     cli.fail(f'unexpected arguments: {argv[1:]}')
   request = build_request()

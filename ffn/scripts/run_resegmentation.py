@@ -110,6 +110,7 @@ def _output_volume(request) -> str:
 
 
 def main(argv):
+  """Resegments the candidate pairs, writes decisions and the agglomerated segmentation."""
   if len(argv) > 1:
     cli.fail(f'unexpected arguments: {argv[1:]}')
   request = build_request()
