@@ -113,9 +113,6 @@ def run_agglomeration(request: inference_pb2.ResegmentationRequest, output_volum
       raise ValueError(f'ResegmentationRequest.points[{i}] has no id_b; only pairs are '
                        'agglomerated')
   unused = resegmentation.unused_inference_fields(request)
-  if unused:
-    logging.warning('Not used by resegmentation (seeds come from the segments): %s.',
-                    ', '.join(unused))
   inference = request.inference
   if not inference.segmentation_output_dir:
     # The Runner wants one; resegmentation writes nothing there.
@@ -130,6 +127,10 @@ def run_agglomeration(request: inference_pb2.ResegmentationRequest, output_volum
     found = candidate_pairs(seg, pairs, max_pair_distance)
     logging.info('%d candidate pair(s).', len(found))
     agglomeration.add_points(request, found)
+  if unused:
+    # Logged once the input is known to be good, so that bad input gives one line.
+    logging.warning('Not used by resegmentation (seeds come from the segments): %s.',
+                    ', '.join(unused))
   runner.load_model(model)
   try:
     decisions = agglomeration.resegment_and_decide(request, runner, voxel_size_zyx, rule,
