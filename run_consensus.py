@@ -1,12 +1,10 @@
 #!/usr/bin/env python
-"""Split consensus of two inference results; see ffn/scripts/run_consensus.py for the flags.
+"""Writes the split consensus of two inference results of the same subvolumes.
 
-  python run_consensus.py --segmentation1_dir results/fib25/forward \
-      --segmentation2_dir results/fib25/reverse \
-      --segmentation_output_dir results/fib25/consensus
+The command lives in ffn.scripts.run_consensus (installed as `ffn-run-consensus`).
 """
 
-from ffn.scripts import run_consensus
+from ffn.scripts.run_consensus import run
 
 if __name__ == '__main__':
-  run_consensus.run()
+  run()

@@ -1,11 +1,10 @@
 #!/usr/bin/env python
-"""Agglomeration by resegmentation of segment pairs; see ffn/scripts/run_resegmentation.py.
+"""Agglomerates a segmentation by resegmenting candidate segment pairs.
 
-  python run_resegmentation.py --resegmentation_request "$(cat reseg.pbtxt)" \
-      --segmentation results/fib25/consensus.h5:segmentation
+The command lives in ffn.scripts.run_resegmentation (installed as `ffn-run-resegmentation`).
 """
 
-from ffn.scripts import run_resegmentation
+from ffn.scripts.run_resegmentation import run
 
 if __name__ == '__main__':
-  run_resegmentation.run()
+  run()

@@ -28,12 +28,13 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from ffn.analysis import evaluation
+from ffn.analysis import results
 from ffn.inference import consensus
 from ffn.inference import consensus_pb2
 from ffn.inference import inference_pb2
 from ffn.inference import run_request
 from ffn.utils import bounding_box
-from ffn.utils import evaluation
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -70,7 +71,7 @@ def _request(out_dir: str, reverse_of: str | None = None) -> inference_pb2.Infer
 
 def _score(directory: str) -> dict[str, evaluation.EvaluationResult]:
   """VI of the result at the crop corner, with segmentation 0 as singletons and as one segment."""
-  source = evaluation.ResultSource(directory=directory, corner_xyz=CORNER_XYZ)
+  source = results.single_result(directory, CORNER_XYZ)
   return {mode: evaluation.evaluate(source, FLAGS.groundtruth, seg_zero=mode)[0]
           for mode in ('singletons', 'segment')}
 

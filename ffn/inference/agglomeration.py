@@ -22,6 +22,7 @@ from ffn.inference import inference_pb2
 from ffn.inference import resegmentation
 from ffn.inference import resegmentation_analysis
 from ffn.inference import resegmentation_pb2
+from ffn.utils import errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _contacts(seg: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarra
 def find_candidate_pairs(seg: np.ndarray, max_distance: int = 1) -> list[CandidatePair]:
   """The pairs of segments of the zyx `seg` within `max_distance` voxels along an axis, sorted by ids."""
   if max_distance < 1:
-    raise ValueError(f'max_distance is {max_distance}; expected at least 1 voxel')
+    raise errors.FFNError(f'max_distance is {max_distance}; expected at least 1 voxel')
   seg = np.asarray(seg)
   ids_a, ids_b, points = _contacts(seg, max_distance)
   if not ids_a.size:
@@ -154,7 +155,7 @@ def resegment_and_decide(request: inference_pb2.ResegmentationRequest, runner,
   decisions, start = [], time.time()
   for i, point in enumerate(request.points):
     if not point.HasField('id_b'):
-      raise ValueError(f'ResegmentationRequest.points[{i}] has no id_b; only pairs are '
+      raise errors.FFNError(f'ResegmentationRequest.points[{i}] has no id_b; only pairs are '
                        'agglomerated (endpoint requests: resegmentation.process_point)')
     path = resegmentation.result_path(request, i)
     if not os.path.exists(path):

@@ -7,7 +7,7 @@ segmentation1 id (and origin) in its largest overlap. Run on a PolicyPeaks
 segmentation and a PolicyInvertOrigins one of the same box, this keeps only
 the boundaries both runs agree on, which removes many false merges.
 
-Corners are zyx; results use the layout of `storage` (`<dir>/<x>/<y>/seg-x_y_z.npz`).
+Corners are zyx; results use the layout of `results` (`<dir>/<x>/<y>/seg-x_y_z.npz`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,19 @@ import os
 import resource
 import sys
 import time
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional
 
 import numpy as np
 
 from ffn.inference import consensus_pb2
-from ffn.inference import segmentation
-from ffn.inference import storage
+from ffn.inference import results
+from ffn.utils import errors
+from ffn.utils import labels
+from ffn.utils.axes import ZYX
 
-ZYX = Sequence[int]
+
+class ConsensusError(errors.FFNError):
+  """A ConsensusRequest or its inputs that cannot give a consensus."""
 
 
 def _peak_memory_mib() -> float:
@@ -36,20 +40,20 @@ def _peak_memory_mib() -> float:
 
 
 def _check_method(request: consensus_pb2.ConsensusRequest) -> None:
-  """Raises ValueError unless `request` asks for a consensus this module computes."""
+  """Raises ConsensusError unless `request` asks for a consensus this module computes."""
   if request.type != consensus_pb2.ConsensusRequest.CONSENSUS_SPLIT:
-    raise ValueError(f'ConsensusRequest.type {request.type} is not supported; '
+    raise ConsensusError(f'ConsensusRequest.type {request.type} is not supported; '
                      'expected CONSENSUS_SPLIT')
   if request.split_min_size < 0:
-    raise ValueError(f'ConsensusRequest.split_min_size is {request.split_min_size}; '
+    raise ConsensusError(f'ConsensusRequest.split_min_size is {request.split_min_size}; '
                      'expected a voxel count >= 0')
 
 
 def check_request(request: consensus_pb2.ConsensusRequest) -> None:
-  """Raises ValueError naming the first unusable field of `request`."""
+  """Raises ConsensusError naming the first unusable field of `request`."""
   for field in ('segmentation1', 'segmentation2'):
     if not getattr(request, field).directory:
-      raise ValueError(f'ConsensusRequest.{field}.directory must be set')
+      raise ConsensusError(f'ConsensusRequest.{field}.directory must be set')
   _check_method(request)
 
 
@@ -57,9 +61,9 @@ def compute_consensus_for_segmentations(v1: np.ndarray, v2: np.ndarray,
                                         request: consensus_pb2.ConsensusRequest) -> np.ndarray:
   """The consensus of two uint64 zyx segmentations (`v1` is overwritten), in the smallest uint dtype."""
   _check_method(request)
-  segmentation.split_segmentation_by_intersection(v1, v2, request.split_min_size)
+  labels.split_segmentation_by_intersection(v1, v2, request.split_min_size)
   # Split consensus creates ids above max(v1), so the dtype is only known now.
-  return segmentation.reduce_id_bits(v1)
+  return labels.reduce_id_bits(v1)
 
 
 def compute_consensus(corner: ZYX, request: consensus_pb2.ConsensusRequest
@@ -71,10 +75,10 @@ def compute_consensus(corner: ZYX, request: consensus_pb2.ConsensusRequest
   """
   check_request(request)
   logging.info('consensus %r: peak memory at start %.0f MiB', tuple(corner), _peak_memory_mib())
-  v1, v1_origins = storage.load_segmentation_from_source(request.segmentation1, corner)
-  v2, _ = storage.load_segmentation_from_source(request.segmentation2, corner)
+  v1, v1_origins = results.load_segmentation_from_source(request.segmentation1, corner)
+  v2, _ = results.load_segmentation_from_source(request.segmentation2, corner)
   if v1.shape != v2.shape:
-    raise ValueError(
+    raise ConsensusError(
         f'subvolume {tuple(int(c) for c in corner)} (zyx) has shape {v1.shape} in '
         f'{request.segmentation1.directory!r} but {v2.shape} in {request.segmentation2.directory!r}')
   logging.info('consensus %r: both loaded, peak memory %.0f MiB', tuple(corner),
@@ -86,19 +90,19 @@ def compute_consensus(corner: ZYX, request: consensus_pb2.ConsensusRequest
 
 
 def consensus_corners(request: consensus_pb2.ConsensusRequest) -> list[tuple[int, int, int]]:
-  """The zyx corners segmentation1 has; ValueError if segmentation2 lacks any of them."""
+  """The zyx corners segmentation1 has; ConsensusError if segmentation2 lacks any of them."""
   check_request(request)
   dir1, dir2 = request.segmentation1.directory, request.segmentation2.directory
   for directory in (dir1, dir2):
     if not os.path.isdir(directory):
-      raise ValueError(f'segmentation directory {directory!r} does not exist')
-  corners = storage.get_existing_corners(dir1)
+      raise ConsensusError(f'segmentation directory {directory!r} does not exist')
+  corners = results.get_existing_corners(dir1)
   if not corners:
-    raise ValueError(f'{dir1!r} holds no segmentation subvolumes (seg-<x>_<y>_<z>.npz)')
-  missing = sorted(set(corners) - set(storage.get_existing_corners(dir2)))
+    raise ConsensusError(f'{dir1!r} holds no segmentation subvolumes (seg-<x>_<y>_<z>.npz)')
+  missing = sorted(set(corners) - set(results.get_existing_corners(dir2)))
   if missing:
     shown = ', '.join(str(c[::-1]) for c in missing[:5])
-    raise ValueError(f'{dir2!r} lacks {len(missing)} subvolume(s) that {dir1!r} has, '
+    raise ConsensusError(f'{dir2!r} lacks {len(missing)} subvolume(s) that {dir1!r} has, '
                      f'at corners (xyz) {shown}')
   return corners
 
@@ -113,17 +117,17 @@ def run_consensus(request: consensus_pb2.ConsensusRequest,
   check_request(request)
   out_dir = request.segmentation_output_dir
   if not out_dir:
-    raise ValueError('ConsensusRequest.segmentation_output_dir must be set')
+    raise ConsensusError('ConsensusRequest.segmentation_output_dir must be set')
   corners = consensus_corners(request) if corners is None else [tuple(c) for c in corners]
   paths, start = [], time.time()
   for i, corner in enumerate(corners, 1):
-    path = storage.segmentation_path(out_dir, corner)
+    path = results.segmentation_path(out_dir, corner)
     paths.append(path)
     if os.path.exists(path):
       logging.info('%s exists; subvolume %r skipped.', path, corner)
       continue
     seg, origins = compute_consensus(corner, request)
-    storage.save_subvolume(seg, origins, path, request=request.SerializeToString())
+    results.save_subvolume(seg, origins, path, request=request.SerializeToString())
     logging.info('consensus %d/%d: %s, %d segments (%.2f subvolumes/s)', i, len(corners), path,
                  int(np.count_nonzero(np.unique(seg))), i / max(time.time() - start, 1e-9))
   return paths

@@ -23,19 +23,20 @@ import numpy as np
 from scipy import ndimage
 
 from ffn.inference import inference_pb2
-from ffn.inference import storage
+from ffn.inference import probmaps
 from ffn.inference.inference_utils import timer_counter
 from ffn.utils import atomic
+from ffn.utils import axes
 from ffn.utils import bounding_box
+from ffn.utils import errors
 from ffn.utils import geom_utils
 from ffn.utils import probability
-
-ZYX = Sequence[int]
+from ffn.utils.axes import ZYX
 
 
 def vector_zyx(vector) -> np.ndarray:
   """A Vector3j proto (xyz) as a zyx int64 array."""
-  return geom_utils.to_numpy3_vector(vector)[::-1].astype(np.int64)
+  return axes.zyx(geom_utils.to_3tuple(vector))
 
 
 # InferenceRequest fields that segment_all uses but resegmentation does not:
@@ -95,13 +96,13 @@ def get_canvas(point_zyx: ZYX, radius_zyx: ZYX, runner):
   """
   volume = runner.init_seg_volume
   if volume is None:
-    raise ValueError('resegmentation needs ResegmentationRequest.inference.init_segmentation')
+    raise errors.FFNError('resegmentation needs ResegmentationRequest.inference.init_segmentation')
   box = subvolume_box(point_zyx, radius_zyx)
   shape = np.asarray(volume.shape[-3:])
   if np.any(box.start < 0) or np.any(box.end > shape[::-1]):
     logging.warning('Not enough context around %r (xyz): subvolume start %r end %r (xyz) '
-                    'leaves the segmentation of size %r (xyz).', tuple(point_zyx[::-1]),
-                    tuple(box.start), tuple(box.end), tuple(shape[::-1]))
+                    'leaves the segmentation of size %r (xyz).', axes.xyz(point_zyx),
+                    tuple(box.start), tuple(box.end), axes.xyz(shape))
     return None, None
   canvas, alignment = runner.make_canvas(box.start_zyx, box.size_zyx, keep_history=True)
   if canvas is not None:
@@ -246,7 +247,7 @@ def _resegment(request: inference_pb2.ResegmentationRequest, canvas, alignment,
         break
 
     if seg_prob is not None:
-      qprob = storage.quantize_probability(seg_prob)
+      qprob = probmaps.quantize_probability(seg_prob)
       raw_probs.append(qprob)
       probs.append(alignment.align_and_crop(canvas.corner_zyx, qprob, alignment.corner,
                                             alignment.size, forward=False))

@@ -15,27 +15,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
 
+from ffn.inference import probmaps
 from ffn.inference import resegmentation_pb2
-from ffn.inference import storage
-
-ZYX = Sequence[int]
+from ffn.utils import errors
+from ffn.utils.axes import ZYX
 
 _FILENAME_RE = re.compile(r'(\d+)-(\d+)_at_(\d+)_(\d+)_(\d+)')
 
 
-class InvalidBaseSegmentatonError(ValueError):
+class InvalidBaseSegmentatonError(errors.FFNError):
   """The original segmentation lacks a segment the resegmentation started from.
 
   (Spelled as upstream's.)
   """
 
 
-class IncompleteResegmentationError(ValueError):
+class IncompleteResegmentationError(errors.FFNError):
   """A pair result does not hold one grown object per segment."""
 
 
@@ -49,7 +48,7 @@ def parse_resegmentation_filename(filename: str) -> tuple[int, int, int, int, in
   """(id_a, id_b, x, y, z) of a `<id_a>-<id_b>_at_<x>_<y>_<z>.npz` result path."""
   match = _FILENAME_RE.search(filename)
   if match is None:
-    raise ValueError(f'{filename!r} is not a resegmentation result name '
+    raise errors.FFNError(f'{filename!r} is not a resegmentation result name '
                      '(expected <id_a>-<id_b>_at_<x>_<y>_<z>.npz)')
   id_a, id_b, x, y, z = (int(t) for t in match.groups())
   return id_a, id_b, x, y, z
@@ -59,7 +58,7 @@ def _read_box(seg_volume, center_zyx: ZYX, radius_zyx: ZYX) -> np.ndarray:
   """The zyx labels within `radius` of `center` of a 3-D or (c, z, y, x) volume."""
   box = tuple(slice(int(c) - int(r), int(c) + int(r) + 1) for c, r in zip(center_zyx, radius_zyx))
   if any(s.start < 0 for s in box):
-    raise ValueError(f'box of radius {tuple(radius_zyx)} around {tuple(center_zyx)} (zyx) '
+    raise errors.FFNError(f'box of radius {tuple(radius_zyx)} around {tuple(center_zyx)} (zyx) '
                      'starts outside the segmentation')
   if len(seg_volume.shape) == 4:
     return np.asarray(seg_volume[(0,) + box])
@@ -71,7 +70,7 @@ def _load_probs(filename: str) -> dict:
   with np.load(filename, allow_pickle=True) as data:
     out = {key: data[key] for key in ('probs', 'deletes', 'histories', 'start_points')}
   # NaN marks voxels never predicted: not part of the object.
-  out['probs'] = np.nan_to_num(storage.dequantize_probability(out['probs']))
+  out['probs'] = np.nan_to_num(probmaps.dequantize_probability(out['probs']))
   return out
 
 

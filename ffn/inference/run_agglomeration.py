@@ -3,7 +3,7 @@
 Outputs, in the request's output_directory: one resegmentation result per
 pair (`<id_a>-<id_b>_at_<x>_<y>_<z>.npz`), `decisions.jsonl` (one JSON object
 per pair: ids, xyz point, merge, scores) and the agglomerated segmentation
-in an HDF5 volume.
+in a new volume (any spec form of `ffn.utils.volumes`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 import os
 from typing import Optional, Sequence
 
-import h5py
 import numpy as np
 
 from ffn.inference import agglomeration
@@ -22,7 +21,8 @@ from ffn.inference import resegmentation
 from ffn.inference import resegmentation_analysis
 from ffn.inference import runner as runner_lib
 from ffn.utils import atomic
-from ffn.utils import volume_spec
+from ffn.utils import errors
+from ffn.utils import volumes
 
 DECISIONS_FILE = 'decisions.jsonl'
 
@@ -44,20 +44,18 @@ def read_pairs(path: str) -> list[PairSpec]:
       except ValueError:
         values = []
       if len(values) not in (2, 5) or min(values) < 0 or values[0] == values[1]:
-        raise ValueError(f'{path}:{num}: {line!r} is not "id_a,id_b" or "id_a,id_b,x,y,z" '
+        raise errors.FFNError(f'{path}:{num}: {line!r} is not "id_a,id_b" or "id_a,id_b,x,y,z" '
                          '(non-negative integers, two different ids)')
       point = tuple(values[2:][::-1]) if len(values) == 5 else None
       pairs.append((values[0], values[1], point))
   if not pairs:
-    raise ValueError(f'{path} lists no pairs')
+    raise errors.FFNError(f'{path} lists no pairs')
   return pairs
 
 
-def read_whole_volume(volume) -> np.ndarray:
+def read_whole_volume(volume: volumes.Volume) -> np.ndarray:
   """All of a 3-D or (c, z, y, x) label volume, as a zyx array."""
-  if len(volume.shape) == 4:
-    return np.asarray(volume[0])
-  return np.asarray(volume[...])
+  return volume[0] if volume.ndim == 4 else volume[...]
 
 
 def candidate_pairs(seg: np.ndarray, pairs: Optional[Sequence[PairSpec]],
@@ -74,18 +72,27 @@ def candidate_pairs(seg: np.ndarray, pairs: Optional[Sequence[PairSpec]],
       continue
     found = by_ids.get((min(id_a, id_b), max(id_a, id_b)))
     if found is None:
-      raise ValueError(f'segments {id_a} and {id_b} do not come within {max_distance} voxel(s) '
+      raise errors.FFNError(f'segments {id_a} and {id_b} do not come within {max_distance} voxel(s) '
                        'of each other; give their decision point as id_a,id_b,x,y,z')
     out.append(agglomeration.CandidatePair(id_a, id_b, found.point_zyx, found.contacts))
   return out
 
 
+def output_path(spec: str) -> Optional[str]:
+  """The file or directory a new volume of `spec` will occupy (None if not on local disk)."""
+  parsed = volumes.parse_spec(spec)
+  if isinstance(parsed, volumes.VolumeSpec):
+    return parsed.path
+  kvstore = volumes.tensorstore_spec(parsed).get('kvstore')
+  if isinstance(kvstore, dict) and kvstore.get('driver') == 'file':
+    return kvstore.get('path')
+  return None
+
+
 def write_segmentation(spec: str, seg: np.ndarray) -> None:
-  """Writes `seg` to the HDF5 `path:dataset` of `spec` (a new file, atomically)."""
-  parsed = volume_spec.parse_volume_spec(spec, with_name=False)
-  with atomic.atomic_path(parsed.path, suffix='.h5') as tmp:
-    with h5py.File(tmp, 'w') as f:
-      f.create_dataset(parsed.dataset, data=seg, compression='gzip')
+  """Writes the zyx `seg` as a new volume `spec` (under its name only once complete)."""
+  with volumes.create_volume(spec, seg.shape, seg.dtype) as out:
+    out[...] = seg
 
 
 def write_decisions(path: str, decisions: Sequence[agglomeration.PairDecision]) -> None:
@@ -105,12 +112,12 @@ def run_agglomeration(request: inference_pb2.ResegmentationRequest, output_volum
   `model` (with `info` and `predict_logits`) replaces the one the request names.
   """
   if not request.output_directory:
-    raise ValueError('ResegmentationRequest.output_directory must be set')
+    raise errors.FFNError('ResegmentationRequest.output_directory must be set')
   if request.points and pairs is not None:
-    raise ValueError('the request lists points and pairs were given too; use one of them')
+    raise errors.FFNError('the request lists points and pairs were given too; use one of them')
   for i, point in enumerate(request.points):
     if not point.HasField('id_b'):
-      raise ValueError(f'ResegmentationRequest.points[{i}] has no id_b; only pairs are '
+      raise errors.FFNError(f'ResegmentationRequest.points[{i}] has no id_b; only pairs are '
                        'agglomerated')
   unused = resegmentation.unused_inference_fields(request)
   inference = request.inference
@@ -120,7 +127,7 @@ def run_agglomeration(request: inference_pb2.ResegmentationRequest, output_volum
   runner = runner_lib.Runner()
   runner.prepare(inference)
   if runner.init_seg_volume is None:
-    raise ValueError('ResegmentationRequest.inference.init_segmentation must name the '
+    raise errors.FFNError('ResegmentationRequest.inference.init_segmentation must name the '
                      'segmentation to agglomerate')
   seg = read_whole_volume(runner.init_seg_volume)
   if not request.points:

@@ -17,6 +17,7 @@ Writes per-pair results, decisions.jsonl and the agglomerated segmentation
 
 from __future__ import annotations
 
+import json
 import os
 
 from absl import app
@@ -28,7 +29,8 @@ from ffn.inference import inference_pb2
 from ffn.inference import resegmentation_analysis
 from ffn.inference import run_agglomeration
 from ffn.utils import cli
-from ffn.utils import volume_spec
+from ffn.utils import errors
+from ffn.utils import volumes
 
 FLAGS = flags.FLAGS
 
@@ -37,9 +39,9 @@ flags.DEFINE_string('resegmentation_request', None,
                     'run_inference.py), radius, analysis_radius, output_directory, ... Its '
                     'points, if any, are the pairs to resegment.')
 flags.DEFINE_string('segmentation', None,
-                    'Segmentation to agglomerate, path.h5:dataset or a TensorStore JSON spec, in '
-                    'the image\'s voxel coordinates; sets inference.init_segmentation (or set '
-                    'that in the request).')
+                    'Segmentation to agglomerate, in the image\'s voxel coordinates: '
+                    f'{volumes.SPEC_FORMS}. Sets inference.init_segmentation (or set that in the '
+                    'request).')
 flags.DEFINE_string('pairs', None,
                     'Text file of pairs to resegment, one "id_a,id_b" or "id_a,id_b,x,y,z" per '
                     'line. Default: every pair of segments within --max_pair_distance.')
@@ -56,10 +58,21 @@ flags.DEFINE_float('max_deleted_fraction', resegmentation_analysis.MergeRule.max
 flags.DEFINE_float('threshold', 0.5,
                    'Probability at which the resegmented objects are scored.')
 flags.DEFINE_string('output_volume', None,
-                    'Where the agglomerated segmentation goes, path.h5:dataset. Default: '
+                    'Where the agglomerated segmentation goes (a new volume: '
+                    f'{volumes.SPEC_FORMS}). Default: '
                     '<output_directory>/agglomerated.h5:segmentation.')
-flags.DEFINE_boolean('overwrite', False, 'Replace an existing --output_volume file.')
+flags.DEFINE_boolean('overwrite', False, 'Replace an existing --output_volume.')
 flags.mark_flag_as_required('resegmentation_request')
+
+
+def _set_volume(decorated: inference_pb2.DecoratedVolume, spec: str) -> None:
+  """Points a DecoratedVolume at a volume spec of any accepted form."""
+  with cli.fail_on(errors.FFNError):
+    parsed = volumes.parse_spec(spec)
+    if isinstance(parsed, volumes.VolumeSpec):
+      decorated.hdf5 = str(parsed)
+    else:
+      decorated.tensorstore = json.dumps(volumes.tensorstore_spec(parsed))
 
 
 def build_request() -> inference_pb2.ResegmentationRequest:
@@ -73,10 +86,7 @@ def build_request() -> inference_pb2.ResegmentationRequest:
   if FLAGS.segmentation:
     if init.WhichOneof('volume_path') is not None:
       cli.fail('--segmentation and inference.init_segmentation are both set; use one')
-    if FLAGS.segmentation.lstrip().startswith('{'):
-      init.tensorstore = FLAGS.segmentation
-    else:
-      init.hdf5 = FLAGS.segmentation
+    _set_volume(init, FLAGS.segmentation)
   if init.WhichOneof('volume_path') is None:
     cli.fail('no segmentation: pass --segmentation path.h5:dataset or set '
              'inference.init_segmentation')
@@ -101,10 +111,10 @@ def _output_volume(request) -> str:
   spec = FLAGS.output_volume or os.path.join(request.output_directory,
                                              'agglomerated.h5:segmentation')
   try:
-    path = volume_spec.parse_volume_spec(spec, with_name=False).path
-  except ValueError as e:
+    path = run_agglomeration.output_path(spec)
+  except errors.FFNError as e:
     cli.fail(f'--output_volume: {e}')
-  if os.path.exists(path) and not FLAGS.overwrite:
+  if path is not None and os.path.exists(path) and not FLAGS.overwrite:
     cli.fail(f'{path} exists; pass --overwrite to replace it')
   return spec
 
