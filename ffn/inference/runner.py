@@ -124,6 +124,11 @@ class Runner:
                  plan.model_checkpoint_path, step)
     return model
 
+  @property
+  def init_seg_volume(self):
+    """The opened InferenceRequest.init_segmentation volume, or None."""
+    return self._init_seg_volume
+
   # -- one subvolume ------------------------------------------------------------------
 
   def check_box(self, corner: ZYX, size: ZYX) -> None:
