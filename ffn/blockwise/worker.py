@@ -1,0 +1,27 @@
+"""A blockwise worker started by a launch template: `python -m ffn.blockwise.worker ...`.
+
+The scheduler fills `{command}` of --worker_command with this module's command
+line; the worker connects back to the scheduler and takes blocks until none are left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Optional, Sequence
+
+from ffn.blockwise import scheduling
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--plan', required=True, help='plan.json of the run')
+  parser.add_argument('--task', required=True, choices=scheduling.TASKS)
+  parser.add_argument('--context', required=True, help="the scheduler's worker context")
+  args = parser.parse_args(argv)
+  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
+  scheduling.run_worker(args.plan, args.task, args.context)
+
+
+if __name__ == '__main__':
+  main()
