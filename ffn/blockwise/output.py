@@ -150,9 +150,10 @@ class StitchedOutput:
       options = {'create': True}
     else:
       xyz = driver in _XYZ_DRIVERS
-      options = {'create': True, 'dtype': ts.uint64, 'fill_value': 0,
-                 'shape': shape[::-1] if xyz else shape,
+      options = {'create': True, 'dtype': ts.uint64, 'shape': shape[::-1] if xyz else shape,
                  'chunk_layout': ts.ChunkLayout(chunk_shape=chunks[::-1] if xyz else chunks)}
+      if driver != 'n5':  # N5 has no fill value: missing chunks read as 0.
+        options['fill_value'] = 0
     self._open(spec, **options)
 
   def write(self, start_zyx: Sequence[int], labels: np.ndarray) -> None:
