@@ -12,8 +12,6 @@ ordinal << 32 | local id.
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse import csgraph
 
 _ID_BITS = 32
 _MAX_LOCAL_ID = (1 << _ID_BITS) - 1
@@ -66,6 +64,21 @@ def match_overlap(labels_a: np.ndarray, labels_b: np.ndarray,
   return np.array(sorted(matched), dtype=np.uint64).reshape(-1, 2)
 
 
+def _components(num_nodes: int, edges: np.ndarray) -> np.ndarray:
+  """The smallest node index of each node's connected component (min-label propagation)."""
+  labels = np.arange(num_nodes)
+  first, second = edges[:, 0], edges[:, 1]
+  while True:
+    lowest = np.minimum(labels[first], labels[second])
+    new = labels.copy()
+    np.minimum.at(new, first, lowest)
+    np.minimum.at(new, second, lowest)
+    new = new[new]  # Labels are node indices: jump to the label's label.
+    if np.array_equal(new, labels):
+      return labels
+    labels = new
+
+
 def global_ids(owned_keys: np.ndarray, matched_pairs: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, int]:
   """Union-find over all matches: (sorted owned keys, their global ids, number of objects).
@@ -80,10 +93,7 @@ def global_ids(owned_keys: np.ndarray, matched_pairs: np.ndarray
   nodes = np.unique(np.concatenate([owned_keys, matched_pairs.ravel()]))
   if nodes.size == 0:
     return owned_keys, np.zeros(0, dtype=np.uint64), 0
-  edges = np.searchsorted(nodes, matched_pairs)
-  graph = sparse.coo_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])),
-                            shape=(len(nodes), len(nodes)))
-  _, component = csgraph.connected_components(graph, directed=False)
+  component = _components(len(nodes), np.searchsorted(nodes, matched_pairs))
   owned_component = component[np.searchsorted(nodes, owned_keys)]
   # Owned keys are sorted, so the first time a component appears is its smallest owned key.
   _, first = np.unique(owned_component, return_index=True)

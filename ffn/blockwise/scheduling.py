@@ -40,7 +40,6 @@ from google.protobuf import text_format
 from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import stitching
 from ffn.inference import inference_pb2
-from ffn.inference import runner as runner_lib
 from ffn.utils import atomic
 
 TASKS = ('inference', 'match', 'resolve', 'write')
@@ -203,8 +202,10 @@ class BlockFunction:
     return (f'{runner.counters["inference-calls"].value} FOVs, '
             f'{len(canvas.origins)} objects')
 
-  def _get_runner(self) -> runner_lib.Runner:
+  def _get_runner(self):
     if self._runner is None:
+      # Imported here so that stitching workers start without the inference stack.
+      from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-at-top
       runner = runner_lib.Runner()
       runner.prepare(parse_request(self.plan.request_text))
       model = _import_factory(self.plan.model_factory)() if self.plan.model_factory else None
@@ -321,6 +322,7 @@ def _check_request(plan: BlockwisePlan) -> None:
       plan.stitch.segmentation_dir):
     raise BlockwiseError('the plan stitches results from another directory than the '
                          "request's segmentation_output_dir")
+  from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-at-top
   runner = runner_lib.Runner()
   runner.prepare(request)
   grid = plan.grid
