@@ -34,7 +34,6 @@ from typing import Callable, Optional
 
 import daisy.v2 as daisy
 from daisy import logging as daisy_logging
-from funlib.geometry import Roi
 from google.protobuf import text_format
 
 from ffn.blockwise import grid as grid_lib
@@ -252,13 +251,13 @@ def run_worker(plan_path: str, task: str, context: str) -> None:
 # The scheduler side.
 
 
-def _rois(grid: grid_lib.BlockGrid, reach: int) -> tuple[Roi, Roi, Roi]:
+def _rois(grid: grid_lib.BlockGrid, reach: int) -> tuple[daisy.Roi, daisy.Roi, daisy.Roi]:
   """(total, read, write) ROIs of a task whose blocks read `reach` neighbours each way."""
   stride = grid.stride
   grown = tuple(reach * s for s in stride)
-  total = Roi(grid.start, tuple(n * s for n, s in zip(grid.shape, stride))).grow(grown, grown)
-  read = Roi(tuple(-g for g in grown), tuple((2 * reach + 1) * s for s in stride))
-  return total, read, Roi((0, 0, 0), stride)
+  total = daisy.Roi(grid.start, tuple(n * s for n, s in zip(grid.shape, stride))).grow(grown, grown)
+  read = daisy.Roi(tuple(-g for g in grown), tuple((2 * reach + 1) * s for s in stride))
+  return total, read, daisy.Roi((0, 0, 0), stride)
 
 
 def _tasks(plan: BlockwisePlan, num_workers: int, worker_command: Optional[str]):
