@@ -255,7 +255,8 @@ def _rois(grid: grid_lib.BlockGrid, reach: int) -> tuple[daisy.Roi, daisy.Roi, d
   """(total, read, write) ROIs of a task whose blocks read `reach` neighbours each way."""
   stride = grid.stride
   grown = tuple(reach * s for s in stride)
-  total = daisy.Roi(grid.start, tuple(n * s for n, s in zip(grid.shape, stride))).grow(grown, grown)
+  total = daisy.Roi(grid.start, tuple(n * s for n, s in zip(grid.shape, stride)))
+  total = total.grow(grown, grown)
   read = daisy.Roi(tuple(-g for g in grown), tuple((2 * reach + 1) * s for s in stride))
   return total, read, daisy.Roi((0, 0, 0), stride)
 

@@ -125,7 +125,7 @@ def test_kill_and_rerun_gives_the_uninterrupted_result(one_worker, volume):
 
 
 def test_a_failing_block_is_retried_and_reported_by_name(volume):
-  root, _, labels = volume
+  root, _, _ = volume
   image, _ = synthetic_ffn.blob_volume(blockwise_fixtures.SHAPE_ZYX, blockwise_fixtures.blobs())
   image[18, 30, 6] = blockwise_fixtures.POISON  # Inside the sixth object: only one block sees it.
   spec = synthetic_ffn.write_h5(root / 'poisoned.h5', image)
@@ -139,4 +139,3 @@ def test_a_failing_block_is_retried_and_reported_by_name(volume):
   # The other subvolumes finished; nothing was stitched.
   assert len(glob.glob(str(root / 'failing' / '*' / '*' / 'seg-*.npz'))) == 7
   assert not os.path.exists(f'{root}/failing.h5')
-  del labels
