@@ -148,7 +148,7 @@ def main(argv):
     text = config.read_text()
     print(f'config: {config.relative_to(REPO_ROOT)}; region {size}^3 as {grid.shape} blocks of '
           f'{sub}^3 with overlap {overlap}; owned regions: '
-          + ', '.join(str(tuple(grid.owned_box(i).size)) for i in grid.indices()), flush=True)
+          + ', '.join(str(tuple(int(n) for n in grid.owned_box(i).size)) for i in grid.indices()), flush=True)
 
     single, single_seconds = _timed_single_run(run_request.parse_request(text), size,
                                                str(out_dir / 'single'))

@@ -80,7 +80,8 @@ class BlockwisePlan:
     return json.dumps({
         'segmentation_dir': self.stitch.segmentation_dir, 'grid': self.grid.to_json_dict(),
         'output_volume': self.stitch.output_volume,
-        'min_overlap_size': self.stitch.min_overlap_size, 'request': self.request_text,
+        'min_overlap_size': self.stitch.min_overlap_size,
+        'output_shape_zyx': self.stitch.output_shape_zyx, 'request': self.request_text,
         'model_factory': self.model_factory, 'max_retries': self.max_retries,
         'block_timeout_secs': self.block_timeout_secs}, indent=1)
 
@@ -90,7 +91,7 @@ class BlockwisePlan:
     data = json.loads(text)
     settings = stitching.StitchSettings(
         data['segmentation_dir'], grid_lib.BlockGrid(**data['grid']), data['output_volume'],
-        data['min_overlap_size'])
+        data['min_overlap_size'], data['output_shape_zyx'])
     return cls(settings, data['request'], data['model_factory'], data['max_retries'],
                data['block_timeout_secs'])
 

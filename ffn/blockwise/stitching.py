@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -32,16 +33,28 @@ from ffn.utils import bounding_box
 
 @dataclasses.dataclass(frozen=True)
 class StitchSettings:
-  """What to stitch (results of `grid` in `segmentation_dir`), how, and where to."""
+  """What to stitch (results of `grid` in `segmentation_dir`), how, and where to.
+
+  The output spans voxel 0 to `output_shape_zyx` (default: to the region's
+  end), so that it lines up with the image and its groundtruth.
+  """
   segmentation_dir: str
   grid: grid_lib.BlockGrid
   output_volume: str
   min_overlap_size: int = 100
+  output_shape_zyx: Optional[tuple[int, int, int]] = None
+
+  def __post_init__(self):
+    if self.output_shape_zyx is not None:
+      shape = tuple(int(n) for n in self.output_shape_zyx)
+      end = tuple(s + n for s, n in zip(self.grid.start, self.grid.size))
+      assert all(n >= e for n, e in zip(shape, end)), (shape, end)
+      object.__setattr__(self, 'output_shape_zyx', shape)
 
   def digest(self) -> str:
     """A short hash of everything that decides the stitched result."""
     text = json.dumps([self.grid.to_json_dict(), self.output_volume.strip(),
-                       int(self.min_overlap_size)], sort_keys=True)
+                       int(self.min_overlap_size), self.output_shape()], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
   @property
@@ -55,7 +68,9 @@ class StitchSettings:
     return output_lib.StitchedOutput(self.output_volume, self.work_dir)
 
   def output_shape(self) -> tuple[int, int, int]:
-    """The zyx shape of the output: the image from voxel 0 to the region's end."""
+    """The zyx shape of the output volume."""
+    if self.output_shape_zyx is not None:
+      return self.output_shape_zyx
     return tuple(int(s + n) for s, n in zip(self.grid.start, self.grid.size))
 
   def output_chunks(self) -> tuple[int, int, int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 from absl import flags
 
@@ -23,8 +23,9 @@ def define_flags() -> None:
   flags.DEFINE_list('overlap', None, 'x,y,z overlap of neighbouring subvolumes; at least the '
                     "model's FOV size for subvolumes that agree on the objects they share.")
   flags.DEFINE_string('output_volume', None,
-                      'Where the stitched segmentation goes (uint64 global ids, zyx, covering '
-                      'the image from voxel 0 to the region end): path.h5:dataset, '
+                      'Where the stitched segmentation goes (uint64 global ids; the shape of '
+                      'the image, or for stitch_segmentation.py from voxel 0 to the region '
+                      'end; 0 outside the region): path.h5:dataset, '
                       'zarr:///abs/path.zarr, n5:///abs/path.n5, precomputed:///abs/dir or a '
                       'TensorStore JSON spec.')
   flags.DEFINE_integer('num_workers', 1, 'Workers per task (each holds one subvolume).')
@@ -74,11 +75,19 @@ def check_run_flags() -> None:
 
 
 def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
-                    request_text: Optional[str]) -> scheduling.BlockwisePlan:
+                    request_text: Optional[str],
+                    output_shape_zyx: Optional[Sequence[int]] = None
+                    ) -> scheduling.BlockwisePlan:
   """The plan of the flags for results in `segmentation_dir`."""
   check_run_flags()
-  settings = stitching.StitchSettings(segmentation_dir, grid_from_flags(region),
-                                      FLAGS.output_volume, FLAGS.min_overlap_size)
+  grid = grid_from_flags(region)
+  if output_shape_zyx is not None and any(
+      n < int(e) for n, e in zip(output_shape_zyx, region.end[::-1])):
+    cli.fail(f'--bounding_box ends at {tuple(int(e) for e in region.end)} (xyz), beyond the '
+             f'image volume of size {tuple(output_shape_zyx)[::-1]} (xyz)')
+  settings = stitching.StitchSettings(segmentation_dir, grid, FLAGS.output_volume,
+                                      FLAGS.min_overlap_size,
+                                      None if output_shape_zyx is None else tuple(output_shape_zyx))
   try:
     settings.output()
   except ValueError as e:

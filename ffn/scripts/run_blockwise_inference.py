@@ -18,6 +18,7 @@ from absl import flags
 
 from ffn.scripts import blockwise_flags
 from ffn.inference import run_request
+from ffn.inference import storage
 from ffn.utils import cli
 
 FLAGS = flags.FLAGS
@@ -38,8 +39,12 @@ def main(argv):
     cli.fail(str(e))
   if not request.segmentation_output_dir:
     cli.fail('InferenceRequest.segmentation_output_dir must be set')
+  try:
+    image_shape = storage.decorated_volume(request.image).shape[-3:]
+  except (ValueError, NotImplementedError, OSError) as e:
+    cli.fail(f'InferenceRequest.image: {e}')
   plan = blockwise_flags.plan_from_flags(request.segmentation_output_dir, region,
-                                         FLAGS.inference_request)
+                                         FLAGS.inference_request, image_shape)
   blockwise_flags.run_plan(plan)
 
 
