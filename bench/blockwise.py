@@ -146,9 +146,9 @@ def main(argv):
   with tempfile.TemporaryDirectory() as tmp_dir:
     out_dir = pathlib.Path(FLAGS.output_dir or tmp_dir).resolve()
     text = config.read_text()
+    owned = sorted({tuple(int(n) for n in grid.owned_box(i).size) for i in grid.indices()})
     print(f'config: {config.relative_to(REPO_ROOT)}; region {size}^3 as {grid.shape} blocks of '
-          f'{sub}^3 with overlap {overlap}; owned regions: '
-          + ', '.join(str(tuple(int(n) for n in grid.owned_box(i).size)) for i in grid.indices()), flush=True)
+          f'{sub}^3 with overlap {overlap}; owned regions (xyz): {owned}', flush=True)
 
     single, single_seconds = _timed_single_run(run_request.parse_request(text), size,
                                                str(out_dir / 'single'))
