@@ -96,6 +96,32 @@ scheduling.run(plan, num_workers=2, progress=False)
 '''
 
 
+def _worker_pids(parent: int) -> list[int]:
+  """The daisy worker processes started by `parent`."""
+  pids = []
+  for entry in os.listdir('/proc'):
+    try:
+      with open(f'/proc/{entry}/stat') as f:
+        ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+      with open(f'/proc/{entry}/cmdline', 'rb') as f:
+        command = f.read()
+    except (OSError, ValueError, IndexError):
+      continue
+    if ppid == parent and b'daisy._subprocess_worker' in command:
+      pids.append(int(entry))
+  return pids
+
+
+def _wait_for_results(proc, out, count: int) -> None:
+  """Waits until `count` subvolume results exist (the run must still be going)."""
+  deadline = time.time() + 60
+  while proc.poll() is None and time.time() < deadline:
+    if len(glob.glob(str(out / '*' / '*' / 'seg-*.npz'))) >= count:
+      return
+    time.sleep(0.05)
+  assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+
+
 def test_kill_and_rerun_gives_the_uninterrupted_result(one_worker, volume):
   root, spec, _ = volume
   out, output = root / 'killed', f'{root}/killed.h5:seg'
@@ -103,13 +129,13 @@ def test_kill_and_rerun_gives_the_uninterrupted_result(one_worker, volume):
                           spec=spec, out=str(out), output=output)
   proc = subprocess.Popen([sys.executable, '-c', script], cwd=REPO_ROOT, start_new_session=True,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-  # Kill the scheduler and its workers once a few subvolumes are done, mid-run.
-  deadline = time.time() + 60
-  while proc.poll() is None and time.time() < deadline:
-    if len(glob.glob(str(out / '*' / '*' / 'seg-*.npz'))) >= 3:
-      break
-    time.sleep(0.05)
-  assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+  # Kill one worker (daisy starts another and hands its block out again), then, once a
+  # few subvolumes are done, the scheduler and all its workers.
+  _wait_for_results(proc, out, 1)
+  workers = _worker_pids(proc.pid)
+  assert workers
+  os.kill(workers[0], signal.SIGKILL)
+  _wait_for_results(proc, out, 3)
   os.killpg(proc.pid, signal.SIGKILL)
   proc.wait()
   done_before = {p: os.path.getmtime(p) for p in glob.glob(str(out / '*' / '*' / 'seg-*.npz'))}
