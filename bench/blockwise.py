@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO_ROOT))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import matching
+from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import scheduling
 from ffn.blockwise import stitching
 from ffn.inference import run_request
@@ -158,7 +159,7 @@ def main(argv):
     output = f'{out_dir}/stitched.h5:seg'
     settings = stitching.StitchSettings(request.segmentation_output_dir, grid, output,
                                         FLAGS.min_overlap_size)
-    plan = scheduling.BlockwisePlan(settings, str(request))
+    plan = plan_lib.BlockwisePlan(settings, str(request))
     start = time.perf_counter()
     scheduling.run(plan, FLAGS.num_workers)
     blockwise_seconds = time.perf_counter() - start

@@ -20,232 +20,25 @@ when every block is done.
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import json
 import logging
 import os
-import shlex
 import shutil
-import subprocess
-import sys
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 import daisy.v2 as daisy
 from daisy import logging as daisy_logging
-from google.protobuf import text_format
 
 from ffn.blockwise import grid as grid_lib
+from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import stitching
-from ffn.inference import inference_pb2
+from ffn.blockwise import workers
+from ffn.inference import storage
 from ffn.utils import atomic
-
-TASKS = ('inference', 'match', 'resolve', 'write')
 
 
 class BlockwiseError(ValueError):
   """A blockwise run that could not finish, with the blocks and errors that stopped it."""
-
-
-@dataclasses.dataclass(frozen=True)
-class BlockwisePlan:
-  """Everything a scheduler or a worker needs, saved as JSON for workers started elsewhere.
-
-  `request_text` is None when the subvolume results exist already (stitching
-  only). `model_factory` ('module:attribute', optional) builds the model
-  instead of the request's model_name and checkpoint (a notebook's model, a
-  test's).
-  """
-  stitch: stitching.StitchSettings
-  request_text: Optional[str] = None
-  model_factory: str = ''
-  max_retries: int = 2
-  block_timeout_secs: float = 24 * 3600.0
-
-  @property
-  def grid(self) -> grid_lib.BlockGrid:
-    return self.stitch.grid
-
-  @property
-  def work_dir(self) -> str:
-    return self.stitch.work_dir
-
-  @property
-  def plan_path(self) -> str:
-    return os.path.join(self.work_dir, 'plan.json')
-
-  def to_json(self) -> str:
-    """The plan as JSON text."""
-    return json.dumps({
-        'segmentation_dir': self.stitch.segmentation_dir, 'grid': self.grid.to_json_dict(),
-        'output_volume': self.stitch.output_volume,
-        'min_overlap_size': self.stitch.min_overlap_size,
-        'output_shape_zyx': self.stitch.output_shape_zyx, 'request': self.request_text,
-        'model_factory': self.model_factory, 'max_retries': self.max_retries,
-        'block_timeout_secs': self.block_timeout_secs}, indent=1)
-
-  @classmethod
-  def from_json(cls, text: str) -> 'BlockwisePlan':
-    """The plan of `to_json` text."""
-    data = json.loads(text)
-    settings = stitching.StitchSettings(
-        data['segmentation_dir'], grid_lib.BlockGrid(**data['grid']), data['output_volume'],
-        data['min_overlap_size'], data['output_shape_zyx'])
-    return cls(settings, data['request'], data['model_factory'], data['max_retries'],
-               data['block_timeout_secs'])
-
-  @classmethod
-  def load(cls, path: str) -> 'BlockwisePlan':
-    """The plan saved at `path`."""
-    with open(path) as f:
-      return cls.from_json(f.read())
-
-
-def parse_request(text: str) -> inference_pb2.InferenceRequest:
-  """The InferenceRequest of a plan."""
-  return text_format.Parse(text, inference_pb2.InferenceRequest())
-
-
-def _import_factory(name: str) -> Callable:
-  """The callable named 'module:attribute'."""
-  module, _, attribute = name.partition(':')
-  return getattr(importlib.import_module(module), attribute)
-
-
-# ----------------------------------------------------------------------------
-# Failure records: one file per failing block, its attempts one line each.
-
-
-def _failure_dir(plan: BlockwisePlan) -> str:
-  return os.path.join(plan.work_dir, 'failures')
-
-
-def _failure_path(plan: BlockwisePlan, task: str, ordinal: int) -> str:
-  return os.path.join(_failure_dir(plan), f'{task}-{ordinal}.txt')
-
-
-def _record_failure(plan: BlockwisePlan, task: str, ordinal: int, name: str,
-                    error: BaseException) -> None:
-  os.makedirs(_failure_dir(plan), exist_ok=True)
-  with open(_failure_path(plan, task, ordinal), 'a') as f:
-    f.write(f'{task} {name}: {type(error).__name__}: {error}\n')
-
-
-def read_failures(plan: BlockwisePlan) -> list[str]:
-  """'task block: error (n attempts)' for every block whose last attempt failed."""
-  reports = []
-  if not os.path.isdir(_failure_dir(plan)):
-    return reports
-  for entry in sorted(os.listdir(_failure_dir(plan))):
-    with open(os.path.join(_failure_dir(plan), entry)) as f:
-      attempts = [line.rstrip('\n') for line in f if line.strip()]
-    if attempts:
-      reports.append(f'{attempts[-1]} ({len(attempts)} attempts)')
-  return reports
-
-
-# ----------------------------------------------------------------------------
-# Workers.
-
-
-class BlockFunction:
-  """One task's work on the blocks daisy hands a worker; keeps the model between blocks."""
-
-  def __init__(self, plan: BlockwisePlan, task: str):
-    assert task in TASKS, task
-    self.plan = plan
-    self.task = task
-    self._runner = None
-
-  def __call__(self, block) -> None:
-    if not logging.getLogger().handlers:
-      # A fresh worker process: its log lines go to the run's worker logs.
-      logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-    grid = self.plan.grid
-    if self.task == 'resolve':
-      index, ordinal, name = None, 0, 'all blocks'
-    else:
-      index = grid.index_of_offset(block.write_roi.offset)
-      ordinal, name = grid.ordinal(index), grid.name(index)
-    start = time.time()
-    try:
-      done = self._process(index)
-    except Exception as e:  # pylint: disable=broad-except
-      # Reported through daisy (which retries the block) and kept for the final report;
-      # the worker lives on with its model for the next block.
-      logging.exception('%s %s failed', self.task, name)
-      _record_failure(self.plan, self.task, ordinal, name, e)
-      block.status = daisy.BlockStatus.FAILED
-      return
-    failure = _failure_path(self.plan, self.task, ordinal)
-    if os.path.exists(failure):
-      os.remove(failure)
-    logging.info('%s %s: %s in %.1f s.', self.task, name, done, time.time() - start)
-
-  def _process(self, index):
-    settings = self.plan.stitch
-    if self.task == 'inference':
-      return self._infer(index)
-    if self.task == 'match':
-      return stitching.match_block(settings, index)
-    if self.task == 'resolve':
-      return stitching.resolve_ids(settings)
-    return f'{stitching.write_block(settings, index)} voxels written'
-
-  def _infer(self, index) -> str:
-    grid = self.plan.grid
-    runner = self._get_runner()
-    canvas = runner.run(grid.corner(index), grid.block_size(index))
-    if canvas is None:
-      return 'done before (or all masked)'
-    return (f'{runner.counters["inference-calls"].value} FOVs, '
-            f'{len(canvas.origins)} objects')
-
-  def _get_runner(self):
-    if self._runner is None:
-      # Imported here so that stitching workers start without the inference stack.
-      from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-at-top
-      runner = runner_lib.Runner()
-      runner.prepare(parse_request(self.plan.request_text))
-      model = _import_factory(self.plan.model_factory)() if self.plan.model_factory else None
-      runner.load_model(model)
-      self._runner = runner
-    return self._runner
-
-
-class LaunchedWorker:
-  """Starts a worker through a command template (e.g. 'srun -n1 {command}') and waits for it."""
-
-  def __init__(self, template: str, plan_path: str, task: str):
-    self.template = template
-    self.plan_path = plan_path
-    self.task = task
-
-  def command(self, context: str) -> str:
-    """The shell command that starts one worker of the task."""
-    worker = shlex.join([sys.executable, '-m', 'ffn.blockwise.worker', '--plan', self.plan_path,
-                         '--task', self.task, '--context', context])
-    return self.template.replace('{command}', worker)
-
-  def __call__(self, *, context) -> None:
-    command = self.command(context.to_env())
-    status = subprocess.call(command, shell=True)
-    if status != 0:
-      raise RuntimeError(f'worker command exited with status {status}: {command}')
-
-
-def run_worker(plan_path: str, task: str, context: str) -> None:
-  """A worker's loop: connects to the scheduler and processes blocks until none are left."""
-  plan = BlockwisePlan.load(plan_path)
-  os.environ['DAISY_CONTEXT'] = context
-  client = daisy.Client()
-  function = BlockFunction(plan, task)
-  while True:
-    with client.acquire_block() as block:
-      if block is None:
-        return
-      function(block)
 
 
 # ----------------------------------------------------------------------------
@@ -262,13 +55,13 @@ def _rois(grid: grid_lib.BlockGrid, reach: int) -> tuple[daisy.Roi, daisy.Roi, d
   return total, read, daisy.Roi((0, 0, 0), stride)
 
 
-def _tasks(plan: BlockwisePlan, num_workers: int, worker_command: Optional[str]):
+def _tasks(plan: plan_lib.BlockwisePlan, num_workers: int, worker_command: Optional[str]):
   """The daisy pipeline of a plan."""
   markers = os.path.join(plan.work_dir, 'done')
 
   def task(name, rois, workers, conflict):
-    function = (BlockFunction(plan, name) if worker_command is None
-                else LaunchedWorker(worker_command, plan.plan_path, name))
+    function = (workers.BlockFunction(plan, name) if worker_command is None
+                else workers.LaunchedWorker(worker_command, plan.plan_path, name))
     return daisy.Task(name, *rois, process_function=function, read_write_conflict=conflict,
                       fit='valid', max_workers=workers, max_retries=plan.max_retries,
                       timeout=plan.block_timeout_secs,
@@ -285,7 +78,7 @@ def _tasks(plan: BlockwisePlan, num_workers: int, worker_command: Optional[str])
 
 def _log_states(states, seconds: float) -> None:
   """Counts and rates of each task."""
-  for name in TASKS:
+  for name in plan_lib.TASKS:
     if name not in states:
       continue
     state = states[name]
@@ -296,11 +89,11 @@ def _log_states(states, seconds: float) -> None:
                  state.orphaned_count, 60.0 * ran / max(seconds, 1e-9))
 
 
-def _committed_path(plan: BlockwisePlan) -> str:
+def _committed_path(plan: plan_lib.BlockwisePlan) -> str:
   return os.path.join(plan.work_dir, 'committed')
 
 
-def _prepare_output(plan: BlockwisePlan) -> bool:
+def _prepare_output(plan: plan_lib.BlockwisePlan) -> bool:
   """Checks the output's name; False when this plan's output is committed already."""
   output = plan.stitch.output()
   if output.exists():
@@ -316,26 +109,24 @@ def _prepare_output(plan: BlockwisePlan) -> bool:
   return True
 
 
-def _check_request(plan: BlockwisePlan) -> None:
+def _check_request(plan: plan_lib.BlockwisePlan) -> None:
   """Fails before any work on a bad request or a region outside the image."""
-  request = parse_request(plan.request_text)
+  request = plan_lib.parse_request(plan.request_text)
   if os.path.abspath(request.segmentation_output_dir) != os.path.abspath(
       plan.stitch.segmentation_dir):
     raise BlockwiseError('the plan stitches results from another directory than the '
                          "request's segmentation_output_dir")
   from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-at-top
-  runner = runner_lib.Runner()
-  runner.prepare(request)
+  runner_lib.Runner().prepare(request)  # Checks the request and opens its volumes.
   grid = plan.grid
-  runner.check_box(grid.start, grid.size)
-  shape = runner._image_volume.shape[-3:]  # pylint: disable=protected-access
+  shape = storage.decorated_volume(request.image).shape[-3:]
   end = [s + n for s, n in zip(grid.start, grid.size)]
   if any(e > n for e, n in zip(end, shape)) or min(grid.start) < 0:
     raise BlockwiseError(f'--bounding_box ends at {end[::-1]} (xyz), beyond the image volume '
                          f'of size {tuple(shape)[::-1]} (xyz)')
 
 
-def run(plan: BlockwisePlan, num_workers: int = 1, worker_command: Optional[str] = None,
+def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Optional[str] = None,
         host: Optional[str] = None, progress: bool = True) -> None:
   """Runs (or finishes) every missing block of the plan, then commits the output.
 
@@ -353,7 +144,7 @@ def run(plan: BlockwisePlan, num_workers: int = 1, worker_command: Optional[str]
   if not _prepare_output(plan):
     logging.info('%s is complete already.', plan.stitch.output_volume)
     return
-  shutil.rmtree(_failure_dir(plan), ignore_errors=True)
+  shutil.rmtree(workers.failure_dir(plan), ignore_errors=True)
   daisy_logging.set_log_basedir(os.path.join(plan.work_dir, 'logs'))
   logging.info('%d blocks (%s zyx) of %s (zyx) voxels, %d worker(s); work files and worker '
                'logs in %s.', len(plan.grid), plan.grid.shape, plan.grid.subvolume_size,
@@ -365,9 +156,10 @@ def run(plan: BlockwisePlan, num_workers: int = 1, worker_command: Optional[str]
     states = daisy.run_blockwise(_tasks(plan, num_workers, worker_command), progress=progress,
                                  return_states=True, host=host, summary=False)
   except RuntimeError as e:
-    raise BlockwiseError(f'the run was abandoned: {e}\n' + '\n'.join(read_failures(plan))) from e
+    failures = '\n'.join(workers.read_failures(plan))
+    raise BlockwiseError(f'the run was abandoned: {e}\n{failures}') from e
   _log_states(states, time.time() - start)
-  failures = read_failures(plan)
+  failures = workers.read_failures(plan)
   incomplete = [name for name, state in states.items()
                 if state.completed_count != state.total_block_count]
   if failures or incomplete:
@@ -378,3 +170,4 @@ def run(plan: BlockwisePlan, num_workers: int = 1, worker_command: Optional[str]
   atomic.atomic_write_text(_committed_path(plan), plan.stitch.output_volume + '\n')
   logging.info('Stitched segmentation written to %s in %.1f s.', plan.stitch.output_volume,
                time.time() - start)
+

@@ -10,17 +10,18 @@ import argparse
 import logging
 from typing import Optional, Sequence
 
-from ffn.blockwise import scheduling
+from ffn.blockwise import plan as plan_lib
+from ffn.blockwise import workers
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--plan', required=True, help='plan.json of the run')
-  parser.add_argument('--task', required=True, choices=scheduling.TASKS)
+  parser.add_argument('--task', required=True, choices=plan_lib.TASKS)
   parser.add_argument('--context', required=True, help="the scheduler's worker context")
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-  scheduling.run_worker(args.plan, args.task, args.context)
+  workers.run_worker(args.plan, args.task, args.context)
 
 
 if __name__ == '__main__':

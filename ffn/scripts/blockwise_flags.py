@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 from absl import flags
 
 from ffn.blockwise import grid as grid_lib
+from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import scheduling
 from ffn.blockwise import stitching
 from ffn.utils import bounding_box
@@ -77,7 +78,7 @@ def check_run_flags() -> None:
 def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
                     request_text: Optional[str],
                     output_shape_zyx: Optional[Sequence[int]] = None
-                    ) -> scheduling.BlockwisePlan:
+                    ) -> plan_lib.BlockwisePlan:
   """The plan of the flags for results in `segmentation_dir`."""
   check_run_flags()
   grid = grid_from_flags(region)
@@ -92,11 +93,11 @@ def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
     settings.output()
   except ValueError as e:
     cli.fail(str(e))
-  return scheduling.BlockwisePlan(settings, request_text, max_retries=FLAGS.max_retries,
+  return plan_lib.BlockwisePlan(settings, request_text, max_retries=FLAGS.max_retries,
                                   block_timeout_secs=FLAGS.block_timeout_secs)
 
 
-def run_plan(plan: scheduling.BlockwisePlan) -> None:
+def run_plan(plan: plan_lib.BlockwisePlan) -> None:
   """Runs the plan with the worker flags; one-line failure naming the failed blocks."""
   try:
     scheduling.run(plan, FLAGS.num_workers, FLAGS.worker_command, FLAGS.scheduler_host)

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 
 from ffn.blockwise import grid as grid_lib
-from ffn.blockwise import scheduling
+from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import stitching
 from ffn.utils import bounding_box
 
@@ -56,11 +56,11 @@ def region() -> bounding_box.BoundingBox:
 
 def make_plan(image_spec: str, output_dir: pathlib.Path, output_volume: str,
               model_factory: str = 'synthetic_ffn:NumpyModel', min_overlap_size: int = 20,
-              **request_extra) -> scheduling.BlockwisePlan:
+              **request_extra) -> plan_lib.BlockwisePlan:
   """The plan of a blockwise run of the synthetic volume."""
   grid = grid_lib.BlockGrid.from_xyz(region(), SUBVOLUME_XYZ, OVERLAP_XYZ)
   settings = stitching.StitchSettings(str(output_dir), grid, output_volume, min_overlap_size)
-  return scheduling.BlockwisePlan(settings, request_text(image_spec, output_dir,
+  return plan_lib.BlockwisePlan(settings, request_text(image_spec, output_dir,
                                                          **request_extra),
                                   model_factory=model_factory, max_retries=1)
 
