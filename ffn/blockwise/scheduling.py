@@ -59,11 +59,11 @@ def _tasks(plan: plan_lib.BlockwisePlan, num_workers: int, worker_command: Optio
   """The daisy pipeline of a plan."""
   markers = os.path.join(plan.work_dir, 'done')
 
-  def task(name, rois, workers, conflict):
+  def task(name, rois, max_workers, conflict):
     function = (workers.BlockFunction(plan, name) if worker_command is None
                 else workers.LaunchedWorker(worker_command, plan.plan_path, name))
     return daisy.Task(name, *rois, process_function=function, read_write_conflict=conflict,
-                      fit='valid', max_workers=workers, max_retries=plan.max_retries,
+                      fit='valid', max_workers=max_workers, max_retries=plan.max_retries,
                       timeout=plan.block_timeout_secs,
                       tracking_path=os.path.join(markers, name))
 

@@ -25,15 +25,18 @@ from ffn.blockwise import stitching
 
 
 def failure_dir(plan: plan_lib.BlockwisePlan) -> str:
+  """Where the failure records of a run go."""
   return os.path.join(plan.work_dir, 'failures')
 
 
 def _failure_path(plan: plan_lib.BlockwisePlan, task: str, ordinal: int) -> str:
+  """The failure record of one block of one task."""
   return os.path.join(failure_dir(plan), f'{task}-{ordinal}.txt')
 
 
 def _record_failure(plan: plan_lib.BlockwisePlan, task: str, ordinal: int, name: str,
                     error: BaseException) -> None:
+  """Appends one failed attempt to the block's record."""
   os.makedirs(failure_dir(plan), exist_ok=True)
   with open(_failure_path(plan, task, ordinal), 'a') as f:
     f.write(f'{task} {name}: {type(error).__name__}: {error}\n')
