@@ -27,6 +27,7 @@ import pathlib
 import sys
 import tempfile
 import time
+from typing import Optional
 
 from absl import app
 from absl import flags
@@ -61,6 +62,15 @@ flags.DEFINE_string('config', None, 'InferenceRequest text file (default: the fa
                     'config if it exists, else the fp32 one).')
 flags.DEFINE_string('output_dir', None, 'Where to keep the results (default: a temporary '
                     'directory).')
+
+
+def _read(spec: str, box: Optional[bounding_box.BoundingBox] = None) -> np.ndarray:
+  """The zyx contents of an HDF5 volume (or of an xyz box of it)."""
+  dataset = volume_spec.open_volume(spec)
+  try:
+    return dataset[box.to_slice() if box is not None else ...]
+  finally:
+    dataset.file.close()
 
 
 def _timed_single_run(request, size: int, out_dir: str) -> tuple[np.ndarray, float]:
@@ -163,11 +173,10 @@ def main(argv):
     start = time.perf_counter()
     scheduling.run(plan, FLAGS.num_workers)
     blockwise_seconds = time.perf_counter() - start
-    with volume_spec.open_volume(output) as dataset:
-      stitched = dataset[...]
+    stitched = _read(output)
     unstitched = _unstitched(settings)
 
-  groundtruth = volume_spec.open_volume(GROUNDTRUTH)[region.to_slice()]
+  groundtruth = _read(GROUNDTRUTH, region)
   print(f'wall time: single run {single_seconds:.1f} s; blockwise ({FLAGS.num_workers} '
         f'workers, {len(grid)} blocks, stitched) {blockwise_seconds:.1f} s')
   planes = _border_planes(grid)
