@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import time
 
 import h5py
 import numpy as np
@@ -70,6 +71,14 @@ def read_h5(spec: str) -> np.ndarray:
   path, dataset = spec.rsplit(':', 1)
   with h5py.File(path, 'r') as f:
     return f[dataset][...]
+
+
+class SlowModel(synthetic_ffn.NumpyModel):
+  """The numpy model, 5 ms per call: subvolumes take long enough to be checkpointed."""
+
+  def predict_logits(self, image, seed):
+    time.sleep(0.005)
+    return super().predict_logits(image, seed)
 
 
 class FailingModel(synthetic_ffn.NumpyModel):

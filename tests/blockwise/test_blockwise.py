@@ -91,7 +91,8 @@ import sys
 sys.path[:0] = {paths!r}
 import blockwise_fixtures
 from ffn.blockwise import scheduling
-plan = blockwise_fixtures.make_plan({spec!r}, {out!r}, {output!r}, checkpoint_interval=1)
+plan = blockwise_fixtures.make_plan({spec!r}, {out!r}, {output!r}, checkpoint_interval=1,
+                                    model_factory='blockwise_fixtures:SlowModel')
 scheduling.run(plan, num_workers=2, progress=False)
 '''
 
@@ -112,11 +113,12 @@ def _worker_pids(parent: int) -> list[int]:
   return pids
 
 
-def _wait_for_results(proc, out, count: int) -> None:
-  """Waits until `count` subvolume results exist (the run must still be going)."""
+def _wait_for_results(proc, out, count: int, checkpoints: int = 0) -> None:
+  """Waits until `count` subvolume results (and `checkpoints` checkpoints) exist, mid-run."""
   deadline = time.time() + 60
   while proc.poll() is None and time.time() < deadline:
-    if len(glob.glob(str(out / '*' / '*' / 'seg-*.npz'))) >= count:
+    if (len(glob.glob(str(out / '*' / '*' / 'seg-*.npz'))) >= count
+        and len(glob.glob(str(out / '*' / '*' / '*.cpoint'))) >= checkpoints):
       return
     time.sleep(0.05)
   assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
@@ -135,19 +137,27 @@ def test_kill_and_rerun_gives_the_uninterrupted_result(one_worker, volume):
   workers = _worker_pids(proc.pid)
   assert workers
   os.kill(workers[0], signal.SIGKILL)
-  _wait_for_results(proc, out, 3)
+  _wait_for_results(proc, out, 3, checkpoints=1)
   os.killpg(proc.pid, signal.SIGKILL)
   proc.wait()
   done_before = {p: os.path.getmtime(p) for p in glob.glob(str(out / '*' / '*' / 'seg-*.npz'))}
+  in_flight = glob.glob(str(out / '*' / '*' / '*.cpoint'))
+  assert in_flight
   assert 3 <= len(done_before) < 8
   assert not os.path.exists(f'{root}/killed.h5')  # Nothing under the output's name.
 
-  plan = blockwise_fixtures.make_plan(spec, out, output, checkpoint_interval=1)
+  plan = blockwise_fixtures.make_plan(spec, out, output, checkpoint_interval=1,
+                                      model_factory='blockwise_fixtures:SlowModel')
   scheduling.run(plan, num_workers=2, progress=False)
   np.testing.assert_array_equal(blockwise_fixtures.read_h5(output), one_worker)
   # Done subvolumes were not run again; no checkpoint is left behind.
   assert all(os.path.getmtime(p) == t for p, t in done_before.items())
   assert not glob.glob(str(out / '*' / '*' / '*.cpoint'))
+  # The subvolumes in flight continued from their checkpoints.
+  logs = ''.join(open(p).read() for p in glob.glob(
+      os.path.join(plan.work_dir, 'logs', 'inference', '*.err')))
+  for cpoint in in_flight:
+    assert f'Inference checkpoint restored from {cpoint}' in logs
 
 
 def test_a_failing_block_is_retried_and_reported_by_name(volume):
