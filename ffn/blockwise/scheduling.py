@@ -41,10 +41,6 @@ class BlockwiseError(ValueError):
   """A blockwise run that could not finish, with the blocks and errors that stopped it."""
 
 
-# ----------------------------------------------------------------------------
-# The scheduler side.
-
-
 def _rois(grid: grid_lib.BlockGrid, reach: int) -> tuple[daisy.Roi, daisy.Roi, daisy.Roi]:
   """(total, read, write) ROIs of a task whose blocks read `reach` neighbours each way."""
   stride = grid.stride
@@ -77,16 +73,18 @@ def _tasks(plan: plan_lib.BlockwisePlan, num_workers: int, worker_command: Optio
 
 
 def _log_states(states, seconds: float) -> None:
-  """Counts and rates of each task."""
+  """Counts of each task, and the rate of the blocks run now."""
+  ran = 0
   for name in plan_lib.TASKS:
-    if name not in states:
-      continue
-    state = states[name]
-    ran = state.completed_count - state.skipped_count
-    logging.info('%s: %d of %d blocks done (%d done before), %d failed, %d waiting on failed '
-                 'blocks; %.2f blocks/min.', name, state.completed_count,
-                 state.total_block_count, state.skipped_count, state.failed_count,
-                 state.orphaned_count, 60.0 * ran / max(seconds, 1e-9))
+    if name in states:
+      state = states[name]
+      ran += state.completed_count - state.skipped_count
+      logging.info('%s: %d of %d blocks done (%d of them before this run), %d failed, %d '
+                   'waiting on failed blocks.', name, state.completed_count,
+                   state.total_block_count, state.skipped_count, state.failed_count,
+                   state.orphaned_count)
+  logging.info('%d blocks run in %.1f s (%.2f blocks/min).', ran, seconds,
+               60.0 * ran / max(seconds, 1e-9))
 
 
 def _committed_path(plan: plan_lib.BlockwisePlan) -> str:
