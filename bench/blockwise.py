@@ -37,6 +37,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from ffn.analysis import evaluation
 from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import matching
 from ffn.blockwise import plan as plan_lib
@@ -45,8 +46,7 @@ from ffn.blockwise import stitching
 from ffn.inference import run_request
 from ffn.inference import storage
 from ffn.utils import bounding_box
-from ffn.utils import evaluation
-from ffn.utils import volume_spec
+from ffn.utils import volumes
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FAST_CONFIG = REPO_ROOT / 'configs' / 'inference_training_sample2_fast.pbtxt'
@@ -65,12 +65,9 @@ flags.DEFINE_string('output_dir', None, 'Where to keep the results (default: a t
 
 
 def _read(spec: str, box: Optional[bounding_box.BoundingBox] = None) -> np.ndarray:
-  """The zyx contents of an HDF5 volume (or of an xyz box of it)."""
-  dataset = volume_spec.open_volume(spec)
-  try:
-    return dataset[box.to_slice() if box is not None else ...]
-  finally:
-    dataset.file.close()
+  """The zyx contents of a volume (or of an xyz box of it)."""
+  with volumes.open_volume(spec) as volume:
+    return volume[...] if box is None else volume.read(box)
 
 
 def _timed_single_run(request, size: int, out_dir: str) -> tuple[np.ndarray, float]:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
-from typing import Callable, Optional
+from typing import Optional
 
 from google.protobuf import text_format
 
 from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import stitching
 from ffn.inference import inference_pb2
+from ffn.utils import resolve
 
 TASKS = ('inference', 'match', 'resolve', 'write')
 
@@ -22,7 +22,7 @@ class BlockwisePlan:
   """Everything a scheduler or a worker needs, saved as JSON for workers started elsewhere.
 
   `request_text` is None when the subvolume results exist already (stitching
-  only). `model_factory` ('module:attribute', optional) builds the model
+  only). `model_factory` ('module.attribute', optional) builds the model
   instead of the request's model_name and checkpoint (a notebook's model, a
   test's).
   """
@@ -76,9 +76,6 @@ def parse_request(text: str) -> inference_pb2.InferenceRequest:
   return text_format.Parse(text, inference_pb2.InferenceRequest())
 
 
-def import_factory(name: str) -> Callable:
-  """The callable named 'module:attribute'."""
-  module, _, attribute = name.partition(':')
-  return getattr(importlib.import_module(module), attribute)
-
-
+def build_model(model_factory: str):
+  """The model the callable named 'module.attribute' returns."""
+  return resolve.import_symbol(model_factory, what='model factory')()

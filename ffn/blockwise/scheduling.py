@@ -35,9 +35,10 @@ from ffn.blockwise import stitching
 from ffn.blockwise import workers
 from ffn.inference import storage
 from ffn.utils import atomic
+from ffn.utils import errors
 
 
-class BlockwiseError(ValueError):
+class BlockwiseError(errors.FFNError):
   """A blockwise run that could not finish, with the blocks and errors that stopped it."""
 
 

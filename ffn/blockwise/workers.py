@@ -119,7 +119,7 @@ class BlockFunction:
       runner = runner_lib.Runner()
       runner.prepare(plan_lib.parse_request(self.plan.request_text))
       factory = self.plan.model_factory
-      model = plan_lib.import_factory(factory)() if factory else None
+      model = plan_lib.build_model(factory) if factory else None
       runner.load_model(model)
       self._runner = runner
     return self._runner

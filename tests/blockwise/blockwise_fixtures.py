@@ -56,7 +56,7 @@ def region() -> bounding_box.BoundingBox:
 
 
 def make_plan(image_spec: str, output_dir: pathlib.Path, output_volume: str,
-              model_factory: str = 'synthetic_ffn:NumpyModel', min_overlap_size: int = 20,
+              model_factory: str = 'synthetic_ffn.NumpyModel', min_overlap_size: int = 20,
               **request_extra) -> plan_lib.BlockwisePlan:
   """The plan of a blockwise run of the synthetic volume."""
   grid = grid_lib.BlockGrid.from_xyz(region(), SUBVOLUME_XYZ, OVERLAP_XYZ)

@@ -92,7 +92,7 @@ sys.path[:0] = {paths!r}
 import blockwise_fixtures
 from ffn.blockwise import scheduling
 plan = blockwise_fixtures.make_plan({spec!r}, {out!r}, {output!r}, checkpoint_interval=1,
-                                    model_factory='blockwise_fixtures:SlowModel')
+                                    model_factory='blockwise_fixtures.SlowModel')
 scheduling.run(plan, num_workers=2, progress=False)
 '''
 
@@ -147,7 +147,7 @@ def test_kill_and_rerun_gives_the_uninterrupted_result(one_worker, volume):
   assert not os.path.exists(f'{root}/killed.h5')  # Nothing under the output's name.
 
   plan = blockwise_fixtures.make_plan(spec, out, output, checkpoint_interval=1,
-                                      model_factory='blockwise_fixtures:SlowModel')
+                                      model_factory='blockwise_fixtures.SlowModel')
   scheduling.run(plan, num_workers=2, progress=False)
   np.testing.assert_array_equal(blockwise_fixtures.read_h5(output), one_worker)
   # Done subvolumes were not run again; no checkpoint is left behind.
@@ -166,7 +166,7 @@ def test_a_failing_block_is_retried_and_reported_by_name(volume):
   image[18, 30, 6] = blockwise_fixtures.POISON  # Inside the sixth object: only one block sees it.
   spec = synthetic_ffn.write_h5(root / 'poisoned.h5', image)
   plan = blockwise_fixtures.make_plan(spec, root / 'failing', f'{root}/failing.h5:seg',
-                                      model_factory='blockwise_fixtures:FailingModel')
+                                      model_factory='blockwise_fixtures.FailingModel')
   with pytest.raises(scheduling.BlockwiseError) as error:
     scheduling.run(plan, num_workers=2, progress=False)
   message = str(error.value)

@@ -11,6 +11,8 @@ from ffn.blockwise import output as output_lib
 from ffn.blockwise import stitching
 from ffn.inference import storage
 from ffn.utils import bounding_box
+from ffn.utils import errors
+from ffn.utils import volumes
 
 import blockwise_fixtures
 import synthetic_ffn
@@ -159,12 +161,14 @@ def test_tensorstore_outputs_appear_only_on_commit(tmp_path, form):
   assert not final.exists() and not output.exists()
   _stitch(settings)
   assert output.exists() and not (tmp_path / '.out.partial').exists()
-  store = output._open(output._final_ts, open=True)  # pylint: disable=protected-access
-  assert _same_up_to_relabelling(store.read().result(), labels)
+  assert _same_up_to_relabelling(volumes.read_volume(f'{form}://{final}'), labels)
 
 
 def test_bad_output_specs(tmp_path):
-  with pytest.raises(ValueError, match='no dataset'):
+  with pytest.raises(errors.FFNError, match='no dataset'):
     output_lib.StitchedOutput(str(tmp_path / 'out.h5'), str(tmp_path))
-  with pytest.raises(ValueError, match='not valid JSON'):
+  with pytest.raises(errors.FFNError, match='not valid JSON'):
     output_lib.StitchedOutput('{"driver": zarr', str(tmp_path))
+  with pytest.raises(errors.FFNError, match='must be a local directory'):
+    output_lib.StitchedOutput('{"driver": "neuroglancer_precomputed", "kvstore": "gs://b/seg"}',
+                              str(tmp_path))
