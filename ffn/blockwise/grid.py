@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ffn.utils import axes
 from ffn.utils import bounding_box
 
 Index = tuple[int, int, int]
@@ -71,8 +72,8 @@ class BlockGrid:
   def from_xyz(cls, box: bounding_box.BoundingBox, subvolume_size_xyz: Sequence[int],
                overlap_xyz: Sequence[int]) -> 'BlockGrid':
     """The grid of an xyz region with xyz subvolume size and overlap."""
-    return cls(box.start_zyx, box.size_zyx, tuple(subvolume_size_xyz)[::-1],
-               tuple(overlap_xyz)[::-1])
+    return cls(box.start_zyx, box.size_zyx, axes.xyz_to_zyx(subvolume_size_xyz),
+               axes.xyz_to_zyx(overlap_xyz))
 
   @property
   def shape(self) -> Index:

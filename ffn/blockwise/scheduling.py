@@ -33,8 +33,9 @@ from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import stitching
 from ffn.blockwise import workers
-from ffn.inference import storage
+from ffn.inference import volumes as inference_volumes
 from ffn.utils import atomic
+from ffn.utils import axes
 from ffn.utils import errors
 
 
@@ -118,11 +119,11 @@ def _check_request(plan: plan_lib.BlockwisePlan) -> None:
   from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-at-top
   runner_lib.Runner().prepare(request)  # Checks the request and opens its volumes.
   grid = plan.grid
-  shape = storage.decorated_volume(request.image).shape[-3:]
+  shape = inference_volumes.decorated_volume(request.image).shape[-3:]
   end = [s + n for s, n in zip(grid.start, grid.size)]
   if any(e > n for e, n in zip(end, shape)) or min(grid.start) < 0:
-    raise BlockwiseError(f'--bounding_box ends at {end[::-1]} (xyz), beyond the image volume '
-                         f'of size {tuple(shape)[::-1]} (xyz)')
+    raise BlockwiseError(f'--bounding_box ends at {axes.xyz(end)} (xyz), beyond the image '
+                         f'volume of size {axes.xyz(shape)} (xyz)')
 
 
 def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Optional[str] = None,

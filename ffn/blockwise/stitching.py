@@ -4,7 +4,7 @@
   resolve_ids    all matches -> the id table (union-find; one global id per object)
   write_block    block -> its owned region, relabelled, into the stitched output
 
-Each step reads the subvolume results through `storage.load_segmentation`,
+Each step reads the subvolume results as `storage.load_segmentation` does,
 writes its own small file atomically, and can be repeated with the same
 result, so a killed run is finished by running the missing steps again. The
 work files live in `<segmentation_dir>/blockwise/stitch-<digest>/`, the
@@ -26,7 +26,7 @@ import numpy as np
 from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import matching
 from ffn.blockwise import output as output_lib
-from ffn.inference import storage
+from ffn.inference import results
 from ffn.utils import atomic
 from ffn.utils import bounding_box
 
@@ -90,14 +90,14 @@ def missing_results(settings: StitchSettings) -> list[str]:
   """The names of subvolumes whose result is not in the segmentation directory."""
   grid = settings.grid
   return [grid.name(index) for index in grid.indices()
-          if storage.get_existing_subvolume_path(settings.segmentation_dir,
+          if results.get_existing_subvolume_path(settings.segmentation_dir,
                                                  grid.corner(index)) is None]
 
 
 def load_block(settings: StitchSettings, index: grid_lib.Index) -> np.ndarray:
   """The uint64 zyx labels of one subvolume result, as inference saved them."""
   corner, size = settings.grid.corner(index), settings.grid.block_size(index)
-  labels, _ = storage.load_segmentation(settings.segmentation_dir, corner, split_cc=False)
+  labels, _ = results.load_segmentation(settings.segmentation_dir, corner, split_cc=False)
   if labels.shape != tuple(size):
     raise ValueError(f'the result of {settings.grid.name(index)} in {settings.segmentation_dir} '
                      f'has shape {labels.shape} (zyx), expected {tuple(size)}: it was made '

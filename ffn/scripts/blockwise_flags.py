@@ -10,6 +10,7 @@ from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import scheduling
 from ffn.blockwise import stitching
+from ffn.utils import axes
 from ffn.utils import bounding_box
 from ffn.utils import cli
 
@@ -83,9 +84,9 @@ def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
   check_run_flags()
   grid = grid_from_flags(region)
   if output_shape_zyx is not None and any(
-      n < int(e) for n, e in zip(output_shape_zyx, region.end[::-1])):
+      n < e for n, e in zip(output_shape_zyx, axes.zyx(region.end))):
     cli.fail(f'--bounding_box ends at {tuple(int(e) for e in region.end)} (xyz), beyond the '
-             f'image volume of size {tuple(output_shape_zyx)[::-1]} (xyz)')
+             f'image volume of size {axes.xyz(output_shape_zyx)} (xyz)')
   settings = stitching.StitchSettings(segmentation_dir, grid, FLAGS.output_volume,
                                       FLAGS.min_overlap_size,
                                       None if output_shape_zyx is None else tuple(output_shape_zyx))

@@ -16,9 +16,9 @@ from __future__ import annotations
 from absl import app
 from absl import flags
 
-from ffn.scripts import blockwise_flags
 from ffn.inference import run_request
-from ffn.inference import storage
+from ffn.inference import volumes as inference_volumes
+from ffn.scripts import blockwise_flags
 from ffn.utils import cli
 
 FLAGS = flags.FLAGS
@@ -40,7 +40,7 @@ def main(argv):
   if not request.segmentation_output_dir:
     cli.fail('InferenceRequest.segmentation_output_dir must be set')
   try:
-    image_shape = storage.decorated_volume(request.image).shape[-3:]
+    image_shape = inference_volumes.decorated_volume(request.image).shape[-3:]
   except (ValueError, NotImplementedError, OSError) as e:
     cli.fail(f'InferenceRequest.image: {e}')
   plan = blockwise_flags.plan_from_flags(request.segmentation_output_dir, region,

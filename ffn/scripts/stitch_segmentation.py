@@ -16,8 +16,8 @@ import os
 from absl import app
 from absl import flags
 
-from ffn.scripts import blockwise_flags
 from ffn.inference import run_request
+from ffn.scripts import blockwise_flags
 from ffn.utils import cli
 
 FLAGS = flags.FLAGS
