@@ -60,8 +60,8 @@ flags.DEFINE_integer('num_workers', 2, 'daisy workers per task.')
 flags.DEFINE_integer('min_overlap_size', 100, 'Voxels two objects must share to be joined.')
 flags.DEFINE_string('config', None, 'InferenceRequest text file (default: the fast sample '
                     'config if it exists, else the fp32 one).')
-flags.DEFINE_string('output_dir', None, 'Where to keep the results (default: a temporary '
-                    'directory).')
+flags.DEFINE_string('output_dir', None, 'Where to keep the results, a new or empty directory '
+                    '(default: a temporary one).')
 
 
 def _read(spec: str, box: Optional[bounding_box.BoundingBox] = None) -> np.ndarray:
@@ -151,6 +151,9 @@ def main(argv):
   sub = -(-(size + overlap) // 2)
   region = bounding_box.BoundingBox(start=(0, 0, 0), size=(size,) * 3)
   grid = grid_lib.BlockGrid.from_xyz(region, (sub,) * 3, (overlap,) * 3)
+  if FLAGS.output_dir and os.path.exists(FLAGS.output_dir) and os.listdir(FLAGS.output_dir):
+    # Results already there would be kept, and the times would measure nothing.
+    sys.exit(f'blockwise.py: error: --output_dir {FLAGS.output_dir} is not empty')
   with tempfile.TemporaryDirectory() as tmp_dir:
     out_dir = pathlib.Path(FLAGS.output_dir or tmp_dir).resolve()
     text = config.read_text()
