@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import sys
 import time
 
 import h5py
@@ -13,7 +14,9 @@ from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import stitching
 from ffn.utils import bounding_box
 
-import synthetic_ffn
+# The synthetic volumes and models of the inference tests.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / 'inference'))
+import synthetic_ffn  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SHAPE_ZYX = (24, 40, 64)
 # 2 x 2 x 2 subvolumes; owned regions split at x 32, y 20, z 12.
