@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Optional, Sequence
 
 from ffn.blockwise import plan as plan_lib
@@ -19,7 +20,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument('--plan', required=True, help='plan.json of the run')
   parser.add_argument('--task', required=True, choices=plan_lib.TASKS)
   parser.add_argument('--context', required=True, help="the scheduler's worker context")
+  parser.add_argument('--cwd', help="the scheduler's working directory")
   args = parser.parse_args(argv)
+  if args.cwd:
+    os.chdir(args.cwd)
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
   workers.run_worker(args.plan, args.task, args.context)
 

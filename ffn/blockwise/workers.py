@@ -135,8 +135,9 @@ class LaunchedWorker:
 
   def command(self, context: str) -> str:
     """The shell command that starts one worker of the task."""
+    # --cwd: the request's relative paths mean what they mean to the scheduler.
     worker = shlex.join([sys.executable, '-m', 'ffn.blockwise.worker', '--plan', self.plan_path,
-                         '--task', self.task, '--context', context])
+                         '--task', self.task, '--context', context, '--cwd', os.getcwd()])
     return self.template.replace('{command}', worker)
 
   def __call__(self, *, context) -> None:
