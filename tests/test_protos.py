@@ -13,7 +13,9 @@ from google.protobuf import descriptor
 from google.protobuf import text_format
 
 from conftest import REPO_ROOT
+from ffn.inference import consensus_pb2
 from ffn.inference import inference_pb2
+from ffn.inference import resegmentation_pb2
 from ffn.utils import bounding_box_pb2
 from ffn.utils import vector_pb2
 
@@ -70,6 +72,20 @@ EXPECTED = {
         'TaskCounters': {'counters': (1, MESSAGE), 'point': (2, MESSAGE),
                          'filename': (3, STRING)},
     },
+    consensus_pb2: {
+        'ConsensusRequest': {'segmentation1': (1, MESSAGE), 'segmentation2': (2, MESSAGE),
+                             'segmentation_output_dir': (3, STRING), 'type': (4, ENUM),
+                             'split_min_size': (7, INT32)},
+    },
+    resegmentation_pb2: {
+        'EndpointResegmentationResult': {
+            'id': (1, UINT64), 'start': (2, MESSAGE), 'num_voxels': (3, INT32),
+            'overlaps': (4, MESSAGE), 'source': (5, MESSAGE),
+            'segmentation_radius': (6, MESSAGE), 'tag': (7, STRING)},
+        'PairResegmentationResult': {
+            'point': (1, MESSAGE), 'id_a': (2, UINT64), 'id_b': (3, UINT64),
+            'segmentation_radius': (4, MESSAGE), 'tag': (5, STRING), 'eval': (6, MESSAGE)},
+    },
     bounding_box_pb2: {
         'BoundingBox': {'start': (1, MESSAGE), 'size': (2, MESSAGE),
                         'description': (3, STRING), 'object_label': (4, UINT64)},
@@ -85,7 +101,21 @@ EXPECTED = {
     },
 }
 
-REPEATED = {('MaskChannelConfig', 'values'), ('ImageMaskOptions', 'channels'),
+# Nested messages: {(outer, nested): {field: (number, type)}}.
+NESTED = {
+    ('EndpointResegmentationResult', 'OverlapInfo'): {
+        'num_overlapping': (1, INT32), 'num_original': (2, INT32)},
+    ('PairResegmentationResult', 'SegmentResult'): {
+        'origin': (1, MESSAGE), 'num_voxels': (2, INT32), 'deleted_voxels': (3, INT32),
+        'segment_a_consistency': (4, FLOAT), 'segment_b_consistency': (5, FLOAT),
+        'max_edt': (6, FLOAT)},
+    ('PairResegmentationResult', 'EvalResult'): {
+        'radius': (1, MESSAGE), 'iou': (2, FLOAT), 'from_a': (3, MESSAGE),
+        'from_b': (4, MESSAGE), 'max_edt_a': (5, FLOAT), 'max_edt_b': (6, FLOAT),
+        'num_voxels_a': (7, INT32), 'num_voxels_b': (8, INT32)},
+}
+
+REPEATED = {('EndpointResegmentationResult', 'overlaps'), ('MaskChannelConfig', 'values'), ('ImageMaskOptions', 'channels'),
             ('VolumeMaskOptions', 'channels'), ('MaskConfigs', 'masks'),
             ('InferenceRequest', 'histogram_masks'), ('InferenceRequest', 'masks'),
             ('InferenceRequest', 'seed_masks'), ('ResegmentationRequest', 'points'),
@@ -102,6 +132,34 @@ def test_messages_fields_and_numbers(module):
     assert got == fields, name
     for f in messages[name].fields:
       assert ((name, f.name) in REPEATED) == f.is_repeated, (name, f.name)
+
+
+def test_nested_messages_fields_and_numbers():
+  messages = resegmentation_pb2.DESCRIPTOR.message_types_by_name
+  for (outer, name), fields in NESTED.items():
+    nested = messages[outer].nested_types_by_name[name]
+    assert {f.name: (f.number, f.type) for f in nested.fields} == fields, name
+    assert not any(f.is_repeated for f in nested.fields), name
+
+
+def test_consensus_and_resegmentation_types():
+  consensus_type = consensus_pb2.ConsensusRequest.ConsensusType
+  assert dict(consensus_type.items()) == {'CONSENSUS_SPLIT': 2}
+  assert consensus_pb2.DESCRIPTOR.package == 'ffn'
+  assert resegmentation_pb2.DESCRIPTOR.package == 'ffn'
+  fields = consensus_pb2.ConsensusRequest.DESCRIPTOR.fields_by_name
+  assert fields['segmentation1'].message_type.full_name == 'ffn.SegmentationSource'
+  overlaps = resegmentation_pb2.EndpointResegmentationResult.DESCRIPTOR.fields_by_name['overlaps']
+  assert overlaps.message_type.GetOptions().map_entry
+  key, value = overlaps.message_type.fields
+  assert key.type == UINT64
+  assert value.message_type.full_name == 'ffn.EndpointResegmentationResult.OverlapInfo'
+  result = resegmentation_pb2.PairResegmentationResult()
+  assert result.eval.from_a.DESCRIPTOR.fields_by_name['origin'].message_type.full_name == (
+      'ffn.proto.Vector3j')
+  text = 'segmentation1 { directory: "a" } type: CONSENSUS_SPLIT split_min_size: 1000'
+  request = text_format.Parse(text, consensus_pb2.ConsensusRequest())
+  assert request.type == 2 and request.split_min_size == 1000
 
 
 def test_packages_and_special_fields():
@@ -189,7 +247,8 @@ def _installed() -> bool:
 def test_checked_in_pb2_match_regenerated(tmp_path):
   pytest.importorskip('grpc_tools.protoc')
   protos = ['ffn/utils/vector.proto', 'ffn/utils/bounding_box.proto',
-            'ffn/inference/inference.proto']
+            'ffn/inference/inference.proto', 'ffn/inference/consensus.proto',
+            'ffn/inference/resegmentation.proto']
   result = subprocess.run(
       [sys.executable, '-m', 'grpc_tools.protoc', f'-I{REPO_ROOT}', f'--python_out={tmp_path}',
        *protos], capture_output=True, text=True, timeout=120)

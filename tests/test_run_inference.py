@@ -70,6 +70,9 @@ def test_bundled_sample_crop_end_to_end(tmp_path):
     ('grayscale_maps.h5:raw', 'grayscale_maps.h5:nope', 'nope'),
     ('seed_policy: "PolicyPeaks"', 'seed_policy: "PolicyPeeks"', 'PolicyPeeks'),
     ('seed_policy: "PolicyPeaks"', 'movement_policy_name: "Wander"', 'Wander'),
+    ('seed_policy: "PolicyPeaks"', 'self_prediction { threshold: 0.5 }', 'self_prediction'),
+    ('seed_policy: "PolicyPeaks"', 'reference_histogram: "no_such_lut.npz"',
+     'reference_histogram'),
     ('\\"depth\\": 12', '\\"depth\\": 13', 'conv12_a'),
 ])
 def test_bad_request(tmp_path, old, new, message):

@@ -56,13 +56,15 @@ class Canvas:
                checkpoint_path: Optional[str] = None,
                checkpoint_interval_sec: float = 0,
                corner_zyx=None,
-               keep_probability_maps: bool = True):
+               keep_probability_maps: bool = True,
+               voxel_size_zyx=(1, 1, 1)):
     """Builds a canvas over the normalised zyx float32 `image`.
 
     `model_info` gives the xyz geometry (`input_image_size`,
     `input_seed_size`, `pred_mask_size`, `deltas`); `executor` runs the
     network (`start_client`, `finish_client`, `predict(client, seed, image)`).
-    The thresholds in `options` are float32 logits.
+    The thresholds in `options` are float32 logits. `voxel_size_zyx`
+    (physical units) shapes the distance transforms of seed policies.
     """
     self.model_info = model_info
     self.executor = executor
@@ -73,6 +75,7 @@ class Canvas:
     self.restrictor = restrictor if restrictor is not None else movement.MovementRestrictor()
     self.checkpoint_path = checkpoint_path
     self.checkpoint_interval_sec = checkpoint_interval_sec
+    self.voxel_size_zyx = tuple(float(v) for v in voxel_size_zyx)
     self.checkpoint_last = time.time()
     self._keep_history = keep_history
     self.keep_probability_maps = keep_probability_maps

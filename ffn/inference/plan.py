@@ -104,6 +104,8 @@ class InferencePlan:
   image: inference_pb2.DecoratedVolume
   image_mean: np.float32
   image_stddev: np.float32
+  reference_histogram: str
+  histogram_masks: tuple[inference_pb2.MaskConfig, ...]
   init_segmentation: Optional[inference_pb2.DecoratedVolume]
   masks: tuple[inference_pb2.MaskConfig, ...]
   seed_masks: tuple[inference_pb2.MaskConfig, ...]
@@ -128,6 +130,29 @@ class InferencePlan:
                               self.canvas_options.move_threshold)
 
 
+def _check_unused_settings(request: inference_pb2.InferenceRequest) -> None:
+  """Fails on fields that would have no effect, or whose effect this port cannot give."""
+  if request.histogram_masks and not request.reference_histogram:
+    raise ValueError('InferenceRequest.histogram_masks is set but reference_histogram is not; '
+                     'the masks only exclude voxels from histogram matching')
+  if request.shift_mask.WhichOneof('volume_path') is None:
+    # A setting left at its default (0) changes nothing either way.
+    for field in ('shift_mask_fov', 'shift_mask_scale', 'shift_mask_threshold'):
+      if request.HasField(field) and (field == 'shift_mask_fov' or getattr(request, field)):
+        raise ValueError(f'InferenceRequest.{field} is set but shift_mask is not; '
+                         'it only applies to a shift_mask volume')
+  elif request.shift_mask_fov.HasField('object_label'):
+    raise ValueError('InferenceRequest.shift_mask_fov.object_label has no meaning for the '
+                     'shift mask window (only start and size do); remove it')
+  if request.HasField('self_prediction'):
+    # Upstream halts on a `self_prediction` output of the model, which none of its
+    # models (nor ours) has: such a request fails there too, with an AttributeError.
+    raise NotImplementedError(
+        'InferenceRequest.self_prediction is not supported: it halts on a "self_prediction" '
+        'output of the network, which no model here (nor any released upstream model) '
+        'computes; remove the field')
+
+
 def _check_request(request: inference_pb2.InferenceRequest) -> None:
   """Raises ValueError (NotImplementedError for alignments) naming a bad request field."""
   if not request.segmentation_output_dir:
@@ -142,6 +167,7 @@ def _check_request(request: inference_pb2.InferenceRequest) -> None:
     name = inference_pb2.AlignmentOptions.AlignType.Name(request.alignment_options.type)
     raise NotImplementedError(f'InferenceRequest.alignment_options.type {name} is not '
                               'supported; only NO_ALIGNMENT')
+  _check_unused_settings(request)
   for field in _PROBABILITY_OPTIONS:
     value = getattr(request.inference_options, field)
     if not 0 < value < 1:
@@ -158,6 +184,8 @@ def from_request(request: inference_pb2.InferenceRequest,
       image=request.image,
       image_mean=np.float32(request.image_mean),
       image_stddev=np.float32(request.image_stddev),
+      reference_histogram=request.reference_histogram,
+      histogram_masks=tuple(request.histogram_masks),
       init_segmentation=(request.init_segmentation
                          if request.HasField('init_segmentation') else None),
       masks=tuple(request.masks),

@@ -20,6 +20,7 @@ from ffn.inference import align
 from ffn.utils import axes
 from ffn.inference import canvas as canvas_lib
 from ffn.inference import executor as executor_lib
+from ffn.inference import histogram
 from ffn.inference import inference_pb2
 from ffn.inference import inference_utils
 from ffn.inference import masks
@@ -85,6 +86,8 @@ class Runner:
     self.plan = plan = plan_lib.from_request(request, batch_size)
     self.batch_size = plan.batch_size
     self.concurrent_requests = plan.concurrent_requests
+    self._reference_lut = (histogram.load_reference_lut(plan.reference_histogram)
+                           if plan.reference_histogram else None)
 
     with timer_counter(self.counters, 'volstore-open'):
       image = volumes.decorated_volume(plan.image)
@@ -132,6 +135,11 @@ class Runner:
     logging.info('Model %s restored from %s (step %s).', plan.model_name,
                  plan.model_checkpoint_path, step)
     return model
+
+  @property
+  def init_seg_volume(self):
+    """The opened InferenceRequest.init_segmentation volume, or None."""
+    return self._init_seg_volume
 
   # -- one subvolume ------------------------------------------------------------------
 
@@ -230,6 +238,10 @@ class Runner:
     if restrictor is self.ALL_MASKED:
       logging.info('Subvolume %r: everything masked.', corner)
       return None, None
+    if self._reference_lut is not None and not self._match_histogram(
+        image, dst_corner, dst_size, alignment):
+      counters['histogram-match-failed'].Increment()
+      return None, None
     image = (image.astype(np.float32) - self.plan.image_mean) / self.plan.image_stddev
 
     canvas = canvas_lib.Canvas(
@@ -243,6 +255,14 @@ class Runner:
       canvas.init_segmentation_from_volume(self._init_seg_volume, src_corner,
                                            np.asarray(src_corner) + src_size, align_and_crop)
     return canvas, alignment
+
+  def _match_histogram(self, image: np.ndarray, corner: ZYX, size: ZYX, alignment) -> bool:
+    """Matches `image` (in place) to the reference histogram, outside histogram_masks."""
+    mask = None
+    if self.plan.histogram_masks:
+      mask = masks.build_mask(self.plan.histogram_masks, corner, size, self._mask_volumes,
+                              image, alignment)
+    return histogram.match_or_skip(image, self._reference_lut, mask, corner)
 
   def get_seed_policy(self, corner: ZYX, size: ZYX):
     """canvas -> seed policy, with the request's seed_policy_args."""

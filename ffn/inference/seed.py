@@ -3,95 +3,55 @@
 A policy is built with the canvas and keyword arguments (the Runner passes
 `corner`, `subvol_size` and the JSON `seed_policy_args`) and iterated for
 seed positions. Its `(coords, idx)` state can be saved and restored.
+The base class lives in `seed_base` and the policies on image intensity in
+`seed_intensity`; all are attributes of this module, where policies are
+looked up by name.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-import weakref
+import sys
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import ndimage
-import skimage.feature
 
+from ffn.inference import resolve
 from ffn.inference import results
+from ffn.inference.seed_base import BaseSeedPolicy
+from ffn.inference.seed_base import find_peaks
+from ffn.inference.seed_base import lexsorted
+from ffn.inference.seed_base import restrictor_masks
+from ffn.inference.seed_base import voxel_size
+# Re-exported: every policy is an attribute of this module, as upstream's are.
+from ffn.inference.seed_intensity import PolicyDenseSeeds  # pylint: disable=unused-import
+from ffn.inference.seed_intensity import PolicyImagePeaks2DDisk  # pylint: disable=unused-import
+from ffn.inference.seed_intensity import PolicyImagePeaks3D2D  # pylint: disable=unused-import
+from ffn.inference.seed_intensity import PolicyMaxPeaks  # pylint: disable=unused-import
 
 _PEAKS_SIGMA = 49.0 / 6.0
-_NOISE_SEED = 42
-_NOISE_SCALE = 1e-4
 
 
-class BaseSeedPolicy:
-  """Iterates over `coords` (computed on first use), skipping the canvas border."""
-
-  def __init__(self, canvas, **kwargs):
-    del kwargs  # corner, subvol_size etc. are only used by some policies.
-    # A proxy, so that the canvas (which holds the policy) can be collected.
-    self.canvas = weakref.proxy(canvas)
-    self.coords: np.ndarray | None = None
-    self.idx = 0
-
-  def init_coords(self) -> None:
-    """Computes `self.coords`, an (N, 3) zyx array in seeding order."""
-    raise NotImplementedError()
-
-  def __iter__(self):
-    return self
-
-  def __next__(self) -> tuple[int, int, int]:
-    if self.coords is None:
-      self.init_coords()
-    margin = np.asarray(self.canvas.margin)
-    shape = np.asarray(self.canvas.shape)
-    while self.idx < len(self.coords):
-      pos = np.asarray(self.coords[self.idx])
-      self.idx += 1
-      # Cheap early rejection of positions without full image context.
-      if np.all(pos - margin >= 0) and np.all(pos + margin < shape):
-        return tuple(int(v) for v in pos)
-    raise StopIteration()
-
-  def get_state(self, previous: bool = False):
-    """(coords, idx); with `previous`, idx points back at the last yielded seed."""
-    idx = max(0, self.idx - 1) if previous else self.idx
-    return self.coords, idx
-
-  def set_state(self, state) -> None:
-    coords, idx = state
-    self.coords = None if coords is None else np.asarray(coords)
-    self.idx = int(idx)
-
-
-def _reproducible_noise(shape) -> np.ndarray:
-  """U[0, 1) noise from numpy's legacy MT19937 seeded with 42 (upstream's stream)."""
-  return np.random.RandomState(_NOISE_SEED).random_sample(shape)
+def _adaptive_edges(image: np.ndarray) -> np.ndarray:
+  """Sobel edges above their local (Gaussian-smoothed) level."""
+  edges = ndimage.generic_gradient_magnitude(image.astype(np.float32), ndimage.sobel)
+  local_level = np.zeros(edges.shape, dtype=np.float32)
+  ndimage.gaussian_filter(edges, _PEAKS_SIGMA, output=local_level, mode='reflect')
+  return edges > local_level
 
 
 def _edge_distance_peaks(image: np.ndarray, excluded: np.ndarray | None,
                          min_distance: int, threshold_abs: float) -> np.ndarray:
   """Peaks of the distance to adaptively thresholded Sobel edges of `image`."""
-  edges = ndimage.generic_gradient_magnitude(image.astype(np.float32), ndimage.sobel)
-  local_level = np.zeros(edges.shape, dtype=np.float32)
-  ndimage.gaussian_filter(edges, _PEAKS_SIGMA, output=local_level, mode='reflect')
-  is_edge = edges > local_level
-  del edges, local_level
+  is_edge = _adaptive_edges(image)
   # Masked areas count as edges, so that they do not attract seeds to their rim.
   if excluded is not None:
     is_edge[excluded] = True
   dt = ndimage.distance_transform_edt(1 - is_edge.astype(np.uint8)).astype(np.float32)
-  noisy = dt + _reproducible_noise(dt.shape) * _NOISE_SCALE
-  return skimage.feature.peak_local_max(
-      noisy, min_distance=min_distance, threshold_abs=threshold_abs,
-      threshold_rel=0)
-
-
-def _lexsorted(coords: np.ndarray, descending: bool = False) -> np.ndarray:
-  """Rows of `coords` in lexicographic (z, y, x) order."""
-  coords = np.asarray(coords, dtype=np.int64).reshape(-1, 3)
-  order = np.lexsort(coords.T[::-1])
-  if descending:
-    order = order[::-1]
-  return coords[order]
+  return find_peaks(dt, min_distance=min_distance, threshold_abs=threshold_abs,
+                    threshold_rel=0)
 
 
 def _restrictor_mask(canvas):
@@ -100,14 +60,26 @@ def _restrictor_mask(canvas):
 
 
 class PolicyPeaks(BaseSeedPolicy):
-  """Points far from image edges: EDT peaks of non-edge voxels, in zyx order."""
+  """Points far from image edges: EDT peaks of non-edge voxels, in zyx order.
+
+  Masked voxels count as edges; segmented and masked voxels never hold a peak.
+  The distance transform uses the canvas's `voxel_size_zyx`.
+  """
 
   def init_coords(self) -> None:
     logging.info('peaks: starting')
-    coords = _edge_distance_peaks(np.asarray(self.canvas.image),
-                                  _restrictor_mask(self.canvas),
-                                  min_distance=3, threshold_abs=0)
-    self.coords = _lexsorted(coords)
+    is_edge = _adaptive_edges(np.asarray(self.canvas.image))
+    # Masked areas count as edges, so that they do not attract seeds to their rim.
+    for mask in restrictor_masks(self.canvas):
+      is_edge[mask] = True
+    if np.all(is_edge):
+      return
+    excluded = self.get_exclusion_mask()
+    dt = ndimage.distance_transform_edt(1 - is_edge.astype(np.uint8),
+                                        sampling=voxel_size(self.canvas)).astype(np.float32)
+    dt[excluded] = -1
+    dt[~np.isfinite(dt)] = -1
+    self.coords = lexsorted(find_peaks(dt, min_distance=3, threshold_abs=0, threshold_rel=0))
     logging.info('peaks: found %d local maxima', len(self.coords))
 
 
@@ -131,8 +103,20 @@ class PolicyPeaks2d(BaseSeedPolicy):
       found.append(np.concatenate(
           [np.full((len(yx), 1), z, dtype=np.int64), yx.astype(np.int64)], axis=1))
     coords = np.concatenate(found) if found else np.zeros((0, 3), np.int64)
-    self.coords = _lexsorted(coords, descending=self.descending)
+    self.coords = lexsorted(coords, descending=self.descending)
     logging.info('2d peaks: found %d local maxima', len(self.coords))
+
+
+class PolicyFillEmptySpace(BaseSeedPolicy):
+  """Points deepest inside the unsegmented space, to fill what earlier passes left."""
+
+  def init_coords(self) -> None:
+    empty = np.asarray(self.canvas.segmentation) == 0
+    dt = ndimage.distance_transform_edt(empty).astype(np.float32)
+    # threshold_abs < 1 keeps peaks off segmented voxels (where dt is 0).
+    self.coords = lexsorted(find_peaks(dt, min_distance=2, threshold_abs=0.5,
+                                        threshold_rel=0))
+    logging.info('fill_empty: found %d local maxima', len(self.coords))
 
 
 class PolicyMax(BaseSeedPolicy):
@@ -204,3 +188,44 @@ class PolicyInvertOrigins(BaseSeedPolicy):
     ids = sorted(origins, reverse=True)
     self.coords = np.array([origins[i].start_zyx for i in ids],
                            dtype=np.int64).reshape(-1, 3)
+
+
+def policy_class(name: str, field: str) -> type:
+  """The seed policy `name` (of this module, or a dotted path); errors name `field`."""
+  return resolve.resolve_class(name, sys.modules[__name__], BaseSeedPolicy, field)
+
+
+class ReverseCoords(BaseSeedPolicy):
+  """The seeds of policy `policy_to_reverse` (given the other arguments), last first."""
+
+  def __init__(self, canvas, policy_to_reverse: str, **policy_kwargs):
+    super().__init__(canvas)
+    cls = policy_class(policy_to_reverse, 'ReverseCoords policy_to_reverse')
+    self._policy = cls(canvas, **policy_kwargs)
+
+  def init_coords(self) -> None:
+    self.coords = np.array(list(self._policy), np.int64).reshape(-1, 3)[::-1]
+
+
+class SequentialPolicies(BaseSeedPolicy):
+  """The seeds of several policies one after the other: `policies` is [[name, kwargs], ...].
+
+  The chain is computed when the first seed is asked for (after the canvas's
+  initial segmentation is in place). Its progress is saved as the chain's
+  (coords, idx), so that a restored run continues where it stopped (upstream
+  saves the member states, which the chain has already used up).
+  """
+
+  def __init__(self, canvas, policies: Sequence[Sequence[Any]], **kwargs):
+    del kwargs  # The Runner's corner and subvol_size go to no member policy, as upstream.
+    super().__init__(canvas)
+    self._policies = []
+    for entry in policies:
+      if len(entry) != 2 or not isinstance(entry[1], dict):
+        raise ValueError(f'SequentialPolicies policies entry {entry!r} is not '
+                         '[policy name, {keyword arguments}]')
+      cls = policy_class(entry[0], 'SequentialPolicies policy')
+      self._policies.append(cls(canvas, **entry[1]))
+
+  def init_coords(self) -> None:
+    self.coords = np.array(list(itertools.chain(*self._policies)), np.int64).reshape(-1, 3)

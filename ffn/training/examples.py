@@ -63,18 +63,49 @@ def crop_slices(shape_zyx: Sequence[int], offset_xyz: Sequence[int],
   return tuple(out)
 
 
+MoveRecorder = Callable[[bool, bool, Offset], None]  # (wanted, executed, offset xyz)
+
+
+def _no_record(wanted: bool, executed: bool, offset: Offset) -> None:
+  del wanted, executed, offset
+
+
+def _centre_value(array: np.ndarray, offset_xyz: Sequence[int]) -> float:
+  """The value `offset_xyz` away from the centre of a [z, y, x, 1] array."""
+  return array[tuple(np.array(array.shape[:3]) // 2 + np.array(axes.xyz_to_zyx(offset_xyz)))][0]
+
+
+def _wanted(labels: np.ndarray | None, offset_xyz: Sequence[int], threshold: float) -> bool:
+  """Whether the labels hold the object at the move target (no labels: unknown, False)."""
+  return labels is not None and bool(_centre_value(labels, offset_xyz) >= threshold)
+
+
 def fixed_offsets(canvas: np.ndarray, shifts: Sequence[Offset],
-                  threshold_logit: float, **_) -> Iterator[Offset]:
-  """The origin, then each shift whose target voxel in the current canvas reaches threshold."""
-  center = np.array(canvas.shape[:3]) // 2
+                  threshold_logit: float, labels: np.ndarray | None = None,
+                  record_move: MoveRecorder = _no_record, **_) -> Iterator[Offset]:
+  """The origin, then each shift whose target voxel in the current canvas reaches threshold.
+
+  Every candidate move is recorded: wanted when the labels reach the threshold
+  probability at its target, executed when the canvas does.
+  """
+  threshold = float(probability.expit(threshold_logit))
   for off in [(0, 0, 0)] + list(shifts):
-    if canvas[tuple(center + np.array(off[::-1]))][0] >= threshold_logit:
+    executed = bool(_centre_value(canvas, off) >= threshold_logit)
+    record_move(_wanted(labels, off, threshold), executed, off)
+    if executed:
       yield tuple(int(v) for v in off)
 
 
 def max_pred_offsets(canvas: np.ndarray, info: ModelInfo, sizes: TrainingSizes,
-                     threshold_logit: float, **_) -> Iterator[Offset]:
-  """Breadth-first moves to face maxima of each prediction, within the loaded image."""
+                     threshold_logit: float, labels: np.ndarray | None = None,
+                     record_move: MoveRecorder = _no_record, **_) -> Iterator[Offset]:
+  """Breadth-first moves to face maxima of each prediction, within the loaded image.
+
+  Each visited FOV is recorded as a move of radius 0 (as upstream does for this
+  policy): wanted when the labels reach the threshold probability at its
+  centre, executed when the canvas does.
+  """
+  threshold = float(probability.expit(threshold_logit))
   queue = collections.deque([(0, 0, 0)])
   done = set()
   deltas = np.array(info.deltas)
@@ -88,6 +119,8 @@ def max_pred_offsets(canvas: np.ndarray, info: ModelInfo, sizes: TrainingSizes,
     if quantized in done:
       continue
     done.add(quantized)
+    record_move(_wanted(labels, off, threshold),
+                bool(_centre_value(canvas, off) >= threshold_logit), (0, 0, 0))
     yield off
     # The caller has written this step's prediction into the canvas by now.
     prediction = canvas[crop_slices(canvas.shape[:3], off, info.pred_mask_size)][..., 0]
@@ -116,7 +149,7 @@ class ExampleSlot:
   def _start(self) -> None:
     self._example = self._next_example()
     self.canvas = make_seed_canvas(axes.xyz_to_zyx(self._sizes.canvas), self._seed_pad)
-    self._offsets = self._policy(self.canvas)
+    self._offsets = self._policy(self.canvas, self._example['labels'])
 
   def advance(self) -> None:
     """Moves to the next FOV, finishing examples (and loading new ones) as policies run out."""
@@ -152,14 +185,17 @@ class BatchFeeder:
   def __init__(self, next_example: Callable[[], dict], info: ModelInfo, batch_size: int,
                fov_policy: str = 'fixed', fov_moves: int = 1, threshold: float = 0.9,
                seed_pad: float = 0.05, shifts: Sequence[Offset] | None = None,
-               on_example_done: Callable[[dict, np.ndarray], None] | None = None):
+               on_example_done: Callable[[dict, np.ndarray], None] | None = None,
+               record_move: MoveRecorder = _no_record):
     self.sizes = training_sizes(info, fov_policy, fov_moves)
     threshold_logit = float(probability.logit_float32(threshold))
     shifts = list(shifts if shifts is not None else make_shifts(info.deltas))
     if fov_policy == 'fixed':
-      policy = lambda canvas: fixed_offsets(canvas, shifts, threshold_logit)
+      policy = lambda canvas, labels: fixed_offsets(canvas, shifts, threshold_logit, labels,
+                                                    record_move)
     else:
-      policy = lambda canvas: max_pred_offsets(canvas, info, self.sizes, threshold_logit)
+      policy = lambda canvas, labels: max_pred_offsets(canvas, info, self.sizes,
+                                                       threshold_logit, labels, record_move)
     done = on_example_done or (lambda example, canvas: None)
     self.slots = [ExampleSlot(next_example, info, self.sizes, policy, seed_pad, done)
                   for _ in range(batch_size)]

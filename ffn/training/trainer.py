@@ -95,10 +95,12 @@ def _local_replicas(strategy: tf.distribute.Strategy) -> int:
 
 
 def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimizer,
-                    strategy: tf.distribute.Strategy, batch_size: int):
+                    strategy: tf.distribute.Strategy, batch_size: int,
+                    return_gradients: bool = False):
   """A tf.function (fixed signature) running one optimisation step on a batch of FOVs.
 
-  Returns (logits [b, z, y, x, 1], loss, learning rate) and increments global_step.
+  Returns (logits [b, z, y, x, 1], loss, learning rate) and increments global_step;
+  with `return_gradients`, also the clipped gradients applied (one per variable).
   """
   replicas = strategy.num_replicas_in_sync
   # Each process feeds its own batch, split over its local replicas; gradients
@@ -126,7 +128,7 @@ def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimize
     lr = optimizer_lib.learning_rate(opt_config, model.global_step)
     optimizer.apply(grads, lr)
     model.global_step.assign_add(1)
-    return logits, loss, lr
+    return logits, loss, lr, grads
 
   seed_zyx = list(axes.xyz_to_zyx(model.info.input_seed_size))
   image_zyx = list(axes.xyz_to_zyx(model.info.input_image_size))
@@ -136,11 +138,16 @@ def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimize
   @tf.function(input_signature=[spec(image_zyx, 'patches'), spec(seed_zyx, 'seed'),
                                 spec(pred_zyx, 'labels'), spec(pred_zyx, 'loss_weights')])
   def train_step(image, seed, labels, weights):
-    logits, loss, lr = strategy.run(replica_step, args=(image, seed, labels, weights))
+    logits, loss, lr, grads = strategy.run(replica_step,
+                                           args=(image, seed, labels, weights))
     if replicas > 1:
       logits = tf.concat(strategy.experimental_local_results(logits), axis=0)
       loss = strategy.reduce(tf.distribute.ReduceOp.MEAN, loss, axis=None)
       lr = strategy.experimental_local_results(lr)[0]
+      # All replicas applied the same (all-reduced) gradients.
+      grads = [strategy.experimental_local_results(g)[0] for g in grads]
+    if return_gradients:
+      return logits, loss, lr, grads
     return logits, loss, lr
 
   return train_step
@@ -188,14 +195,16 @@ def train(config: TrainConfig) -> int:
   shifts = list(model.shifts)
   if config.shuffle_moves:
     rng.shuffle(shifts)  # Once per process, as upstream.
-  eval_tracker = tracker_lib.EvalTracker(axes.xyz_to_zyx(sizes.eval))
+  eval_tracker = tracker_lib.EvalTracker(axes.xyz_to_zyx(sizes.eval), shifts=shifts)
   feeder = examples.BatchFeeder(
       _example_reader(dataset, config.train_coords), model.info, config.batch_size,
       fov_policy=config.fov_policy, fov_moves=config.fov_moves, threshold=config.threshold,
       seed_pad=config.seed_pad, shifts=shifts,
       on_example_done=lambda ex, canvas: eval_tracker.add_patch(ex['labels'], canvas,
-                                                                ex['weights']))
-  train_step = make_train_step(model, optimizer, strategy, config.batch_size)
+                                                                ex['weights']),
+      record_move=eval_tracker.record_move)
+  train_step = make_train_step(model, optimizer, strategy, config.batch_size,
+                               return_gradients=True)
   chief = is_chief(strategy)
   # Other workers of a cluster hold the same weights; only the chief writes.
   writer = tf.summary.create_file_writer(config.train_dir) if chief else None
@@ -210,13 +219,14 @@ def train(config: TrainConfig) -> int:
   try:
     while step < config.max_steps:
       seed, image, labels, weights = feeder.next_batch()
-      logits, loss, lr = _run_step(train_step, (image, seed, labels, weights), step)
+      eval_tracker.track_weights(weights)
+      logits, loss, lr, grads = _run_step(train_step, (image, seed, labels, weights), step)
       feeder.update(logits.numpy())
       step += 1
       now = time.time()
       last_step = step == config.max_steps
       if chief and (now - last_summary >= config.summary_rate_secs or last_step):
-        _write_summaries(writer, step, loss, lr, eval_tracker, model)
+        _write_summaries(writer, step, loss, lr, eval_tracker, model, grads)
         last_summary = now
       if now - last_log >= config.log_every_secs or last_step:
         rate = (step - steps_at_log) / max(now - last_log, 1e-9)
@@ -260,15 +270,17 @@ def _run_step(train_step, batch, step: int):
     raise
 
 
-def _write_summaries(writer, step: int, loss, lr, eval_tracker, model) -> None:
-  """Writes loss, learning rate, weight histograms and EvalTracker summaries at `step`."""
+def _write_summaries(writer, step: int, loss, lr, eval_tracker, model, grads) -> None:
+  """Writes loss, learning rate, weight and gradient histograms and EvalTracker summaries."""
   with writer.as_default():
     summaries.scalar('pixel_loss', loss, step)
     summaries.scalar('optimizer_loss', loss, step)
     summaries.scalar('learning_rate', lr, step)
-    for name, var in model.named_variables().items():
+    for (name, var), grad in zip(model.named_variables().items(), grads):
       # Tagged with upstream's variable names, as its histograms were.
       summaries.histogram(checkpoint.upstream_name(name), var.numpy(), step)
+      if grad is not None:
+        summaries.histogram(f'gradients/{checkpoint.upstream_name(name)}', grad.numpy(), step)
     scalars = eval_tracker.write_summaries(step)
   writer.flush()
   logging.info('Summaries at step %d: %s', step,

@@ -1,11 +1,13 @@
-"""Label arithmetic on segmentation arrays: relabelling, dust removal, splitting."""
+"""Label arithmetic on segmentation arrays: relabelling, dust removal, splitting, growing."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
+from scipy import ndimage
 import skimage.measure
+import skimage.segmentation
 
 # Above this many ids, a bincount/lookup table would cost more memory than np.unique.
 _MAX_LOOKUP_ID = 10_000_000
@@ -182,3 +184,29 @@ def split_segmentation_by_intersection(a: np.ndarray, b: np.ndarray, min_size: i
   flat_a[...] = new_labels[inverse.ravel()]
   if not np.shares_memory(flat_a, a):
     a[...] = flat_a.reshape(a.shape)
+
+
+def watershed_expand(seg: np.ndarray, voxel_size: Sequence[float],
+                     max_distance: Optional[float] = None,
+                     mask: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+  """Grows all segments at one rate into the empty space (to `max_distance`, within `mask`).
+
+  `seg` is zyx; `voxel_size` and `max_distance` are xyz / physical units.
+  Returns the expanded segmentation and the distance of every voxel to the
+  nearest original segment voxel (0 on segments).
+  """
+  ids, low = np.unique(seg, return_inverse=True)
+  low = low.reshape(seg.shape)
+  if ids[0] != 0:  # No background: ids map to 1.. so that 0 stays "empty".
+    ids, low = np.concatenate([[0], ids]), low + 1
+  empty = low == 0
+  if not np.any(~empty):
+    return seg.copy(), np.full(seg.shape, np.inf)
+  distance = ndimage.distance_transform_edt(empty, sampling=tuple(voxel_size)[::-1])
+  grow = np.ones(seg.shape, bool) if mask is None else np.array(mask, bool)
+  if max_distance is not None:
+    grow &= distance <= max_distance
+  expanded = skimage.segmentation.watershed(distance, low, mask=grow)
+  # Segment voxels outside the region keep their ids.
+  expanded[~grow] = low[~grow]
+  return ids[expanded].astype(seg.dtype, copy=False), distance

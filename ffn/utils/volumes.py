@@ -559,6 +559,21 @@ def _write_tensorstore_attrs(spec: dict, attrs: dict) -> None:
     json.dump(current, f)
 
 
+def open_tensorstore_for_writing(spec_text: str):
+  """An existing TensorStore volume (JSON spec or short URL) for box writes, as a [c]zyx store.
+
+  For volumes that several processes fill, each its own chunks (a blockwise
+  run's stitched output); `create_volume` makes the volume first.
+  """
+  spec = tensorstore_spec(spec_text)
+  import tensorstore as ts  # pylint: disable=g-import-not-at-top  (only needed for these specs)
+  try:
+    store = ts.open(spec, open=True, read=True, write=True).result()
+  except ValueError as e:
+    raise VolumeSpecError(f'cannot open TensorStore spec {spec_text!r} for writing: {e}') from e
+  return _to_zyx(store, spec)
+
+
 def create_volume(spec, shape_zyx: Sequence[int], dtype, chunks_zyx=None,
                   fill_value=0) -> WritableVolume:
   """A new volume of any spec form, written by box; committed (renamed into place) on success."""

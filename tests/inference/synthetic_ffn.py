@@ -35,6 +35,26 @@ def blob_volume(shape_zyx=(20, 40, 48), blobs=None) -> tuple[np.ndarray, np.ndar
   return image, labels
 
 
+def cut_and_wall_volume(shape_zyx=(20, 48, 48)) -> tuple[np.ndarray, np.ndarray]:
+  """(uint8 image, uint64 segmentation) for agglomeration tests, zyx.
+
+  Ids 1 and 2 are one bright object cut in two (touching at x = 23|24); ids 3
+  and 4 are two bright objects apart by a dark wall at x = 22..26 (wider than
+  half the FOV), segmented so that they touch at x = 24|25.
+  """
+  image = np.full(shape_zyx, DARK, dtype=np.uint8)
+  seg = np.zeros(shape_zyx, dtype=np.uint64)
+  z, y1, y2 = slice(6, 13), slice(6, 17), slice(30, 41)
+  image[z, y1, 4:44] = BRIGHT
+  seg[z, y1, 4:24] = 1
+  seg[z, y1, 24:44] = 2
+  image[z, y2, 4:22] = BRIGHT
+  image[z, y2, 27:44] = BRIGHT
+  seg[z, y2, 4:25] = 3
+  seg[z, y2, 25:44] = 4
+  return image, seg
+
+
 def threshold_logits(image: np.ndarray, seed: np.ndarray) -> np.ndarray:
   """The hand-built network: seed + (+12 on bright voxels, -10 on dark ones)."""
   return seed + np.where(image > 0, np.float32(12.0), np.float32(-10.0))

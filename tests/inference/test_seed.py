@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 import pytest
 from scipy import ndimage
+from scipy import spatial
 
-from ffn.inference import movement
 from ffn.inference import seed
 from ffn.inference import storage
 
-
-_ALIVE = []  # Policies hold weak proxies of their canvas.
-
-
-class _Canvas:
-  """The canvas attributes the seed policies read."""
-
-  def __init__(self, image, margin=(0, 0, 0), mask=None):
-    self.image = image
-    self.shape = image.shape
-    self.margin = np.array(margin)
-    self.restrictor = movement.MovementRestrictor(mask=mask)
-    _ALIVE.append(self)
+from seed_reference import FakeCanvas as _Canvas
+from seed_reference import local_maxima
+from seed_reference import with_noise
 
 
 def _cells_image(shape=(14, 22, 30), seed_value=3):
@@ -35,25 +22,30 @@ def _cells_image(shape=(14, 22, 30), seed_value=3):
   return (image - image.mean()) / image.std()
 
 
-def _brute_force_peaks(image, mask=None):
-  """PolicyPeaks' recipe with the peak search written out by hand."""
+def _brute_force_edt(background: np.ndarray, voxel_size=(1, 1, 1)) -> np.ndarray:
+  """Distance of each voxel to the nearest False voxel, by an exact nearest-neighbour search."""
+  scale = np.asarray(voxel_size, np.float64)
+  targets = spatial.cKDTree(np.argwhere(~background) * scale)
+  distances, _ = targets.query(np.argwhere(np.ones_like(background)) * scale)
+  return distances.reshape(background.shape)
+
+
+def _brute_force_peaks(image, mask=None, seed_mask=None, segmentation=None,
+                       voxel_size=(1, 1, 1)):
+  """PolicyPeaks' recipe with the distance transform and peak search written out by hand."""
   edges = ndimage.generic_gradient_magnitude(image.astype(np.float32), ndimage.sobel)
   level = np.zeros(edges.shape, dtype=np.float32)
   ndimage.gaussian_filter(edges, 49.0 / 6.0, output=level, mode='reflect')
   is_edge = edges > level
-  if mask is not None:
-    is_edge[mask] = True
-  dt = ndimage.distance_transform_edt(~is_edge).astype(np.float32)
-  noisy = dt + np.random.RandomState(42).random_sample(dt.shape) * 1e-4
-  r = 3
-  padded = np.pad(noisy, r, mode='edge')
-  window_max = sliding_window_view(padded, (2 * r + 1,) * 3).max(axis=(-3, -2, -1))
-  peaks = []
-  for z, y, x in itertools.product(*(range(r, s - r) for s in noisy.shape)):
-    v = noisy[z, y, x]
-    if v > 0 and v == window_max[z, y, x]:
-      peaks.append((z, y, x))
-  return sorted(peaks)
+  excluded = np.zeros(image.shape, bool) if segmentation is None else segmentation > 0
+  for m in (mask, seed_mask):
+    if m is not None:
+      is_edge[m] = True
+      excluded |= m
+  dt = _brute_force_edt(~is_edge, voxel_size).astype(np.float32)
+  dt[excluded] = -1
+  noisy = with_noise(dt)
+  return sorted(local_maxima(noisy, 3, threshold_abs=0, threshold_rel=0))
 
 
 @pytest.mark.parametrize('use_mask', [False, True])
@@ -66,8 +58,35 @@ def test_policy_peaks_matches_brute_force_in_order(use_mask):
   policy = seed.PolicyPeaks(_Canvas(image, mask=mask))
   policy.init_coords()
   expected = _brute_force_peaks(image, mask)
-  assert len(expected) > 5
+  assert len(expected) >= 5
   assert [tuple(c) for c in policy.coords] == expected
+
+
+def test_policy_peaks_exclusions_and_anisotropy_match_brute_force():
+  image = _cells_image(shape=(14, 30, 36), seed_value=4)
+  seed_mask = np.zeros(image.shape, dtype=bool)
+  seed_mask[:, 15:, :6] = True
+  segmentation = np.zeros(image.shape, np.int32)
+  segmentation[2:6, 3:9, 10:25] = 4
+  voxel_size = (1.6, 1.0, 1.2)
+  policy = seed.PolicyPeaks(_Canvas(image, seed_mask=seed_mask, segmentation=segmentation,
+                                    voxel_size_zyx=voxel_size))
+  policy.init_coords()
+  expected = _brute_force_peaks(image, seed_mask=seed_mask, segmentation=segmentation,
+                                voxel_size=voxel_size)
+  got = [tuple(c) for c in policy.coords]
+  assert len(expected) > 5 and got == expected
+  assert not any(seed_mask[c] or segmentation[c] for c in got)
+  # The voxel size matters: isotropic distances give other peaks.
+  isotropic = seed.PolicyPeaks(_Canvas(image, seed_mask=seed_mask, segmentation=segmentation))
+  isotropic.init_coords()
+  assert [tuple(c) for c in isotropic.coords] != got
+
+
+def test_policy_peaks_on_an_all_edge_image_yields_nothing():
+  image = _cells_image()
+  policy = seed.PolicyPeaks(_Canvas(image, mask=np.ones(image.shape, bool)))
+  assert list(policy) == []
 
 
 def test_policy_peaks_does_not_disturb_global_rng():
@@ -152,3 +171,16 @@ def test_policy_invert_origins(tmp_path):
   policy = seed.PolicyInvertOrigins(_Canvas(np.zeros((8, 9, 10), np.float32)),
                                     corner=corner, segmentation_dir=str(tmp_path))
   assert list(policy) == [(1, 2, 3), (5, 6, 7), (3, 4, 5)]
+
+
+def test_policy_fill_empty_space_matches_brute_force():
+  rng = np.random.RandomState(8)
+  segmentation = (ndimage.gaussian_filter(rng.rand(12, 22, 26), 1.0) > 0.5).astype(np.int32)
+  policy = seed.PolicyFillEmptySpace(_Canvas(np.zeros(segmentation.shape, np.float32),
+                                             segmentation=segmentation))
+  policy.init_coords()
+  dt = _brute_force_edt(segmentation == 0).astype(np.float32)
+  expected = sorted(local_maxima(with_noise(dt), 2, threshold_abs=0.5, threshold_rel=0))
+  got = [tuple(c) for c in policy.coords]
+  assert len(expected) > 3 and got == expected
+  assert not any(segmentation[c] for c in got)

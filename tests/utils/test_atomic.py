@@ -113,3 +113,21 @@ def test_check_output_names_unwritable_parents(tmp_path):
   with pytest.raises(atomic.OutputPathError, match='not a directory'):
     atomic.check_output(str(a_file / 'out.h5'))
   assert atomic.check_output(str(tmp_path / 'new' / 'out.h5')) == str(tmp_path / 'new' / 'out.h5')
+def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
+  target = tmp_path / 'out'
+  with atomic.atomic_directory(str(target)) as tmp:
+    (tmp_path / os.path.basename(tmp) / 'a.txt').write_text('1')
+    assert not target.exists()
+  assert os.listdir(target) == ['a.txt']
+  with pytest.raises(FileExistsError):
+    with atomic.atomic_directory(str(target)):
+      pass
+  with pytest.raises(RuntimeError):
+    with atomic.atomic_directory(str(target), overwrite=True) as tmp:
+      (tmp_path / os.path.basename(tmp) / 'b.txt').write_text('2')
+      raise RuntimeError('interrupted')
+  assert os.listdir(target) == ['a.txt']
+  with atomic.atomic_directory(str(target), overwrite=True) as tmp:
+    (tmp_path / os.path.basename(tmp) / 'b.txt').write_text('2')
+  assert os.listdir(target) == ['b.txt']
+  assert sorted(os.listdir(tmp_path)) == ['out']

@@ -56,6 +56,20 @@ def test_round_trip_and_lazy_reads(tmp_path, fmt):
     np.testing.assert_array_equal(volume.read(box), data[4:11, 3:9, 2:7])
 
 
+@pytest.mark.parametrize('fmt', ('zarr', 'n5', 'precomputed'))
+def test_existing_tensorstore_volumes_take_box_writes(tmp_path, fmt):
+  data = _labels()
+  spec = _write(_spec(tmp_path, fmt, 'seg'), np.zeros_like(data))
+  store = volumes.open_tensorstore_for_writing(spec)  # zyx, whatever the format's order
+  assert tuple(store.shape) == SHAPE_ZYX
+  store[2:9, 1:5, 3:16].write(data[2:9, 1:5, 3:16]).result()
+  expected = np.zeros_like(data)
+  expected[2:9, 1:5, 3:16] = data[2:9, 1:5, 3:16]
+  np.testing.assert_array_equal(volumes.read_volume(spec), expected)
+  with pytest.raises(volumes.VolumeSpecError, match='for writing'):
+    volumes.open_tensorstore_for_writing(f'zarr://{tmp_path}/missing.zarr')
+
+
 def test_json_spec_equals_short_form(tmp_path):
   data = _labels()
   _write(f'zarr://{tmp_path}/v.zarr', data)

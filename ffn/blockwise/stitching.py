@@ -1,0 +1,181 @@
+"""Stitching subvolume results into one global segmentation, one step per scheduled block.
+
+  match_block    block + each later neighbour -> its owned objects and matched pairs
+  resolve_ids    all matches -> the id table (union-find; one global id per object)
+  write_block    block -> its owned region, relabelled, into the stitched output
+
+Each step reads the subvolume results as `storage.load_segmentation` does,
+writes its own small file atomically, and can be repeated with the same
+result, so a killed run is finished by running the missing steps again. The
+work files live in `<segmentation_dir>/blockwise/stitch-<digest>/`, the
+digest naming the grid and the stitching settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from typing import Optional
+
+import numpy as np
+
+from ffn.blockwise import grid as grid_lib
+from ffn.blockwise import matching
+from ffn.blockwise import output as output_lib
+from ffn.inference import results
+from ffn.utils import atomic
+from ffn.utils import bounding_box
+
+
+@dataclasses.dataclass(frozen=True)
+class StitchSettings:
+  """What to stitch (results of `grid` in `segmentation_dir`), how, and where to.
+
+  The output spans voxel 0 to `output_shape_zyx` (default: to the region's
+  end), so that it lines up with the image and its groundtruth.
+  """
+  segmentation_dir: str
+  grid: grid_lib.BlockGrid
+  output_volume: str
+  min_overlap_size: int = 100
+  output_shape_zyx: Optional[tuple[int, int, int]] = None
+
+  def __post_init__(self):
+    if self.output_shape_zyx is not None:
+      shape = tuple(int(n) for n in self.output_shape_zyx)
+      end = tuple(s + n for s, n in zip(self.grid.start, self.grid.size))
+      assert all(n >= e for n, e in zip(shape, end)), (shape, end)
+      object.__setattr__(self, 'output_shape_zyx', shape)
+
+  def digest(self) -> str:
+    """A short hash of everything that decides the stitched result."""
+    text = json.dumps([self.grid.to_json_dict(), self.output_volume.strip(),
+                       int(self.min_overlap_size), self.output_shape()], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+  @property
+  def work_dir(self) -> str:
+    """Where the matches, the id table and the scheduler's done markers go."""
+    return os.path.join(os.path.abspath(self.segmentation_dir), 'blockwise',
+                        f'stitch-{self.digest()}')
+
+  def output(self) -> output_lib.StitchedOutput:
+    """The stitched output volume."""
+    return output_lib.StitchedOutput(self.output_volume, self.work_dir)
+
+  def output_shape(self) -> tuple[int, int, int]:
+    """The zyx shape of the output volume."""
+    if self.output_shape_zyx is not None:
+      return self.output_shape_zyx
+    return tuple(int(s + n) for s, n in zip(self.grid.start, self.grid.size))
+
+  def output_chunks(self) -> tuple[int, int, int]:
+    """Chunks no larger than any owned region, so that non-neighbours never share one."""
+    return tuple(max(1, min(64, n)) for n in self.grid.min_owned_size())
+
+
+def _match_path(settings: StitchSettings, ordinal: int) -> str:
+  return os.path.join(settings.work_dir, 'matches', f'{ordinal}.npz')
+
+
+def _id_table_path(settings: StitchSettings) -> str:
+  return os.path.join(settings.work_dir, 'id_table.npz')
+
+
+def missing_results(settings: StitchSettings) -> list[str]:
+  """The names of subvolumes whose result is not in the segmentation directory."""
+  grid = settings.grid
+  return [grid.name(index) for index in grid.indices()
+          if results.get_existing_subvolume_path(settings.segmentation_dir,
+                                                 grid.corner(index)) is None]
+
+
+def load_block(settings: StitchSettings, index: grid_lib.Index) -> np.ndarray:
+  """The uint64 zyx labels of one subvolume result, as inference saved them."""
+  corner, size = settings.grid.corner(index), settings.grid.block_size(index)
+  labels, _ = results.load_segmentation(settings.segmentation_dir, corner, split_cc=False)
+  if labels.shape != tuple(size):
+    raise ValueError(f'the result of {settings.grid.name(index)} in {settings.segmentation_dir} '
+                     f'has shape {labels.shape} (zyx), expected {tuple(size)}: it was made '
+                     'with another --subvolume_size or --bounding_box')
+  return labels
+
+
+def _crop(labels: np.ndarray, block_box: bounding_box.BoundingBox,
+          box: bounding_box.BoundingBox) -> np.ndarray:
+  """The part of a block's labels inside `box` (global xyz)."""
+  local = bounding_box.BoundingBox(start=box.start - block_box.start, size=box.size)
+  return labels[local.to_slice()]
+
+
+def match_block(settings: StitchSettings, index: grid_lib.Index) -> dict:
+  """Finds the block's owned objects and its matches with later neighbours; saves them."""
+  grid = settings.grid
+  ordinal = grid.ordinal(index)
+  labels = load_block(settings, index)
+  box = grid.box(index)
+  owned = np.unique(_crop(labels, box, grid.owned_box(index)))
+  owned_keys = matching.pack_keys(ordinal, owned[owned != 0])
+  pairs = []
+  for other in grid.forward_neighbours(index):
+    other_box = grid.box(other)
+    shared = bounding_box.intersection(box, other_box)
+    if shared is None:
+      continue
+    other_labels = load_block(settings, other)
+    matched = matching.match_overlap(_crop(labels, box, shared),
+                                     _crop(other_labels, other_box, shared),
+                                     settings.min_overlap_size)
+    pairs.append(np.stack([matching.pack_keys(ordinal, matched[:, 0]),
+                           matching.pack_keys(grid.ordinal(other), matched[:, 1])], axis=1))
+    del other_labels
+  pairs = np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.uint64)
+  with atomic.atomic_open(_match_path(settings, ordinal), 'wb') as f:
+    np.savez(f, owned=owned_keys, pairs=pairs)
+  return {'objects': len(owned_keys), 'matches': len(pairs)}
+
+
+def resolve_ids(settings: StitchSettings) -> dict:
+  """Union-find over every block's matches; saves the id table (owned key -> global id)."""
+  start = time.time()
+  owned, pairs = [], []
+  for ordinal in range(len(settings.grid)):
+    path = _match_path(settings, ordinal)
+    if not os.path.exists(path):
+      raise ValueError(f'no matches for block {ordinal} ({path}); run its match step first')
+    with np.load(path) as data:
+      owned.append(data['owned'])
+      pairs.append(data['pairs'])
+  owned = np.concatenate(owned)
+  pairs = np.concatenate(pairs)
+  keys, ids, count = matching.global_ids(owned, pairs)
+  with atomic.atomic_open(_id_table_path(settings), 'wb') as f:
+    np.savez(f, keys=keys, ids=ids)
+  stats = {'fragments': len(keys), 'matches': len(pairs), 'objects': count}
+  logging.info('Stitching: %d object fragments in %d blocks, %d matches across overlaps -> '
+               '%d objects (%.1f s).', len(keys), len(settings.grid), len(pairs), count,
+               time.time() - start)
+  return stats
+
+
+def load_id_table(settings: StitchSettings) -> tuple[np.ndarray, np.ndarray]:
+  """(sorted owned keys, their global ids) of the resolved id table."""
+  with np.load(_id_table_path(settings)) as data:
+    return data['keys'], data['ids']
+
+
+def write_block(settings: StitchSettings, index: grid_lib.Index) -> int:
+  """Writes the block's owned region, in global ids, to the staged output; returns its voxels."""
+  grid = settings.grid
+  labels = load_block(settings, index)
+  owned_box = grid.owned_box(index)
+  owned = _crop(labels, grid.box(index), owned_box)
+  keys, ids = load_id_table(settings)
+  settings.output().write(owned_box.start_zyx, matching.relabel(owned, grid.ordinal(index),
+                                                                keys, ids))
+  return int(owned.size)
+

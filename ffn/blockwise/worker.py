@@ -1,0 +1,32 @@
+"""A blockwise worker started by a launch template: `python -m ffn.blockwise.worker ...`.
+
+The scheduler fills `{command}` of --worker_command with this module's command
+line; the worker connects back to the scheduler and takes blocks until none are left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Optional, Sequence
+
+from ffn.blockwise import plan as plan_lib
+from ffn.blockwise import workers
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--plan', required=True, help='plan.json of the run')
+  parser.add_argument('--task', required=True, choices=plan_lib.TASKS)
+  parser.add_argument('--context', required=True, help="the scheduler's worker context")
+  parser.add_argument('--cwd', help="the scheduler's working directory")
+  args = parser.parse_args(argv)
+  if args.cwd:
+    os.chdir(args.cwd)
+  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
+  workers.run_worker(args.plan, args.task, args.context)
+
+
+if __name__ == '__main__':
+  main()

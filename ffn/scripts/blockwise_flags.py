@@ -1,0 +1,106 @@
+"""The flags run_blockwise_inference.py and stitch_segmentation.py share, and their checks."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from absl import flags
+
+from ffn.blockwise import grid as grid_lib
+from ffn.blockwise import plan as plan_lib
+from ffn.blockwise import scheduling
+from ffn.blockwise import stitching
+from ffn.utils import axes
+from ffn.utils import bounding_box
+from ffn.utils import cli
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Defines the grid, output and worker flags."""
+  flags.DEFINE_string('bounding_box', None,
+                      'BoundingBox proto in text format (xyz): the whole region to segment.')
+  flags.DEFINE_list('subvolume_size', None, 'x,y,z size of one subvolume (one block).')
+  flags.DEFINE_list('overlap', None, 'x,y,z overlap of neighbouring subvolumes; at least the '
+                    "model's FOV size for subvolumes that agree on the objects they share.")
+  flags.DEFINE_string('output_volume', None,
+                      'Where the stitched segmentation goes (uint64 global ids; the shape of '
+                      'the image, or for stitch_segmentation.py from voxel 0 to the region '
+                      'end; 0 outside the region): path.h5:dataset, '
+                      'zarr:///abs/path.zarr, n5:///abs/path.n5, precomputed:///abs/dir or a '
+                      'TensorStore JSON spec.')
+  flags.DEFINE_integer('num_workers', 1, 'Workers per task (each holds one subvolume).')
+  flags.DEFINE_string('worker_command', None,
+                      "Start workers with this shell command template, e.g. 'srun -n1 "
+                      "{command}' or 'bsub -K {command}'; {command} is the worker's command "
+                      'line, which connects back to this scheduler. Default: local processes.')
+  flags.DEFINE_string('scheduler_host', None,
+                      'Address workers connect to (default: 127.0.0.1 for local workers, '
+                      'else detected).')
+  flags.DEFINE_integer('min_overlap_size', 100,
+                       'Voxels two objects must share in an overlap to be joined.')
+  flags.DEFINE_integer('max_retries', 2, 'Retries of a failing block before it is reported.')
+  flags.DEFINE_float('block_timeout_secs', 24 * 3600.0,
+                     'A block still running after this long is stopped and retried.')
+  flags.mark_flags_as_required(['bounding_box', 'subvolume_size', 'overlap', 'output_volume'])
+
+
+def grid_from_flags(region: bounding_box.BoundingBox) -> grid_lib.BlockGrid:
+  """The block grid of --subvolume_size and --overlap over `region`, or a one-line failure."""
+  size = cli.parse_triple(FLAGS.subvolume_size, 'subvolume_size')
+  overlap = cli.parse_triple(FLAGS.overlap, 'overlap')
+  if min(size) <= 0:
+    cli.fail(f'--subvolume_size must be positive, got {",".join(FLAGS.subvolume_size)}')
+  if min(overlap) < 0 or any(o >= s for o, s in zip(overlap, size)):
+    cli.fail(f'--overlap {",".join(FLAGS.overlap)} must be at least 0 and smaller than '
+             f'--subvolume_size {",".join(FLAGS.subvolume_size)} on every axis')
+  for axis, o, s, n in zip('xyz', overlap, size, region.size):
+    if o == 0 and n > s:
+      cli.fail(f'--overlap is 0 along {axis}, where the region ({n}) holds more than one '
+               f'subvolume ({s}): objects cannot be matched across those borders')
+  return grid_lib.BlockGrid.from_xyz(region, size, overlap)
+
+
+def check_run_flags() -> None:
+  """One-line failures for bad worker flags."""
+  if FLAGS.num_workers < 1:
+    cli.fail(f'--num_workers must be at least 1, got {FLAGS.num_workers}')
+  if FLAGS.min_overlap_size < 1:
+    cli.fail(f'--min_overlap_size must be at least 1, got {FLAGS.min_overlap_size}')
+  if FLAGS.max_retries < 0:
+    cli.fail(f'--max_retries must be at least 0, got {FLAGS.max_retries}')
+  if FLAGS.block_timeout_secs <= 0:
+    cli.fail(f'--block_timeout_secs must be positive, got {FLAGS.block_timeout_secs}')
+  if FLAGS.worker_command is not None and '{command}' not in FLAGS.worker_command:
+    cli.fail(f'--worker_command {FLAGS.worker_command!r} has no {{command}} placeholder')
+
+
+def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
+                    request_text: Optional[str],
+                    output_shape_zyx: Optional[Sequence[int]] = None
+                    ) -> plan_lib.BlockwisePlan:
+  """The plan of the flags for results in `segmentation_dir`."""
+  check_run_flags()
+  grid = grid_from_flags(region)
+  if output_shape_zyx is not None and any(
+      n < e for n, e in zip(output_shape_zyx, axes.zyx(region.end))):
+    cli.fail(f'--bounding_box ends at {tuple(int(e) for e in region.end)} (xyz), beyond the '
+             f'image volume of size {axes.xyz(output_shape_zyx)} (xyz)')
+  settings = stitching.StitchSettings(segmentation_dir, grid, FLAGS.output_volume,
+                                      FLAGS.min_overlap_size,
+                                      None if output_shape_zyx is None else tuple(output_shape_zyx))
+  try:
+    settings.output()
+  except ValueError as e:
+    cli.fail(str(e))
+  return plan_lib.BlockwisePlan(settings, request_text, max_retries=FLAGS.max_retries,
+                                  block_timeout_secs=FLAGS.block_timeout_secs)
+
+
+def run_plan(plan: plan_lib.BlockwisePlan) -> None:
+  """Runs the plan with the worker flags; one-line failure naming the failed blocks."""
+  try:
+    scheduling.run(plan, FLAGS.num_workers, FLAGS.worker_command, FLAGS.scheduler_host)
+  except (ValueError, NotImplementedError, OSError) as e:
+    cli.fail(str(e))
