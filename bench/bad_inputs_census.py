@@ -49,8 +49,11 @@ def main() -> int:
   for record in records:
     if not record['clean']:
       print(f'NOT CLEAN: {record}')
-  counts = tally(records)
-  print(' / '.join(f'{v} {k}' for k, v in counts.items()))
+  bad = [r for r in records if r.get('kind') != 'success']
+  good = [r for r in records if r.get('kind') == 'success']
+  print('bad inputs: ' + ' / '.join(f'{v} {k}' for k, v in tally(bad).items()))
+  print(f'faults whose right answer is success (shared files, links, reruns after SIGKILL): '
+        f'{sum(r["clean"] for r in good)} of {len(good)} correct')
   return proc.returncode
 
 

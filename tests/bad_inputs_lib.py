@@ -90,7 +90,7 @@ def expect_clean_failure(case: str, proc: subprocess.CompletedProcess, names: Se
 
 def record_success(case: str) -> None:
   """Records a case whose right answer is success (e.g. a dataset added to a shared file)."""
-  _record(case, clean=True, traceback=False, half_written=False, exit=0)
+  _record(case, clean=True, traceback=False, half_written=False, exit=0, kind='success')
 
 
 @contextlib.contextmanager
