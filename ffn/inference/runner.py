@@ -17,6 +17,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from ffn.inference import align
+from ffn.inference import engine_settings
 from ffn.inference import executor as executor_lib
 from ffn.inference import inference
 from ffn.inference import inference_pb2
@@ -75,6 +76,8 @@ class Runner:
     self.executor = None
     self.request: Optional[inference_pb2.InferenceRequest] = None
     self.model = None
+    # What runs the model (engine, precision), once load_model has run.
+    self.engine_settings: Optional[engine_settings.EngineSettings] = None
 
   def __del__(self):
     try:
@@ -122,6 +125,7 @@ class Runner:
       if not 0 < value < 1:
         raise ValueError(f'InferenceRequest.inference_options.{field} is {value}; '
                          'expected a probability strictly between 0 and 1')
+    self._engine_request = engine_settings.requested(request)
     self._seed_policy_cls = seed_policy_class(request.seed_policy)
     self._seed_policy_args = _json_kwargs(request.seed_policy_args, 'seed_policy_args')
     self.batch_size = int(batch_size if batch_size is not None else request.batch_size) or 1
@@ -140,11 +144,21 @@ class Runner:
     movement.policy_class(request.movement_policy_name)
 
   def load_model(self, model=None) -> None:
-    """The slow half of `start`: builds and restores the model, starts the executor."""
+    """The slow half of `start`: builds and restores the model, starts the executor.
+
+    The model then runs on the engine and precision of the request (see
+    `engine_settings`); TensorFlow float32 runs the model itself.
+    """
+    # Imported here so that bad requests fail before TensorFlow loads.
+    from ffn.inference import engines  # pylint: disable=g-import-not-at-top
     request = self.request
     self.stop_executor()
     if model is None:
       model = self._load_model(request)
+    self.engine_settings = engines.settings_for(*self._engine_request)
+    logging.info('%s', self.engine_settings.describe())
+    with timer_counter(self.counters, 'engine-build'):
+      model = engines.build(model, self.engine_settings)
     self.model = model
     self.movement_policy_fn = movement.get_policy_fn(request, model.info)
     if self.batch_size == 1 and self.concurrent_requests == 1:
@@ -296,7 +310,8 @@ class Runner:
     storage.save_subvolume(seg, canvas.origins, seg_path,
                            request=self.request.SerializeToString(),
                            counters=canvas.counters.dumps(),
-                           overlaps=canvas.overlaps)
+                           overlaps=canvas.overlaps,
+                           engine_settings=self.engine_settings.to_json())
 
   def run(self, corner: ZYX, size: ZYX, reset_counters: bool = True):
     """Segments the zyx box; returns the Canvas, or None if done before or all masked."""

@@ -1,0 +1,106 @@
+"""Engines that run a restored FFN model for inference: TensorFlow or OpenVINO.
+
+Every engine is model-like: `info` (the model's geometry) and
+`predict_logits(image, seed)` taking float32 `[b, z, y, x, 1]` arrays and
+returning float32 logits of that shape, so DirectExecutor and BatchExecutor
+serve them alike. The TensorFlow model is the one definition of the network:
+reduced precision casts it, OpenVINO converts its `tf.function` once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from ffn.inference import engine_settings
+from ffn.training import model as model_lib
+from ffn.utils import hardware
+
+_TF_DTYPES = {'float32': tf.float32, 'bfloat16': tf.bfloat16, 'float16': tf.float16}
+# OpenVINO's names for the precisions (INFERENCE_PRECISION_HINT).
+OPENVINO_HINTS = {'float32': 'f32', 'bfloat16': 'bf16', 'float16': 'f16'}
+
+
+def gpu_capability() -> Optional[tuple[int, int]]:
+  """The CUDA compute capability of TensorFlow's first GPU (None without one)."""
+  gpus = tf.config.list_physical_devices('GPU')
+  if not gpus:
+    return None
+  details = tf.config.experimental.get_device_details(gpus[0])
+  return tuple(details.get('compute_capability', (0, 0)))
+
+
+def settings_for(engine: str, precision: str) -> engine_settings.EngineSettings:
+  """The settings that run on this machine for the requested engine and precision."""
+  gpu = gpu_capability() if engine == 'tensorflow' else None
+  return engine_settings.resolve(engine, precision, hardware.cpu_features(), gpu)
+
+
+class TensorFlowEngine:
+  """The model's network computed in a reduced precision, with float32 inputs and outputs."""
+
+  def __init__(self, model: model_lib.FFNModel, precision: str):
+    self.info = model.info
+    dtype = _TF_DTYPES[precision]
+
+    def predict_logits(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+      return model.call_in(image, seed, dtype)
+
+    self.predict_logits = tf.function(predict_logits,
+                                      input_signature=model.predict_logits.input_signature)
+
+
+class OpenVinoEngine:
+  """The model's `predict_logits` converted to OpenVINO, compiled per batch size for the CPU."""
+
+  def __init__(self, model: model_lib.FFNModel, precision: str):
+    import openvino  # pylint: disable=g-import-not-at-top  (slow to import; only used here)
+    self.info = model.info
+    self._ov = openvino
+    start = time.perf_counter()
+    self._model = openvino.convert_model(model.predict_logits)
+    self._inputs = [i.get_any_name() for i in self._model.inputs]
+    self._config = {'INFERENCE_PRECISION_HINT': OPENVINO_HINTS[precision],
+                    'PERFORMANCE_HINT': 'LATENCY'}
+    self._core = openvino.Core()
+    self._requests: dict[int, object] = {}
+    self._lock = threading.Lock()
+    logging.info('Model converted to OpenVINO in %.1f s (inputs %s).',
+                 time.perf_counter() - start, self._inputs)
+
+  def _request_for(self, batch: int, shapes: list[tuple[int, ...]]):
+    """The infer request of the model compiled for this batch size (compiled on first use)."""
+    request = self._requests.get(batch)
+    if request is None:
+      model = self._model.clone()
+      model.reshape({name: list(shape) for name, shape in zip(self._inputs, shapes)})
+      compiled = self._core.compile_model(model, 'CPU', self._config)
+      request = self._requests[batch] = compiled.create_infer_request()
+      logging.info('OpenVINO model compiled for batch %d (%s).', batch, self._config)
+    return request
+
+  def predict_logits(self, image: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """float32 logits [b, z, y, x, 1] (a fresh array, never OpenVINO's output buffer)."""
+    arrays = [np.ascontiguousarray(image, dtype=np.float32),
+              np.ascontiguousarray(seed, dtype=np.float32)]
+    with self._lock:
+      request = self._request_for(arrays[0].shape[0], [a.shape for a in arrays])
+      outputs = request.infer(dict(zip(self._inputs, arrays)), share_inputs=True)
+      return outputs[0]
+
+
+def build(model, settings: engine_settings.EngineSettings):
+  """A model-like engine running `model` as `settings` say (TF float32: the model itself)."""
+  if settings.engine == 'tensorflow' and settings.precision == 'float32':
+    return model
+  if not isinstance(model, model_lib.FFNModel):
+    raise ValueError(f'engine {settings.engine} with precision {settings.precision} needs a '
+                     f'TensorFlow FFN model, got {type(model).__name__}')
+  if settings.engine == 'openvino':
+    return OpenVinoEngine(model, settings.precision)
+  return TensorFlowEngine(model, settings.precision)
