@@ -71,6 +71,8 @@ def test_bundled_sample_crop_end_to_end(tmp_path):
     ('seed_policy: "PolicyPeaks"', 'seed_policy: "PolicyPeeks"', 'PolicyPeeks'),
     ('seed_policy: "PolicyPeaks"', 'movement_policy_name: "Wander"', 'Wander'),
     ('\\"depth\\": 12', '\\"depth\\": 13', 'conv12_a'),
+    ('seed_policy: "PolicyPeaks"', 'engine: ONNX', 'ONNX'),
+    ('seed_policy: "PolicyPeaks"', 'precision: INT8', 'INT8'),
 ])
 def test_bad_request(tmp_path, old, new, message):
   out = tmp_path / 'out'

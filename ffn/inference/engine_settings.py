@@ -19,9 +19,6 @@ ENGINES = ('tensorflow', 'openvino')
 PRECISIONS = ('float32', 'bfloat16', 'float16')
 _Request = inference_pb2.InferenceRequest
 
-# Lowest CUDA compute capability with fast tensor-core arithmetic in each precision.
-MIN_GPU_CAPABILITY = {'bfloat16': (8, 0), 'float16': (7, 0)}
-
 
 @dataclasses.dataclass(frozen=True)
 class EngineSettings:
@@ -78,25 +75,6 @@ def check_names(engine: str, precision: str) -> None:
                      f'{", ".join(PRECISIONS)}')
 
 
-def _why_slow(engine: str, precision: str, cpu: hardware.CpuFeatures,
-              gpu_capability: Optional[tuple[int, int]]) -> str:
-  """Why `precision` would be emulated here ('' if it runs natively)."""
-  if precision == 'float32':
-    return ''
-  if engine == 'tensorflow' and gpu_capability is not None:
-    if tuple(gpu_capability) >= MIN_GPU_CAPABILITY[precision]:
-      return ''
-    return (f'the GPU (compute capability {gpu_capability[0]}.{gpu_capability[1]}) has no '
-            f'fast {precision}')
-  if engine == 'tensorflow' and precision == 'float16':
-    return 'TensorFlow has no fast float16 on CPUs'
-  fast = cpu.fast_bfloat16 if precision == 'bfloat16' else cpu.fast_float16
-  if fast:
-    return ''
-  needs = 'AMX-BF16 or AVX512_BF16' if precision == 'bfloat16' else 'AMX-FP16 or AVX512_FP16'
-  return f'the CPU has no {needs} and no GPU is used'
-
-
 def resolve(engine: str, precision: str, cpu: hardware.CpuFeatures,
             gpu_capability: Optional[tuple[int, int]] = None) -> EngineSettings:
   """The settings that run: float32 where `precision` would be emulated slowly.
@@ -105,12 +83,14 @@ def resolve(engine: str, precision: str, cpu: hardware.CpuFeatures,
   (None: none). OpenVINO runs on the CPU.
   """
   check_names(engine, precision)
-  device = 'GPU' if engine == 'tensorflow' and gpu_capability is not None else 'CPU'
-  why = _why_slow(engine, precision, cpu, gpu_capability)
+  on_gpu = engine == 'tensorflow' and gpu_capability is not None
+  why = hardware.slow_precision_reason(precision, cpu, gpu_capability if on_gpu else None,
+                                       cpu_float16=engine == 'openvino')
   note = ''
   ran = precision
   if why:
     ran = 'float32'
     note = f'{precision} would be emulated slowly ({why}): running float32.'
-  return EngineSettings(engine=engine, precision=ran, requested_precision=precision, device=device, cpu=cpu.describe(),
+  return EngineSettings(engine=engine, precision=ran, requested_precision=precision,
+                        device='GPU' if on_gpu else 'CPU', cpu=cpu.describe(),
                         note=note)

@@ -12,32 +12,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Optional
-
 import numpy as np
 import tensorflow as tf
 
 from ffn.inference import engine_settings
 from ffn.training import model as model_lib
+from ffn.training import precision as precision_lib
 from ffn.utils import hardware
 
-_TF_DTYPES = {'float32': tf.float32, 'bfloat16': tf.bfloat16, 'float16': tf.float16}
 # OpenVINO's names for the precisions (INFERENCE_PRECISION_HINT).
 OPENVINO_HINTS = {'float32': 'f32', 'bfloat16': 'bf16', 'float16': 'f16'}
 
 
-def gpu_capability() -> Optional[tuple[int, int]]:
-  """The CUDA compute capability of TensorFlow's first GPU (None without one)."""
-  gpus = tf.config.list_physical_devices('GPU')
-  if not gpus:
-    return None
-  details = tf.config.experimental.get_device_details(gpus[0])
-  return tuple(details.get('compute_capability', (0, 0)))
-
-
 def settings_for(engine: str, precision: str) -> engine_settings.EngineSettings:
   """The settings that run on this machine for the requested engine and precision."""
-  gpu = gpu_capability() if engine == 'tensorflow' else None
+  gpu = precision_lib.gpu_capability() if engine == 'tensorflow' else None
   return engine_settings.resolve(engine, precision, hardware.cpu_features(), gpu)
 
 
@@ -46,7 +35,7 @@ class TensorFlowEngine:
 
   def __init__(self, model: model_lib.FFNModel, precision: str):
     self.info = model.info
-    dtype = _TF_DTYPES[precision]
+    dtype = precision_lib.DTYPES[precision]
 
     def predict_logits(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
       return model.call_in(image, seed, dtype)

@@ -6,8 +6,12 @@ import dataclasses
 import functools
 import logging
 import sys
+from typing import Optional
 
 CPUINFO = '/proc/cpuinfo'
+# Lowest CUDA compute capability with fast (tensor-core) arithmetic in each precision.
+MIN_GPU_CAPABILITY = {'bfloat16': (8, 0), 'float16': (7, 0)}
+_NO_GPU = ' and no GPU is used'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,3 +80,26 @@ def cpu_features() -> CpuFeatures:
     except OSError:
       pass
   return _openvino_features()
+
+
+def slow_precision_reason(precision: str, cpu: CpuFeatures,
+                          gpu_capability: Optional[tuple[int, int]] = None,
+                          cpu_float16: bool = False) -> str:
+  """Why the network in `precision` would be emulated slowly here ('' if it runs natively).
+
+  `gpu_capability`: CUDA compute capability of the GPU that computes (None: the
+  CPU does). `cpu_float16`: whether the runtime uses the CPU's float16 units
+  (OpenVINO does; TensorFlow does not).
+  """
+  if precision == 'float32':
+    return ''
+  if gpu_capability is not None:
+    if tuple(gpu_capability) >= MIN_GPU_CAPABILITY[precision]:
+      return ''
+    return (f'the GPU (compute capability {gpu_capability[0]}.{gpu_capability[1]}) has no '
+            f'fast {precision}')
+  if precision == 'bfloat16':
+    return '' if cpu.fast_bfloat16 else f'the CPU has no AMX-BF16 or AVX512_BF16{_NO_GPU}'
+  if not cpu_float16:
+    return 'this runtime has no fast float16 on CPUs'
+  return '' if cpu.fast_float16 else f'the CPU has no AMX-FP16 or AVX512_FP16{_NO_GPU}'
