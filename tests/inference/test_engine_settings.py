@@ -92,3 +92,18 @@ def test_parse_cpuinfo():
 
 def test_this_machine_is_described():
   assert hardware.cpu_features().describe()
+
+
+def test_fast_sample_config_is_upstreams_plus_openvino_bfloat16(repo_root):
+  configs = repo_root / 'configs'
+  upstream = run_request.parse_request(
+      (configs / 'inference_training_sample2.pbtxt').read_text())
+  fast = run_request.parse_request(
+      (configs / 'inference_training_sample2_fast.pbtxt').read_text())
+  assert engine_settings.requested(upstream) == ('tensorflow', 'float32')
+  assert engine_settings.requested(fast) == ('openvino', 'bfloat16')
+  assert fast.segmentation_output_dir != upstream.segmentation_output_dir
+  for field in ('engine', 'precision', 'segmentation_output_dir'):
+    fast.ClearField(field)
+  upstream.ClearField('segmentation_output_dir')
+  assert fast == upstream
