@@ -28,7 +28,7 @@ def get_scored_move_offsets(deltas_zyx: Sequence[int], prob_map: np.ndarray,
   relative to the centre of `prob_map`. The yield order is z-, z+, y-, y+, x-,
   x+ and carries no meaning; callers sort.
   """
-  center = np.asarray(prob_map.shape) // 2
+  center = [int(s) // 2 for s in prob_map.shape]
   deltas_zyx = [int(d) for d in deltas_zyx]
   window = [slice(c - d, c + d + 1) for c, d in zip(center, deltas_zyx)]
   seen = set()
@@ -37,15 +37,14 @@ def get_scored_move_offsets(deltas_zyx: Sequence[int], prob_map: np.ndarray,
       continue
     for step in (-delta, delta):
       face_index = list(window)
-      face_index[axis] = int(center[axis] + step)
+      face_index[axis] = center[axis] + step
       face = prob_map[tuple(face_index)]
-      flat = int(np.argmax(face))
-      in_plane = np.unravel_index(flat, face.shape)
+      flat = int(face.argmax())
       score = face.flat[flat]
       if score < threshold:
         continue
-      offset = [int(in_plane[0] - face.shape[0] // 2),
-                int(in_plane[1] - face.shape[1] // 2)]
+      row, col = divmod(flat, face.shape[1])
+      offset = [row - face.shape[0] // 2, col - face.shape[1] // 2]
       offset.insert(axis, step)
       move = (score, tuple(offset))
       if move not in seen:
@@ -100,30 +99,30 @@ class FaceMaxMovementPolicy(BaseMovementPolicy):
     super().__init__(canvas, collections.deque(), deltas)
     self.score_threshold = score_threshold
     self.done_rounded_coords: set[Position] = set()
-    self._start_pos = np.zeros(3, dtype=np.int64)
-    self._step = np.maximum(self.deltas, 1)
-    self._half_delta = self.deltas // 2
+    self._start_pos = (0, 0, 0)
+    # Plain ints: quantize_pos runs several times per FOV.
+    self._step = tuple(max(int(d), 1) for d in self.deltas)
+    self._half_delta = tuple(int(d) // 2 for d in self.deltas)
 
   def reset_state(self, start_pos: Position) -> None:
     self.scored_coords = collections.deque()
     self.done_rounded_coords = set()
-    self._start_pos = np.asarray(start_pos, dtype=np.int64)
+    self._start_pos = tuple(int(p) for p in start_pos)
 
   def get_state(self) -> list:
-    return [(self.scored_coords, self.done_rounded_coords,
-             tuple(int(v) for v in self._start_pos))]
+    return [(self.scored_coords, self.done_rounded_coords, self._start_pos)]
 
   def restore_state(self, state) -> None:
     entry = state[0]
     self.scored_coords = collections.deque(entry[0])
     self.done_rounded_coords = set(entry[1])
     if len(entry) > 2:  # 2019 checkpoints did not record the start position.
-      self._start_pos = np.asarray(entry[2], dtype=np.int64)
+      self._start_pos = tuple(int(p) for p in entry[2])
 
   def quantize_pos(self, pos: Sequence[int]) -> Position:
     """The cell of `pos` on a grid of spacing `deltas` centred on the object's seed."""
-    rel = np.asarray(pos, dtype=np.int64) - self._start_pos
-    return tuple(int(v) for v in (rel + self._half_delta) // self._step)
+    return tuple((int(p) - s + h) // step for p, s, h, step in
+                 zip(pos, self._start_pos, self._half_delta, self._step))
 
   def __next__(self) -> Position:
     while self.scored_coords:
