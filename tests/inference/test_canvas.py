@@ -212,3 +212,15 @@ def test_visualize_state_is_an_rgb_picture():
   assert tuple(picture[10, 12]) == (255, 0, 0)
   canvas.segment_at((10, 30, 35), dynamic_image=shown.append, vis_update_every=1)
   assert shown and shown[0].shape == picture.shape
+
+
+def test_next_object_starts_from_a_clear_object_map():
+  canvas, _ = _canvas()
+  canvas.segment_at((10, 10, 12))
+  assert np.sum(~np.isnan(canvas.seed)) > 100
+  canvas.init_seed((10, 30, 35))
+  seen = ~np.isnan(canvas.seed)
+  assert np.sum(seen) == 1 and seen[10, 30, 35]
+  canvas.seed[2:5, 2:5, 2:5] = 1.0  # Written from outside the canvas:
+  canvas.clear_seed()
+  assert np.all(np.isnan(canvas.seed))
