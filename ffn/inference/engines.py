@@ -47,7 +47,7 @@ class TensorFlowEngine:
 class OpenVinoEngine:
   """The model's `predict_logits` converted to OpenVINO, compiled per batch size for the CPU."""
 
-  def __init__(self, model: model_lib.FFNModel, precision: str):
+  def __init__(self, model: model_lib.FFNModel, precision: str, batch_size: int = 1):
     import openvino  # pylint: disable=g-import-not-at-top  (slow to import; only used here)
     self.info = model.info
     self._ov = openvino
@@ -61,13 +61,16 @@ class OpenVinoEngine:
     self._lock = threading.Lock()
     logging.info('Model converted to OpenVINO in %.1f s (inputs %s).',
                  time.perf_counter() - start, self._inputs)
+    # Compiled now rather than inside the first FOV; other sizes on first use.
+    self._request_for(batch_size)
 
-  def _request_for(self, batch: int, shapes: list[tuple[int, ...]]):
+  def _request_for(self, batch: int):
     """The infer request of the model compiled for this batch size (compiled on first use)."""
     request = self._requests.get(batch)
     if request is None:
       model = self._model.clone()
-      model.reshape({name: list(shape) for name, shape in zip(self._inputs, shapes)})
+      model.reshape({i.get_any_name(): [batch] + list(i.get_partial_shape())[1:]
+                     for i in self._model.inputs})
       compiled = self._core.compile_model(model, 'CPU', self._config)
       request = self._requests[batch] = compiled.create_infer_request()
       logging.info('OpenVINO model compiled for batch %d (%s).', batch, self._config)
@@ -78,18 +81,21 @@ class OpenVinoEngine:
     arrays = [np.ascontiguousarray(image, dtype=np.float32),
               np.ascontiguousarray(seed, dtype=np.float32)]
     with self._lock:
-      request = self._request_for(arrays[0].shape[0], [a.shape for a in arrays])
+      request = self._request_for(arrays[0].shape[0])
       outputs = request.infer(dict(zip(self._inputs, arrays)), share_inputs=True)
       return outputs[0]
 
 
-def build(model, settings: engine_settings.EngineSettings):
-  """A model-like engine running `model` as `settings` say (TF float32: the model itself)."""
+def build(model, settings: engine_settings.EngineSettings, batch_size: int = 1):
+  """A model-like engine running `model` as `settings` say (TF float32: the model itself).
+
+  `batch_size` is the batch the engine will mostly see (OpenVINO compiles it at once).
+  """
   if settings.engine == 'tensorflow' and settings.precision == 'float32':
     return model
   if not isinstance(model, model_lib.FFNModel):
     raise ValueError(f'engine {settings.engine} with precision {settings.precision} needs a '
                      f'TensorFlow FFN model, got {type(model).__name__}')
   if settings.engine == 'openvino':
-    return OpenVinoEngine(model, settings.precision)
+    return OpenVinoEngine(model, settings.precision, batch_size)
   return TensorFlowEngine(model, settings.precision)

@@ -158,7 +158,7 @@ class Runner:
     self.engine_settings = engines.settings_for(*self._engine_request)
     logging.info('%s', self.engine_settings.describe())
     with timer_counter(self.counters, 'engine-build'):
-      model = engines.build(model, self.engine_settings)
+      model = engines.build(model, self.engine_settings, self.batch_size)
     self.model = model
     self.movement_policy_fn = movement.get_policy_fn(request, model.info)
     if self.batch_size == 1 and self.concurrent_requests == 1:
