@@ -161,10 +161,15 @@ class Runner:
       model = engines.build(model, self.engine_settings, self.batch_size)
     self.model = model
     self.movement_policy_fn = movement.get_policy_fn(request, model.info)
+    self.start_executor()
+
+  def start_executor(self) -> None:
+    """(Re)starts the executor around `self.model`: direct, or batching FOVs of several canvases."""
+    self.stop_executor()
     if self.batch_size == 1 and self.concurrent_requests == 1:
-      self.executor = executor_lib.DirectExecutor(model.predict_logits, self.counters)
+      self.executor = executor_lib.DirectExecutor(self.model.predict_logits, self.counters)
     else:
-      self.executor = executor_lib.BatchExecutor(model.predict_logits, self.counters,
+      self.executor = executor_lib.BatchExecutor(self.model.predict_logits, self.counters,
                                                  self.batch_size)
     self.executor.start()
 
