@@ -54,6 +54,9 @@ class OpenVinoEngine:
     start = time.perf_counter()
     self._model = openvino.convert_model(model.predict_logits)
     self._inputs = [i.get_any_name() for i in self._model.inputs]
+    # FFNModel.predict_logits names its inputs; fall back to their order.
+    self._image_input = self._inputs.index('patches') if 'patches' in self._inputs else 0
+    self._seed_input = self._inputs.index('seed') if 'seed' in self._inputs else 1
     self._config = {'INFERENCE_PRECISION_HINT': OPENVINO_HINTS[precision],
                     'PERFORMANCE_HINT': 'LATENCY'}
     self._core = openvino.Core()
@@ -78,12 +81,13 @@ class OpenVinoEngine:
 
   def predict_logits(self, image: np.ndarray, seed: np.ndarray) -> np.ndarray:
     """float32 logits [b, z, y, x, 1] (a fresh array, never OpenVINO's output buffer)."""
-    arrays = [np.ascontiguousarray(image, dtype=np.float32),
-              np.ascontiguousarray(seed, dtype=np.float32)]
     with self._lock:
-      request = self._request_for(arrays[0].shape[0])
-      outputs = request.infer(dict(zip(self._inputs, arrays)), share_inputs=True)
-      return outputs[0]
+      request = self._request_for(image.shape[0])
+      # Copied straight into OpenVINO's input buffers (one copy, also from strided views).
+      request.get_input_tensor(self._image_input).data[...] = image
+      request.get_input_tensor(self._seed_input).data[...] = seed
+      request.infer()
+      return request.get_output_tensor(0).data.copy()
 
 
 def build(model, settings: engine_settings.EngineSettings, batch_size: int = 1):

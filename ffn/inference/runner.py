@@ -156,7 +156,9 @@ class Runner:
     if model is None:
       model = self._load_model(request)
     self.engine_settings = engines.settings_for(*self._engine_request)
-    logging.info('%s', self.engine_settings.describe())
+    # A precision that falls back to float32 is a warning: the run is slower than asked.
+    log = logging.warning if self.engine_settings.note else logging.info
+    log('%s', self.engine_settings.describe())
     with timer_counter(self.counters, 'engine-build'):
       model = engines.build(model, self.engine_settings, self.batch_size)
     self.model = model
