@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+
 import numpy as np
 import tensorflow as tf
 
@@ -50,7 +51,6 @@ class OpenVinoEngine:
   def __init__(self, model: model_lib.FFNModel, precision: str, batch_size: int = 1):
     import openvino  # pylint: disable=g-import-not-at-top  (slow to import; only used here)
     self.info = model.info
-    self._ov = openvino
     start = time.perf_counter()
     self._model = openvino.convert_model(model.predict_logits)
     self._inputs = [i.get_any_name() for i in self._model.inputs]
