@@ -107,3 +107,14 @@ def test_fast_sample_config_is_upstreams_plus_openvino_bfloat16(repo_root):
     fast.ClearField(field)
   upstream.ClearField('segmentation_output_dir')
   assert fast == upstream
+
+
+def test_cpu_features_without_proc_cpuinfo_ask_openvino(monkeypatch):
+  monkeypatch.setattr(hardware.sys, 'platform', 'darwin')
+  hardware.cpu_features.cache_clear()
+  try:
+    features = hardware.cpu_features()
+  finally:
+    hardware.cpu_features.cache_clear()
+  assert features.source == 'OpenVINO CPU capabilities'
+  assert features.fast_bfloat16 == features.amx_bf16 == features.avx512_bf16
