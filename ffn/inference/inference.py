@@ -93,7 +93,6 @@ class Canvas:
     self._pred_delta = (self._input_seed_size - self._pred_size) // 2
     if np.any(self._pred_delta < 0):
       raise ValueError('the prediction must not be larger than the seed input')
-    self._shape_arr = np.asarray(self.shape, dtype=np.int64)
     # Plain-int copies for the per-FOV path, where numpy on 3-vectors costs more
     # than the arithmetic.
     self._margin_t = tuple(int(m) for m in self.margin)
