@@ -1,51 +1,10 @@
 #!/usr/bin/env python
 """Samples balanced training coordinates from partition volumes into a GZIP TFRecord.
 
-Example, from the repository root:
-
-  python build_coordinates.py \\
-      --partition_volumes validation1:third_party/neuroproof_examples/training_sample2/af.h5:af \\
-      --coordinate_output third_party/neuroproof_examples/training_sample2/tf_record_file \\
-      --margin 24,24,24
+The command lives in ffn.scripts.build_coordinates (installed as `ffn-build-coordinates`).
 """
 
-from __future__ import annotations
-
-import sys
-
-from absl import app
-from absl import flags
-from absl import logging
-
-from ffn.training import coordinates
-from ffn.utils import volume_spec
-
-FLAGS = flags.FLAGS
-
-flags.DEFINE_list('partition_volumes', None,
-                  'Partition volumes as <volume_name>:<h5 path>:<dataset>; the names must '
-                  'match the volume names given to training.')
-flags.DEFINE_string('coordinate_output', None,
-                    'Path of the GZIP TFRecord file to write the coordinates to.')
-flags.DEFINE_list('margin', None,
-                  'z,y,x voxels next to the volume border excluded from sampling; normally '
-                  'the training FOV radius (fov_size // 2 + deltas).')
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    coordinates.build_coordinates(
-        partition_volumes=FLAGS.partition_volumes,
-        coordinate_output=FLAGS.coordinate_output,
-        margin_zyx=coordinates.validate_margin(FLAGS.margin))
-  except (coordinates.CoordinatesError, volume_spec.VolumeSpecError) as e:
-    logging.error('%s', e)
-    print(f'build_coordinates.py: error: {e}', file=sys.stderr)
-    sys.exit(1)
-
+from ffn.scripts.build_coordinates import run
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['partition_volumes', 'coordinate_output', 'margin'])
-  app.run(main)
+  run()

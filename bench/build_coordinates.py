@@ -27,6 +27,7 @@ import tensorflow as tf  # pylint: disable=wrong-import-position
 
 from ffn.training import coordinates  # pylint: disable=wrong-import-position
 from ffn.training import partitions  # pylint: disable=wrong-import-position
+from ffn.training import tfrecord  # pylint: disable=wrong-import-position
 from ffn.utils import volume_spec  # pylint: disable=wrong-import-position
 
 SAMPLE = 'third_party/neuroproof_examples/training_sample2'
@@ -47,11 +48,11 @@ def one_at_a_time(path: str, centers: list, name: bytes) -> None:
 
 def ours(path: str, centers: np.ndarray, name: bytes, chunk: int) -> None:
   """Our writer: vectorised encoding and framing, one gzip stream."""
-  encoder = coordinates.ExampleEncoder([name])
+  encoder = tfrecord.ExampleEncoder([name])
   index = np.zeros(len(centers), dtype=np.int64)
   chunks = (encoder.encode_array(centers[i:i + chunk], index[i:i + chunk])
             for i in range(0, len(centers), chunk))
-  coordinates.write_tfrecord_gzip(path, chunks)
+  tfrecord.write_tfrecord_gzip(path, chunks)
 
 
 def main():
@@ -90,7 +91,7 @@ def main():
     n = len(centers)
     print(f'one-at-a-time tf.train.Example writer: {n / slow_s:12,.0f} records/s ({slow_s:.2f} s)')
     print(f'ours (vectorised encoder + gzip):      {n / fast_s:12,.0f} records/s ({fast_s:.2f} s)')
-    print(f'deflate backend: {coordinates.deflate_backend.__name__}')
+    print(f'deflate backend: {tfrecord.deflate_backend.__name__}')
     print(f'decompressed files identical: {identical}')
     print(f'speed-up: {slow_s / fast_s:.1f}x')
     print(f'estimated one-at-a-time time for all {ids.size} records: {ids.size * slow_s / n:.0f} s')

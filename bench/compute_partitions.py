@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ffn.inference import segmentation  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ffn.utils import labels as segmentation  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ffn.training import partitions  # pylint: disable=wrong-import-position
 from ffn.utils import volume_spec  # pylint: disable=wrong-import-position
 

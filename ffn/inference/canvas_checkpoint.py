@@ -9,9 +9,31 @@ checkpoints are a subset, so those load too (without the object in flight).
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Optional
+
 import numpy as np
 
 from ffn.utils import atomic
+
+
+@dataclasses.dataclass
+class CanvasState:
+  """The state of a Canvas a checkpoint holds; None marks what a 2019 checkpoint lacks."""
+  segmentation: np.ndarray
+  seed: np.ndarray
+  seg_prob: Optional[np.ndarray]
+  origins: dict
+  overlaps: Optional[dict]
+  history: list
+  history_deleted: list
+  max_id: Optional[int]
+  min_pos: Optional[np.ndarray]
+  max_pos: Optional[np.ndarray]
+  global_to_local_ids: Optional[dict]
+  movement_policy_state: Any
+  seed_policy_state: Any
+  counters: str
 
 
 def _as_object(value) -> np.ndarray:
@@ -38,58 +60,61 @@ def save(canvas, path: str, partial_segment_iters: int = 0,
   taken from the seed policy but not yet processed; both make the saved
   seed-policy position point back at that seed.
   """
-  seed_policy_state = None
-  if canvas.seed_policy is not None:
-    seed_policy_state = canvas.seed_policy.get_state(
-        previous=bool(partial_segment_iters > 0 or seed_pending))
+  state = canvas.state(rewind_seed=bool(partial_segment_iters > 0 or seed_pending))
   arrays = dict(
-      movement_policy=_as_object(canvas.movement_policy.get_state()),
-      segmentation=canvas.segmentation,
-      seed=canvas.seed,
-      origins=_as_object(canvas.origins),
-      overlaps=_as_object(canvas.overlaps),
-      min_pos=np.asarray(canvas._min_pos),  # pylint: disable=protected-access
-      max_pos=np.asarray(canvas._max_pos),  # pylint: disable=protected-access
-      max_id=np.int64(canvas._max_id),  # pylint: disable=protected-access
-      history=_as_object(list(canvas.history)),
-      history_deleted=np.asarray(canvas.history_deleted, dtype=np.int64),
-      seed_policy_state=_as_object(seed_policy_state),
-      counters=np.asarray(canvas.counters.dumps()),
+      movement_policy=_as_object(state.movement_policy_state),
+      segmentation=state.segmentation,
+      seed=state.seed,
+      origins=_as_object(state.origins),
+      overlaps=_as_object(state.overlaps),
+      min_pos=np.asarray(state.min_pos),
+      max_pos=np.asarray(state.max_pos),
+      max_id=np.int64(state.max_id),
+      history=_as_object(list(state.history)),
+      history_deleted=np.asarray(state.history_deleted, dtype=np.int64),
+      seed_policy_state=_as_object(state.seed_policy_state),
+      counters=np.asarray(state.counters),
       partial_segment_iters=np.int64(partial_segment_iters),
-      global_to_local_ids=_as_object(canvas.global_to_local_ids),
+      global_to_local_ids=_as_object(state.global_to_local_ids),
   )
-  if canvas.keep_probability_maps:
-    arrays['seg_qprob'] = canvas.seg_prob
+  if state.seg_prob is not None:
+    arrays['seg_qprob'] = state.seg_prob
   with atomic.atomic_open(path, 'wb') as f:
     np.savez_compressed(f, **arrays)
 
 
+def _optional(data, key: str, convert):
+  """`convert(data[key])`, or None when the checkpoint has no `key`."""
+  return convert(data[key]) if key in data else None
+
+
+def load(path: str) -> tuple[CanvasState, int]:
+  """The CanvasState saved at `path` and its partial_segment_iters."""
+  with np.load(path, allow_pickle=True) as data:
+    history = _unwrap(data['history'])
+    state = CanvasState(
+        segmentation=data['segmentation'],
+        seed=data['seed'],
+        seg_prob=_optional(data, 'seg_qprob', np.asarray),
+        origins=dict(_unwrap(data['origins'])),
+        overlaps=_optional(data, 'overlaps', lambda v: dict(_unwrap(v))),
+        history=[tuple(h) for h in history] if history is not None else [],
+        history_deleted=[int(v) for v in np.asarray(data['history_deleted']).ravel()],
+        max_id=_optional(data, 'max_id', int),
+        min_pos=_optional(data, 'min_pos', lambda v: np.asarray(v, dtype=np.int64)),
+        max_pos=_optional(data, 'max_pos', lambda v: np.asarray(v, dtype=np.int64)),
+        global_to_local_ids=_optional(data, 'global_to_local_ids',
+                                      lambda v: dict(_unwrap(v))),
+        movement_policy_state=_unwrap(data['movement_policy']),
+        seed_policy_state=_unwrap(data['seed_policy_state']),
+        counters=str(data['counters']),
+    )
+    partial = _optional(data, 'partial_segment_iters', int) or 0
+  return state, partial
+
+
 def restore(canvas, path: str) -> int:
   """Loads the state saved at `path` into `canvas`; returns its partial_segment_iters."""
-  with np.load(path, allow_pickle=True) as data:
-    canvas.segmentation[:] = data['segmentation']
-    canvas.seed[:] = data['seed']
-    if canvas.keep_probability_maps and 'seg_qprob' in data:
-      canvas.seg_prob[:] = data['seg_qprob']
-    canvas.origins = dict(_unwrap(data['origins']))
-    if 'overlaps' in data:
-      canvas.overlaps = dict(_unwrap(data['overlaps']))
-    history = _unwrap(data['history'])
-    canvas.history = [tuple(h) for h in history] if history is not None else []
-    canvas.history_deleted = [int(v) for v in np.asarray(data['history_deleted']).ravel()]
-    if 'max_id' in data:
-      canvas._max_id = int(data['max_id'])  # pylint: disable=protected-access
-    else:
-      canvas._max_id = int(canvas.segmentation.max(initial=0))  # pylint: disable=protected-access
-    if 'min_pos' in data:
-      canvas._min_pos = np.asarray(data['min_pos'], dtype=np.int64)  # pylint: disable=protected-access
-      canvas._max_pos = np.asarray(data['max_pos'], dtype=np.int64)  # pylint: disable=protected-access
-    if 'global_to_local_ids' in data:
-      canvas.global_to_local_ids = dict(_unwrap(data['global_to_local_ids']))
-    canvas.movement_policy.restore_state(_unwrap(data['movement_policy']))
-    state = _unwrap(data['seed_policy_state'])
-    canvas._seed_policy_state = state  # pylint: disable=protected-access
-    canvas.counters.loads(str(data['counters']))
-    canvas.counters['voxels-segmented'].Set(int(np.sum(canvas.segmentation > 0)))
-    partial = int(data['partial_segment_iters']) if 'partial_segment_iters' in data else 0
+  state, partial = load(path)
+  canvas.load_state(state)
   return partial

@@ -17,11 +17,12 @@ import numpy as np
 
 from ffn.inference.inference_utils import Counters
 from ffn.inference.inference_utils import timer_counter
+from ffn.utils import errors
 
 PredictFn = Callable[[np.ndarray, np.ndarray], object]
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(errors.FFNError, RuntimeError):
   """The executor failed or was stopped; the request was not served."""
 
 

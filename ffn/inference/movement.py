@@ -6,76 +6,14 @@ All positions, offsets and deltas in this module are zyx.
 from __future__ import annotations
 
 import collections
-import functools
-import importlib
-import json
 import weakref
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from ffn.utils import probability
-
-Position = tuple[int, int, int]
-
-
-@functools.lru_cache(maxsize=16)
-def _face_table(shape: tuple[int, ...], deltas_zyx: tuple[int, ...]):
-  """Flat indices of the ±delta cuboid faces of a `shape` array, one padded row per face.
-
-  Returns (faces, index): `faces` lists (axis, step, face shape) in the order
-  z-, z+, y-, y+, x-, x+ (axes with delta 0 left out); row i of `index` holds
-  the C-order flat indices of face i, padded at the end with its first index so
-  that a row's first maximum is the face's first maximum.
-  """
-  center = [s // 2 for s in shape]
-  window = [np.arange(c - d, c + d + 1) for c, d in zip(center, deltas_zyx)]
-  faces, rows = [], []
-  for axis, delta in enumerate(deltas_zyx):
-    if delta == 0:
-      continue
-    for step in (-delta, delta):
-      axes = list(window)
-      axes[axis] = np.array([center[axis] + step])
-      flat = np.ravel_multi_index(np.meshgrid(*axes, indexing='ij'), shape).ravel()
-      in_plane = tuple(len(w) for i, w in enumerate(window) if i != axis)
-      faces.append((axis, step, in_plane))
-      rows.append(flat)
-  width = max((len(r) for r in rows), default=0)
-  index = np.array([np.pad(r, (0, width - len(r)), mode='edge') for r in rows],
-                   dtype=np.intp).reshape(len(rows), width)
-  return faces, index
-
-
-def get_scored_move_offsets(deltas_zyx: Sequence[int], prob_map: np.ndarray,
-                            threshold: float = 0.9
-                            ) -> Iterator[tuple[float, Position]]:
-  """Yields unique (score, offset_zyx) moves to the maxima of the ±delta cuboid faces.
-
-  The score is the value of `prob_map` at the face maximum (first occurrence in
-  C order); faces whose maximum is below `threshold` give no move. Offsets are
-  relative to the centre of `prob_map`. The yield order is z-, z+, y-, y+, x-,
-  x+ and carries no meaning; callers sort.
-  """
-  faces, index = _face_table(tuple(int(s) for s in prob_map.shape),
-                             tuple(int(d) for d in deltas_zyx))
-  if not faces:
-    return
-  # One gather and one argmax for all faces: this runs once per FOV.
-  values = prob_map.ravel()[index]
-  best = values.argmax(axis=1)
-  scores = values[np.arange(len(faces)), best]
-  seen = set()
-  for (axis, step, (rows, cols)), flat, score in zip(faces, best.tolist(), scores):
-    if score < threshold:
-      continue
-    row, col = divmod(flat, cols)
-    offset = [row - rows // 2, col - cols // 2]
-    offset.insert(axis, step)
-    move = (score, tuple(offset))
-    if move not in seen:
-      seen.add(move)
-      yield move
+from ffn.utils.axes import Position
+from ffn.utils.axes import zyx
+from ffn.utils.fov import get_scored_move_offsets
 
 
 class BaseMovementPolicy:
@@ -172,52 +110,6 @@ class FaceMaxMovementPolicy(BaseMovementPolicy):
           (score, tuple(int(p + o) for p, o in zip(position, offset))))
 
 
-def _import_symbol(name: str):
-  """Resolves a dotted `module.symbol` path."""
-  module_name, _, symbol = name.rpartition('.')
-  if not module_name:
-    raise ValueError(f'movement_policy_name {name!r}: not a class in '
-                     'ffn.inference.movement nor a dotted module.Class path')
-  try:
-    module = importlib.import_module(module_name)
-    return getattr(module, symbol)
-  except (ImportError, AttributeError) as e:
-    raise ValueError(f'movement_policy_name {name!r} cannot be imported: {e}') from e
-
-
-def policy_class(name: str) -> type:
-  """The movement policy class named `name` here or by a dotted path (default FaceMax)."""
-  if not name:
-    return FaceMaxMovementPolicy
-  policy_cls = globals().get(name)
-  if isinstance(policy_cls, type) and issubclass(policy_cls, BaseMovementPolicy):
-    return policy_cls
-  return _import_symbol(name)
-
-
-def get_policy_fn(request, model_info) -> Callable[[Any], BaseMovementPolicy]:
-  """Returns canvas -> movement policy, as configured by an InferenceRequest.
-
-  `model_info` is anything with an xyz `deltas` attribute (the model or its info).
-  """
-  policy_cls = policy_class(request.movement_policy_name)
-
-  kwargs = {}
-  if request.movement_policy_args:
-    try:
-      kwargs = json.loads(request.movement_policy_args)
-    except json.JSONDecodeError as e:
-      raise ValueError(f'movement_policy_args is not valid JSON: '
-                       f'{request.movement_policy_args!r} ({e})') from e
-    if not isinstance(kwargs, dict):
-      raise ValueError('movement_policy_args must be a JSON object, got '
-                       f'{request.movement_policy_args!r}')
-  kwargs.setdefault('deltas', tuple(int(d) for d in np.asarray(model_info.deltas)[::-1]))
-  kwargs.setdefault('score_threshold',
-                    float(probability.logit(request.inference_options.move_threshold)))
-  return lambda canvas: policy_cls(canvas, **kwargs)
-
-
 class MovementRestrictor:
   """Keeps the FOV (and seeds) out of masked or badly aligned areas."""
 
@@ -239,8 +131,8 @@ class MovementRestrictor:
       if shift_mask_fov is None:
         raise ValueError('shift_mask_fov is required with a shift_mask')
       self.shift_mask = np.max(np.abs(shift_mask), axis=0) >= shift_mask_threshold
-      self._fov_low = np.asarray(shift_mask_fov.start, dtype=np.int64)[::-1]
-      self._fov_high = np.asarray(shift_mask_fov.end, dtype=np.int64)[::-1] - 1
+      self._fov_low = zyx(shift_mask_fov.start)
+      self._fov_high = zyx(shift_mask_fov.end) - 1
 
   def is_valid_seed(self, pos: Position) -> bool:
     """False if `pos` is excluded as a seed."""

@@ -14,23 +14,24 @@ from ffn.utils import bounding_box
 from ffn.utils import bounding_box_pb2
 
 
+def _parse_text(text: str, proto, flag: str, expected: str):
+  """Fills `proto` from text format; ValueError naming `flag` and the bad field."""
+  try:
+    text_format.Parse(text or '', proto)
+  except text_format.ParseError as e:
+    raise ValueError(f'--{flag} is not a valid {expected}: {e}') from e
+  return proto
+
+
 def parse_request(text: str) -> inference_pb2.InferenceRequest:
   """An InferenceRequest from text format; ValueError naming the bad field."""
-  request = inference_pb2.InferenceRequest()
-  try:
-    text_format.Parse(text or '', request)
-  except text_format.ParseError as e:
-    raise ValueError(f'--inference_request is not a valid InferenceRequest: {e}') from e
-  return request
+  return _parse_text(text, inference_pb2.InferenceRequest(), 'inference_request',
+                     'InferenceRequest')
 
 
 def parse_bounding_box(text: str) -> bounding_box.BoundingBox:
   """A BoundingBox (xyz) from a text-format BoundingBox proto."""
-  proto = bounding_box_pb2.BoundingBox()
-  try:
-    text_format.Parse(text or '', proto)
-  except text_format.ParseError as e:
-    raise ValueError(f'--bounding_box is not a valid BoundingBox: {e}') from e
+  proto = _parse_text(text, bounding_box_pb2.BoundingBox(), 'bounding_box', 'BoundingBox')
   if not proto.HasField('size'):
     raise ValueError(f'--bounding_box {text!r} has no size')
   return bounding_box.BoundingBox(proto)

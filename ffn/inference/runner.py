@@ -1,69 +1,40 @@
 """The Runner: FFN inference over subvolumes, from an InferenceRequest to files.
 
-It opens the volumes and the model, builds a Canvas per subvolume (image,
-restrictor, checkpoint path), runs it and saves the result through `storage`.
-It knows nothing of how the field of view moves.
+It turns the request into a typed plan once (`plan.from_request`), opens the
+volumes and the model, builds a Canvas per subvolume (image, restrictor,
+checkpoint path), runs it and saves the result (`results`, `probmaps`). It
+knows nothing of how the field of view moves.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
 import os
 import time
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional
 
 import numpy as np
 
 from ffn.inference import align
+from ffn.utils import axes
+from ffn.inference import canvas as canvas_lib
 from ffn.inference import engine_settings
+from ffn.inference import engines
 from ffn.inference import executor as executor_lib
-from ffn.inference import inference
 from ffn.inference import inference_pb2
 from ffn.inference import inference_utils
+from ffn.inference import masks
 from ffn.inference import movement
-from ffn.inference import seed as seed_policies
-from ffn.inference import storage
+from ffn.inference import plan as plan_lib
+from ffn.inference import probmaps
+from ffn.inference import results
+from ffn.inference import volumes
+from ffn.utils.axes import ZYX
 from ffn.inference.inference_utils import timer_counter
+from ffn.training import import_util
 from ffn.utils import atomic
 from ffn.utils import bounding_box
-
-ZYX = Sequence[int]
-
-
-def _zyx_tuple(values) -> tuple[int, int, int]:
-  values = tuple(int(v) for v in values)
-  if len(values) != 3:
-    raise ValueError(f'expected 3 (z, y, x) values, got {values!r}')
-  return values
-
-
-def _json_kwargs(text: str, field: str) -> dict:
-  """Parses a JSON-object request field (empty means no arguments)."""
-  if not text:
-    return {}
-  try:
-    parsed = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise ValueError(f'InferenceRequest.{field} is not valid JSON: {text!r} ({e})') from e
-  if not isinstance(parsed, dict):
-    raise ValueError(f'InferenceRequest.{field} must be a JSON object, got {text!r}')
-  return parsed
-
-
-def seed_policy_class(name: str):
-  """The seed policy class named `name` in ffn.inference.seed (default PolicyPeaks)."""
-  if not name:
-    return seed_policies.PolicyPeaks
-  cls = getattr(seed_policies, name, None)
-  if not (isinstance(cls, type) and issubclass(cls, seed_policies.BaseSeedPolicy)):
-    known = sorted(n for n, v in vars(seed_policies).items()
-                   if isinstance(v, type) and issubclass(v, seed_policies.BaseSeedPolicy)
-                   and v is not seed_policies.BaseSeedPolicy)
-    raise ValueError(f'InferenceRequest.seed_policy {name!r} is not a seed policy; '
-                     f'expected one of {known}')
-  return cls
 
 
 class Runner:
@@ -75,6 +46,7 @@ class Runner:
     self.counters = inference_utils.Counters()
     self.executor = None
     self.request: Optional[inference_pb2.InferenceRequest] = None
+    self.plan: Optional[plan_lib.InferencePlan] = None
     self.model = None
     # What runs the model (engine, precision), once load_model has run.
     self.engine_settings: Optional[engine_settings.EngineSettings] = None
@@ -108,40 +80,18 @@ class Runner:
               batch_size: Optional[int] = None) -> None:
     """The cheap half of `start`: validates the request and opens its volumes."""
     self.request = request
-    if not request.segmentation_output_dir:
-      raise ValueError('InferenceRequest.segmentation_output_dir must be set')
-    if request.image.WhichOneof('volume_path') is None:
-      raise ValueError('InferenceRequest.image must name a volume '
-                       '(hdf5: "file.h5:dataset" or tensorstore: JSON spec)')
-    if request.image_stddev == 0:
-      raise ValueError('InferenceRequest.image_stddev must be non-zero '
-                       '(the image is normalised as (image - image_mean) / image_stddev)')
-    if request.alignment_options.type not in (inference_pb2.AlignmentOptions.NO_ALIGNMENT,):
-      name = inference_pb2.AlignmentOptions.AlignType.Name(request.alignment_options.type)
-      raise NotImplementedError(f'InferenceRequest.alignment_options.type {name} is not '
-                                'supported; only NO_ALIGNMENT')
-    for field in ('init_activation', 'pad_value', 'move_threshold', 'segment_threshold'):
-      value = getattr(request.inference_options, field)
-      if not 0 < value < 1:
-        raise ValueError(f'InferenceRequest.inference_options.{field} is {value}; '
-                         'expected a probability strictly between 0 and 1')
-    self._engine_request = engine_settings.requested(request)
-    self._seed_policy_cls = seed_policy_class(request.seed_policy)
-    self._seed_policy_args = _json_kwargs(request.seed_policy_args, 'seed_policy_args')
-    self.batch_size = int(batch_size if batch_size is not None else request.batch_size) or 1
-    self.concurrent_requests = max(int(request.concurrent_requests), 1)
+    self.plan = plan = plan_lib.from_request(request, batch_size)
+    self.batch_size = plan.batch_size
+    self.concurrent_requests = plan.concurrent_requests
 
     with timer_counter(self.counters, 'volstore-open'):
-      self._image_volume = storage.decorated_volume(request.image)
-      self._init_seg_volume = (storage.decorated_volume(request.init_segmentation)
-                               if request.HasField('init_segmentation') else None)
-      self._shift_mask_volume = (
-          storage.decorated_volume(request.shift_mask)
-          if request.shift_mask.WhichOneof('volume_path') is not None else None)
+      self._image_volume = volumes.decorated_volume(plan.image)
+      self._init_seg_volume = (volumes.decorated_volume(plan.init_segmentation)
+                               if plan.init_segmentation is not None else None)
+      self._shift_mask_volume = (volumes.decorated_volume(plan.shift_mask)
+                                 if plan.shift_mask is not None else None)
       self._mask_volumes: dict = {}
     self._aligner = align.Aligner()
-    # Resolved now so that a bad name fails before the (slow) model is built.
-    movement.policy_class(request.movement_policy_name)
 
   def load_model(self, model=None) -> None:
     """The slow half of `start`: builds and restores the model, starts the executor.
@@ -149,20 +99,17 @@ class Runner:
     The model then runs on the engine and precision of the request (see
     `engine_settings`); TensorFlow float32 runs the model itself.
     """
-    # Imported here so that bad requests fail before TensorFlow loads.
-    from ffn.inference import engines  # pylint: disable=g-import-not-at-top
-    request = self.request
     self.stop_executor()
     if model is None:
-      model = self._load_model(request)
-    self.engine_settings = engines.settings_for(*self._engine_request)
+      model = self._load_model()
+    self.engine_settings = engines.settings_for(self.plan.engine, self.plan.precision)
     # A precision that falls back to float32 is a warning: the run is slower than asked.
     log = logging.warning if self.engine_settings.note else logging.info
     log('%s', self.engine_settings.describe())
     with timer_counter(self.counters, 'engine-build'):
       model = engines.build(model, self.engine_settings, self.batch_size)
     self.model = model
-    self.movement_policy_fn = movement.get_policy_fn(request, model.info)
+    self.movement_policy_fn = self.plan.movement_policy_fn(model.info)
     self.start_executor()
 
   def start_executor(self) -> None:
@@ -175,51 +122,51 @@ class Runner:
                                                  self.batch_size)
     self.executor.start()
 
-  def _load_model(self, request):
+  def _load_model(self):
     """Builds the model of the request and restores its checkpoint."""
+    plan = self.plan
     # Imported here so that bad requests fail before TensorFlow loads.
     from ffn.training import checkpoint  # pylint: disable=g-import-not-at-top
-    from ffn.training import import_util  # pylint: disable=g-import-not-at-top
-    if not request.model_name:
+    if not plan.model_name:
       raise ValueError('InferenceRequest.model_name must be set, '
                        'e.g. "convstack_3d.ConvStack3DFFNModel"')
-    if not request.model_checkpoint_path:
+    if not plan.model_checkpoint_path:
       raise ValueError('InferenceRequest.model_checkpoint_path must be set')
     with timer_counter(self.counters, 'restore-tf-checkpoint'):
-      model = import_util.build_model(request.model_name, request.model_args,
+      model = import_util.build_model(plan.model_name, plan.model_args,
                                       batch_size=self.batch_size)
-      step = checkpoint.restore_model(model, request.model_checkpoint_path)
-    logging.info('Model %s restored from %s (step %s).', request.model_name,
-                 request.model_checkpoint_path, step)
+      step = checkpoint.restore_model(model, plan.model_checkpoint_path)
+    logging.info('Model %s restored from %s (step %s).', plan.model_name,
+                 plan.model_checkpoint_path, step)
     return model
 
   # -- one subvolume ------------------------------------------------------------------
 
   def check_box(self, corner: ZYX, size: ZYX) -> None:
     """Raises ValueError unless the zyx box has a positive size and overlaps the volume."""
-    corner, size = _zyx_tuple(corner), _zyx_tuple(size)
-    start_xyz, size_xyz = corner[::-1], size[::-1]
+    corner, size = axes.zyx_triple(corner), axes.zyx_triple(size)
+    start_xyz, size_xyz = axes.xyz(corner), axes.xyz(size)
     if min(size) <= 0:
       raise ValueError(f'bounding box size (xyz) {size_xyz} must be positive on every axis')
     shape = tuple(int(s) for s in self._image_volume.shape[-3:])
     if any(c + n <= 0 or c >= s for c, n, s in zip(corner, size, shape)):
       raise ValueError(
           f'bounding box start {start_xyz} size {size_xyz} (xyz) lies outside the image '
-          f'volume of size {shape[::-1]} (xyz)')
+          f'volume of size {axes.xyz(shape)} (xyz)')
 
   def make_restrictor(self, corner: ZYX, size: ZYX, image: np.ndarray, alignment):
     """The MovementRestrictor of the request's masks; None if none; ALL_MASKED."""
     kwargs = {}
-    if self.request.masks:
+    if self.plan.masks:
       with timer_counter(self.counters, 'load-mask'):
-        mask = storage.build_mask(self.request.masks, corner, size, self._mask_volumes,
+        mask = masks.build_mask(self.plan.masks, corner, size, self._mask_volumes,
                                   image, alignment)
       if np.all(mask):
         return self.ALL_MASKED
       kwargs['mask'] = mask
-    if self.request.seed_masks:
+    if self.plan.seed_masks:
       with timer_counter(self.counters, 'load-seed-mask'):
-        seed_mask = storage.build_mask(self.request.seed_masks, corner, size,
+        seed_mask = masks.build_mask(self.plan.seed_masks, corner, size,
                                        self._mask_volumes, image, alignment)
       if np.all(seed_mask):
         return self.ALL_MASKED
@@ -231,14 +178,14 @@ class Runner:
 
   def _shift_mask_kwargs(self, corner: ZYX, size: ZYX, alignment) -> dict:
     """Restrictor arguments for the shift mask (read at its xy downsampling)."""
-    s = max(int(self.request.shift_mask_scale), 1)
+    s = self.plan.shift_mask_scale
     scale = np.array([1, s, s])
     shift_corner = np.asarray(corner) // scale
     shift_size = -(-np.asarray(size) // scale)
     shift_alignment = alignment.rescaled(1.0 / scale)
     src_corner, src_size = shift_alignment.expand_bounds(shift_corner, shift_size,
                                                          forward=False)
-    src_corner, src_size = storage.clip_subvolume_to_bounds(src_corner, src_size,
+    src_corner, src_size = volumes.clip_subvolume_to_bounds(src_corner, src_size,
                                                             self._shift_mask_volume)
     src_end = src_corner + src_size
     raw = np.asarray(self._shift_mask_volume[
@@ -247,13 +194,12 @@ class Runner:
         shift_alignment.align_and_crop(src_corner, raw[i], shift_corner, shift_size)
         for i in range(2)])
     shift_mask = alignment.transform_shift_mask(corner, s, shift_mask)
-    if self.request.HasField('shift_mask_fov'):
-      fov = bounding_box.BoundingBox(self.request.shift_mask_fov)
-    else:
+    fov = self.plan.shift_mask_fov
+    if fov is None:
       diameter = np.asarray(self.model.info.input_image_size)
       fov = bounding_box.BoundingBox(start=-(diameter // 2), size=diameter)
     return dict(shift_mask=shift_mask, shift_mask_fov=fov, shift_mask_scale=s,
-                shift_mask_threshold=self.request.shift_mask_threshold)
+                shift_mask_threshold=self.plan.shift_mask_threshold)
 
   def _read_image(self, corner: np.ndarray, size: np.ndarray) -> np.ndarray:
     """The zyx image of a box inside the volume (channel 0 of 4-D volumes)."""
@@ -264,14 +210,14 @@ class Runner:
 
   def make_canvas(self, corner: ZYX, size: ZYX, **canvas_kwargs):
     """(Canvas, Alignment) for a zyx box, or (None, None) if it is entirely masked."""
-    corner, size = _zyx_tuple(corner), _zyx_tuple(size)
+    corner, size = axes.zyx_triple(corner), axes.zyx_triple(size)
     self.check_box(corner, size)
     counters = self.counters.get_sub_counters()
     with timer_counter(counters, 'load-image'):
       alignment = self._aligner.generate_alignment(corner, size)
       dst_corner, dst_size = alignment.expand_bounds(corner, size, forward=True)
       src_corner, src_size = alignment.expand_bounds(dst_corner, dst_size, forward=False)
-      src_corner, src_size = storage.clip_subvolume_to_bounds(src_corner, src_size,
+      src_corner, src_size = volumes.clip_subvolume_to_bounds(src_corner, src_size,
                                                               self._image_volume)
       src_image = self._read_image(src_corner, src_size)
 
@@ -286,15 +232,14 @@ class Runner:
     if restrictor is self.ALL_MASKED:
       logging.info('Subvolume %r: everything masked.', corner)
       return None, None
-    image = ((image.astype(np.float32) - np.float32(self.request.image_mean))
-             / np.float32(self.request.image_stddev))
+    image = (image.astype(np.float32) - self.plan.image_mean) / self.plan.image_stddev
 
-    canvas = inference.Canvas(
-        self.model.info, self.executor, image, self.request.inference_options,
+    canvas = canvas_lib.Canvas(
+        self.model.info, self.executor, image, self.plan.canvas_options,
         counters=counters, restrictor=restrictor,
         movement_policy_fn=self.movement_policy_fn,
-        checkpoint_path=storage.checkpoint_path(self.request.segmentation_output_dir, corner),
-        checkpoint_interval_sec=self.request.checkpoint_interval,
+        checkpoint_path=results.checkpoint_path(self.plan.output_dir, corner),
+        checkpoint_interval_sec=self.plan.checkpoint_interval_sec,
         corner_zyx=dst_corner, **canvas_kwargs)
     if self._init_seg_volume is not None:
       canvas.init_segmentation_from_volume(self._init_seg_volume, src_corner,
@@ -303,8 +248,8 @@ class Runner:
 
   def get_seed_policy(self, corner: ZYX, size: ZYX):
     """canvas -> seed policy, with the request's seed_policy_args."""
-    cls = self._seed_policy_cls
-    kwargs = dict(corner=tuple(corner), subvol_size=tuple(size), **self._seed_policy_args)
+    cls = self.plan.seed_policy.cls
+    kwargs = dict(corner=tuple(corner), subvol_size=tuple(size), **self.plan.seed_policy.kwargs)
     return lambda canvas: cls(canvas, **kwargs)
 
   def save_segmentation(self, canvas, alignment, seg_path: str, prob_path: str) -> None:
@@ -313,8 +258,8 @@ class Runner:
     seg = canvas.segmentation
     seg[seg < 0] = 0
     # The npz marks a finished subvolume, so it is written after the `.prob`.
-    storage.save_probability_map(canvas.seg_prob, prob_path, quantized=True)
-    storage.save_subvolume(seg, canvas.origins, seg_path,
+    probmaps.save_probability_map(canvas.seg_prob, prob_path, quantized=True)
+    results.save_subvolume(seg, canvas.origins, seg_path,
                            request=self.request.SerializeToString(),
                            counters=canvas.counters.dumps(),
                            overlaps=canvas.overlaps,
@@ -322,13 +267,13 @@ class Runner:
 
   def run(self, corner: ZYX, size: ZYX, reset_counters: bool = True):
     """Segments the zyx box; returns the Canvas, or None if done before or all masked."""
-    corner, size = _zyx_tuple(corner), _zyx_tuple(size)
+    corner, size = axes.zyx_triple(corner), axes.zyx_triple(size)
     if reset_counters:
       self.counters.reset()
-    out_dir = self.request.segmentation_output_dir
-    seg_path = storage.segmentation_path(out_dir, corner)
-    prob_path = storage.object_prob_path(out_dir, corner)
-    cpoint_path = storage.checkpoint_path(out_dir, corner)
+    out_dir = self.plan.output_dir
+    seg_path = results.segmentation_path(out_dir, corner)
+    prob_path = results.object_prob_path(out_dir, corner)
+    cpoint_path = results.checkpoint_path(out_dir, corner)
     if os.path.exists(seg_path):
       logging.info('%s exists; subvolume %r already done.', seg_path, corner)
       self._remove(cpoint_path)
@@ -339,8 +284,8 @@ class Runner:
       return None
     if os.path.exists(cpoint_path):
       canvas.restore_checkpoint(cpoint_path)
-    if self.request.alignment_options.save_raw:
-      image_path = storage.subvolume_path(out_dir, corner, 'align')
+    if self.plan.save_raw_image:
+      image_path = results.subvolume_path(out_dir, corner, 'align')
       with atomic.atomic_open(image_path, 'wb') as f:
         np.savez_compressed(f, im=canvas.image)
 

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 import skimage.feature
 
-from ffn.inference import storage
+from ffn.inference import results
 
 _PEAKS_SIGMA = 49.0 / 6.0
 _NOISE_SEED = 42
@@ -200,7 +200,7 @@ class PolicyInvertOrigins(BaseSeedPolicy):
     self.segmentation_dir = segmentation_dir
 
   def init_coords(self) -> None:
-    origins = storage.load_origins(self.segmentation_dir, self.corner)
+    origins = results.load_origins(self.segmentation_dir, self.corner)
     ids = sorted(origins, reverse=True)
     self.coords = np.array([origins[i].start_zyx for i in ids],
                            dtype=np.int64).reshape(-1, 3)

@@ -11,6 +11,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from ffn.utils import errors
+
 # Our checkpoints are `<train_dir>/model.ckpt-<step>`, as upstream's were.
 CHECKPOINT_NAME = 'model.ckpt'
 _OBJECT_GRAPH_KEY = '_CHECKPOINTABLE_OBJECT_GRAPH'
@@ -22,7 +24,7 @@ _UPSTREAM_LEAF = {'kernel': 'weights', 'bias': 'biases'}
 _UPSTREAM_GLOBAL_STEP = 'global_step'
 
 
-class CheckpointError(ValueError):
+class CheckpointError(errors.FFNError):
   """A checkpoint that is missing, unreadable, or does not fit the model."""
 
 

@@ -1,362 +1,29 @@
 """Balanced training coordinates from partition volumes, written as a GZIP TFRecord.
 
-Each record is a `tf.train.Example` with an int64 `center` (global x, y, z) and a
-bytes `label_volume_name`, byte for byte what
-`tf.train.Example(...).SerializeToString(deterministic=True)` gives (map keys
-sorted: `center` first; without `deterministic`, protobuf's upb runtime picks
-the map order per process, so upstream's files vary in that order), but encoded for whole chunks
-of records at once with numpy, and framed as TFRecords (length, masked CRC-32C,
-data, masked CRC-32C) in numpy too. Like upstream, every partition value except
-255 is a class (0, background, included); each class is resampled to the size
-of the largest one, and all records are shuffled.
+Records are written by ffn.training.tfrecord. Like upstream, every partition
+value except 255 is a class (0, background, included); each class is resampled
+to the size of the largest one, and all records are shuffled.
 """
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import dataclasses
 import logging
 import time
-import zlib
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from ffn.utils import atomic
-from ffn.utils import volume_spec
-
-try:
-  # ISA-L's deflate is several times faster than zlib's at the same ratio; optional.
-  from isal import isal_zlib as deflate_backend  # pylint: disable=g-import-not-at-top
-except ImportError:  # pragma: no cover - depends on the installation
-  deflate_backend = zlib
+from ffn.training import tfrecord
+from ffn.utils import errors
+from ffn.utils import volumes as volumes_lib
 
 IGNORE_PARTITION = 255
 CHUNK_RECORDS = 1 << 18
 
 
-class CoordinatesError(ValueError):
+class CoordinatesError(errors.FFNError):
   """Arguments that cannot produce a coordinate file."""
-
-
-# --------------------------------------------------------------------------- encoding
-
-
-def _crc32c_table() -> np.ndarray:
-  poly = 0x82F63B78  # Castagnoli, bit-reflected.
-  table = np.arange(256, dtype=np.uint32)
-  for _ in range(8):
-    table = np.where(table & 1, (table >> 1) ^ np.uint32(poly), table >> 1).astype(np.uint32)
-  return table
-
-
-_CRC_TABLE = _crc32c_table()
-
-
-def _masked_crc32c_columns(matrix: np.ndarray, valid: Optional[np.ndarray] = None) -> np.ndarray:
-  """Masked CRC-32C of every row of a uint8 matrix, skipping bytes where `valid` is False."""
-  crc = np.full(matrix.shape[0], 0xFFFFFFFF, dtype=np.uint32)
-  for j in range(matrix.shape[1]):
-    updated = _CRC_TABLE[(crc ^ matrix[:, j]) & 0xFF] ^ (crc >> 8)
-    crc = updated if valid is None else np.where(valid[:, j], updated, crc)
-  crc ^= np.uint32(0xFFFFFFFF)
-  return (((crc >> 15) | (crc << 17)) + np.uint32(0xA282EAD8)).astype(np.uint32)
-
-
-def masked_crc32c(data: bytes) -> int:
-  """The masked CRC-32C TFRecord stores beside a length or a record."""
-  row = np.frombuffer(data, dtype=np.uint8)[np.newaxis]
-  return int(_masked_crc32c_columns(row)[0])
-
-
-def _varint(value: int) -> bytes:
-  out = bytearray()
-  value &= (1 << 64) - 1
-  while True:
-    byte = value & 0x7F
-    value >>= 7
-    if value:
-      out.append(byte | 0x80)
-    else:
-      out.append(byte)
-      return bytes(out)
-
-
-def _name_entry(name: bytes) -> bytes:
-  """The serialised `label_volume_name` map entry of Features (tag included)."""
-  bytes_list = b'\x0a' + _varint(len(name)) + name
-  feature = b'\x0a' + _varint(len(bytes_list)) + bytes_list
-  key = b'label_volume_name'
-  entry = b'\x0a' + _varint(len(key)) + key + b'\x12' + _varint(len(feature)) + feature
-  return b'\x0a' + _varint(len(entry)) + entry
-
-
-def _varint_length(values: np.ndarray) -> np.ndarray:
-  """Bytes in the varint encoding of int64 values (negatives take 10, as in protobuf)."""
-  u = values.astype(np.int64).view(np.uint64)
-  lengths = np.ones(u.shape, dtype=np.int64)
-  largest = int(u.max()) if u.size else 0
-  for k in range(1, 10):
-    if largest < 1 << (7 * k):
-      break  # No value needs more bytes.
-    lengths += u >= np.uint64(1 << (7 * k))
-  return lengths
-
-
-def _crc32c_raw_rows(matrix: np.ndarray) -> np.ndarray:
-  """Unmasked CRC-32C of every row of a uint8 matrix."""
-  crc = np.full(matrix.shape[0], 0xFFFFFFFF, dtype=np.uint32)
-  for j in range(matrix.shape[1]):
-    crc = _CRC_TABLE[(crc ^ matrix[:, j]) & 0xFF] ^ (crc >> 8)
-  return crc ^ np.uint32(0xFFFFFFFF)
-
-
-def _mask_crc(crc: np.ndarray) -> np.ndarray:
-  crc = crc.astype(np.uint32)
-  return (((crc >> 15) | (crc << 17)) + np.uint32(0xA282EAD8)).astype(np.uint32)
-
-
-def serialize_example(center_xyz: Sequence[int], name: bytes) -> bytes:
-  """One Example's bytes, written out field by field (the reference for the vectorised encoder)."""
-  packed = b''.join(_varint(int(v)) for v in center_xyz)
-  int64_list = b'\x0a' + _varint(len(packed)) + packed
-  feature = b'\x1a' + _varint(len(int64_list)) + int64_list
-  key = b'center'
-  entry = b'\x0a' + _varint(len(key)) + key + b'\x12' + _varint(len(feature)) + feature
-  features = b'\x0a' + _varint(len(entry)) + entry + _name_entry(name)
-  return b'\x0a' + _varint(len(features)) + features
-
-
-def frame_tfrecord(data: bytes) -> bytes:
-  """One TFRecord: length, masked CRC of the length, data, masked CRC of the data."""
-  length = len(data).to_bytes(8, 'little')
-  return (length + masked_crc32c(length).to_bytes(4, 'little') + data
-          + masked_crc32c(data).to_bytes(4, 'little'))
-
-
-@dataclasses.dataclass
-class _Template:
-  """A framed record with zeroed coordinate bytes, for one (volume, varint lengths) layout."""
-  row: np.ndarray      # (width,) uint8, bytes at their padded-layout columns
-  valid: np.ndarray    # (width,) bool, which columns belong to the record
-  crc: int             # unmasked data CRC of the template
-  tables: np.ndarray   # (3 * slot, 256) uint32: CRC change for each byte value per slot
-
-
-class ExampleEncoder:
-  """Encodes many (center, volume) records as framed, serialised Examples at once.
-
-  Records with the same volume and the same varint lengths of x, y and z share a
-  layout: a template in which only the coordinate bytes differ. Those bytes are
-  filled in column-wise, and the data CRC follows from the template's CRC by
-  linearity (CRC(t ^ d) = CRC(t) ^ CRC(d) ^ CRC(0)), one table look-up per byte.
-  Records are laid out in fixed-width padded rows and compacted with a mask.
-  """
-
-  def __init__(self, names: Sequence[bytes]):
-    self.names = [bytes(n) for n in names]
-    self._entries = [_name_entry(n) for n in self.names]
-    self._entry_width = max(len(e) for e in self._entries)
-    max_features = 30 + 16 + self._entry_width
-    self._prefix_width = 1 + len(_varint(max_features)) + 16
-    self._cache: dict[tuple, _Template] = {}
-
-  def _columns(self, slot: int) -> tuple[int, int, int, int]:
-    """Start columns of the data, the coordinate slots, the name entry and the data CRC."""
-    data = 12
-    coords = data + self._prefix_width
-    entry = coords + 3 * slot
-    crc = entry + self._entry_width
-    return data, coords, entry, crc
-
-  def _template(self, vol: int, lengths: tuple[int, int, int], slot: int) -> _Template:
-    key = (vol, lengths, slot)
-    if key in self._cache:
-      return self._cache[key]
-    data_col, coords_col, entry_col, crc_col = self._columns(slot)
-    width = crc_col + 4
-    # Smallest value of each length: its bytes are overwritten, only the layout matters.
-    sample = [0 if n == 1 else 1 << (7 * (n - 1)) for n in lengths]
-    if any(n == 10 for n in lengths):
-      sample = [-1 if n == 10 else v for n, v in zip(lengths, sample)]
-    record = serialize_example(sample, self.names[vol])
-    packed = sum(lengths)
-    prefix_len = len(record) - packed - len(self._entries[vol])
-    row = np.zeros(width, dtype=np.uint8)
-    valid = np.zeros(width, dtype=bool)
-    raw = np.frombuffer(record, dtype=np.uint8)
-    prefix_start = coords_col - prefix_len
-    row[prefix_start:coords_col] = raw[:prefix_len]
-    valid[prefix_start:coords_col] = True
-    data_positions = []  # position in the data of each coordinate slot column (or -1)
-    position = prefix_len
-    for c, n in enumerate(lengths):
-      for k in range(slot):
-        if k < n:
-          valid[coords_col + c * slot + k] = True
-          data_positions.append(position)
-          position += 1
-        else:
-          data_positions.append(-1)
-    entry = np.frombuffer(self._entries[vol], dtype=np.uint8)
-    row[entry_col:entry_col + entry.size] = entry
-    valid[entry_col:entry_col + entry.size] = True
-    data_length = len(record)
-    length_bytes = np.frombuffer(data_length.to_bytes(8, 'little'), dtype=np.uint8)
-    row[:8] = length_bytes
-    row[8:12] = np.frombuffer(int(_mask_crc(_crc32c_raw_rows(length_bytes[None]))[0]
-                                  ).to_bytes(4, 'little'), dtype=np.uint8)
-    valid[:12] = True
-    valid[crc_col:] = True
-    data = row[data_col:crc_col][valid[data_col:crc_col]]
-    assert data.size == data_length
-    base = int(_crc32c_raw_rows(data[None])[0])
-    zero_crc = int(_crc32c_raw_rows(np.zeros((1, data_length), np.uint8))[0])
-    tables = np.zeros((3 * slot, 256), dtype=np.uint32)
-    probe = np.zeros((256, data_length), dtype=np.uint8)
-    for s, q in enumerate(data_positions):
-      if q < 0:
-        continue
-      probe[:, q] = np.arange(256)
-      tables[s] = _crc32c_raw_rows(probe) ^ np.uint32(zero_crc)
-      probe[:, q] = 0
-    template = _Template(row, valid, base, tables)
-    self._cache[key] = template
-    return template
-
-  def encode(self, centers_xyz: np.ndarray, name_index: np.ndarray) -> bytes:
-    """TFRecord-framed records for (n, 3) int64 centres and (n,) indices into `names`."""
-    return self.encode_array(centers_xyz, name_index).tobytes()
-
-  def encode_array(self, centers_xyz: np.ndarray, name_index: np.ndarray) -> np.ndarray:
-    """Like `encode`, as a flat uint8 array (saves a copy before compression)."""
-    centers_xyz = np.asarray(centers_xyz, dtype=np.int64)
-    name_index = np.asarray(name_index, dtype=np.int64)
-    n = centers_xyz.shape[0]
-    if n == 0:
-      return np.zeros(0, dtype=np.uint8)
-    lengths = _varint_length(centers_xyz)                        # (n, 3)
-    slot = int(lengths.max())
-    keys = name_index * 1000 + (lengths[:, 0] - 1) * 100 + (lengths[:, 1] - 1) * 10 + (
-        lengths[:, 2] - 1)
-    present = np.bincount(keys)
-    unique_keys = np.flatnonzero(present)
-    key_to_group = np.zeros(present.size, dtype=np.int64)
-    key_to_group[unique_keys] = np.arange(unique_keys.size)
-    group = key_to_group[keys]
-    templates = [self._template(int(k // 1000), (int(k // 100 % 10) + 1, int(k // 10 % 10) + 1,
-                                                 int(k % 10) + 1), slot) for k in unique_keys]
-    rows = np.stack([t.row for t in templates])
-    valids = np.stack([t.valid for t in templates])
-    crc = np.array([t.crc for t in templates], dtype=np.uint32)[group]
-    tables = np.stack([t.tables for t in templates]).reshape(-1)
-
-    matrix = np.take(rows, group, axis=0)
-    valid = np.take(valids, group, axis=0)
-    _, coords_col, _, crc_col = self._columns(slot)
-    u = centers_xyz.view(np.uint64)
-    table_base = group * (3 * slot * 256)
-    for c in range(3):
-      for k in range(slot):
-        byte = ((u[:, c] >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
-        byte |= (lengths[:, c] > k + 1).astype(np.uint8) << 7
-        s = c * slot + k
-        matrix[:, coords_col + s] = byte
-        crc ^= tables[table_base + s * 256 + byte]
-    matrix[:, crc_col:crc_col + 4] = _mask_crc(crc).astype('<u4').view(np.uint8).reshape(n, 4)
-    return matrix[valid]
-
-
-def encode_tfrecords(centers_xyz: np.ndarray, name_index: np.ndarray,
-                     names: Sequence[bytes]) -> bytes:
-  """TFRecord-framed serialised Examples (`center`, `label_volume_name`) for many records.
-
-  `centers_xyz` is (n, 3) int64, `name_index` (n,) indexes `names`.
-  """
-  return ExampleEncoder(names).encode(centers_xyz, name_index)
-
-
-def _gf2_matrix_times(matrix: list[int], vector: int) -> int:
-  total, i = 0, 0
-  while vector:
-    if vector & 1:
-      total ^= matrix[i]
-    vector >>= 1
-    i += 1
-  return total
-
-
-def _gf2_matrix_square(matrix: list[int]) -> list[int]:
-  return [_gf2_matrix_times(matrix, row) for row in matrix]
-
-
-def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
-  """CRC-32 of A+B from CRC-32(A), CRC-32(B) and len(B) (zlib's GF(2) operator method)."""
-  if length2 <= 0:
-    return crc1
-  odd = [0xEDB88320] + [1 << n for n in range(31)]   # One zero bit.
-  even = _gf2_matrix_square(odd)                     # Two zero bits.
-  odd = _gf2_matrix_square(even)                     # Four zero bits.
-  while True:
-    even = _gf2_matrix_square(odd)
-    if length2 & 1:
-      crc1 = _gf2_matrix_times(even, crc1)
-    length2 >>= 1
-    if not length2:
-      break
-    odd = _gf2_matrix_square(even)
-    if length2 & 1:
-      crc1 = _gf2_matrix_times(odd, crc1)
-    length2 >>= 1
-    if not length2:
-      break
-  return crc1 ^ crc2
-
-
-def _deflate_segment(data, level: int) -> tuple[bytes, int, int]:
-  """Raw deflate of one chunk ending on a byte boundary (sync flush), its CRC-32 and length."""
-  compressor = deflate_backend.compressobj(level, deflate_backend.DEFLATED, -15)
-  out = compressor.compress(data) + compressor.flush(deflate_backend.Z_SYNC_FLUSH)
-  return out, deflate_backend.crc32(data), len(memoryview(data).cast('B'))
-
-
-def write_tfrecord_gzip(path: str, chunks: Iterator, compression_level: int = 1,
-                        workers: int = 2) -> int:
-  """Writes TFRecord-framed chunks as one gzip file, atomically; returns the bytes written.
-
-  Chunks (bytes-like) are deflated in parallel threads (zlib and ISA-L release
-  the GIL) into sync-flushed segments that concatenate into one deflate stream,
-  as pigz does; the gzip trailer's CRC-32 is combined from the chunks' CRCs.
-  ISA-L (`isal` package) is used when installed: levels 0-3, 1 by default.
-  """
-  header = b'\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff'
-  crc, size, written = 0, 0, 0
-  with atomic.atomic_open(path, 'wb') as f:
-    f.write(header)
-    written += len(header)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-      pending = collections.deque()
-
-      def drain_one():
-        nonlocal crc, size, written
-        out, chunk_crc, chunk_size = pending.popleft().result()
-        f.write(out)
-        written += len(out)
-        crc = crc32_combine(crc, chunk_crc, chunk_size)
-        size += chunk_size
-
-      for chunk in chunks:
-        pending.append(pool.submit(_deflate_segment, chunk, compression_level))
-        while len(pending) > workers:
-          drain_one()
-      while pending:
-        drain_one()
-    tail = zlib.compressobj(compression_level, zlib.DEFLATED, -15).flush(zlib.Z_FINISH)
-    tail += (crc & 0xFFFFFFFF).to_bytes(4, 'little') + (size & 0xFFFFFFFF).to_bytes(4, 'little')
-    f.write(tail)
-    written += len(tail)
-  return written
 
 
 # --------------------------------------------------------------------------- sampling
@@ -383,23 +50,18 @@ def validate_margin(margin_zyx: Sequence[int]) -> tuple[int, int, int]:
   return margin
 
 
-def load_partition_volume(spec: volume_spec.VolumeSpec,
-                          margin_zyx: Sequence[int]) -> PartitionVolume:
+def load_partition_volume(spec, margin_zyx: Sequence[int],
+                          name: Optional[str] = None) -> PartitionVolume:
   """Reads a partition volume without its margin and groups voxel indices by value."""
-  dataset = volume_spec.open_volume(spec)
-  try:
-    if dataset.ndim != 3:
-      raise CoordinatesError(f'partition volume {str(spec)!r} must be 3-D, got {dataset.shape}')
-    shape = np.array(dataset.shape)
+  with volumes_lib.open_volume(spec, ndims=(3,)) as volume:
+    shape = np.array(volume.shape)
     margin = np.array(margin_zyx)
     if np.any(2 * margin >= shape):
       raise CoordinatesError(
           f'margin {list(margin_zyx)} (z,y,x) leaves nothing of partition volume '
           f'{str(spec)!r} of shape {tuple(shape)} (z,y,x)')
     mz, my, mx = (int(m) for m in margin)
-    data = dataset[mz:shape[0] - mz, my:shape[1] - my, mx:shape[2] - mx]
-  finally:
-    dataset.file.close()
+    data = volume[mz:shape[0] - mz, my:shape[1] - my, mx:shape[2] - mx]
   if not np.issubdtype(data.dtype, np.integer):
     raise CoordinatesError(f'partition volume {str(spec)!r} must hold integers, got {data.dtype}')
   flat = data.ravel()
@@ -417,7 +79,8 @@ def load_partition_volume(spec: volume_spec.VolumeSpec,
     ignored = int(counts[~keep].sum())
     position = int(counts[values < IGNORE_PARTITION].sum())
     order = np.delete(order, np.s_[position:position + ignored])
-  return PartitionVolume(spec.name or spec.path, tuple(int(s) for s in data.shape),
+  name = name or getattr(spec, 'name', None) or getattr(spec, 'path', None) or str(spec)
+  return PartitionVolume(name, tuple(int(s) for s in data.shape),
                          values[keep].astype(np.int64), counts[keep].astype(np.int64), order)
 
 
@@ -479,8 +142,8 @@ def build_coordinates(partition_volumes: Sequence[str], coordinate_output: str,
   margin = validate_margin(margin_zyx)
   if not partition_volumes:
     raise CoordinatesError('no partition volumes given; expected name:path:dataset[,...]')
-  specs = list(volume_spec.parse_named_volume_specs(list(partition_volumes)).values())
-  volumes = [load_partition_volume(spec, margin) for spec in specs]
+  specs = volumes_lib.parse_named_volume_specs(list(partition_volumes))
+  volumes = [load_partition_volume(spec, margin, name) for name, spec in specs.items()]
   for vol in volumes:
     logging.info('Partition counts in %s %s: %s', vol.name, vol.shape,
                  ', '.join(f'{v}: {c}' for v, c in zip(vol.values, vol.counts)))
@@ -492,7 +155,7 @@ def build_coordinates(partition_volumes: Sequence[str], coordinate_output: str,
   total = ids.size
   logging.info('Writing %d records (%d partitions x %d) to %s', total, len(totals),
                max(totals.values()), coordinate_output)
-  encoder = ExampleEncoder([vol.name.encode('utf-8') for vol in volumes])
+  encoder = tfrecord.ExampleEncoder([vol.name.encode('utf-8') for vol in volumes])
 
   def chunks():
     last_log = time.monotonic()
@@ -507,7 +170,7 @@ def build_coordinates(partition_volumes: Sequence[str], coordinate_output: str,
                      100.0 * done / total, done / max(now - write_start, 1e-9))
         last_log = now
 
-  size = write_tfrecord_gzip(coordinate_output, chunks(), compression_level)
+  size = tfrecord.write_tfrecord_gzip(coordinate_output, chunks(), compression_level)
   elapsed = time.monotonic() - start_time
   logging.info('Wrote %d records (%.1f MiB) to %s in %.1fs (%.0f records/s)', total,
                size / 2**20, coordinate_output, elapsed, total / max(elapsed, 1e-9))

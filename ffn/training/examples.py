@@ -8,7 +8,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ffn.inference import movement
+from ffn.utils import axes
+from ffn.utils import fov
 from ffn.training.model import ModelInfo
 from ffn.training.model import make_shifts
 from ffn.utils import probability
@@ -53,7 +54,7 @@ def crop_slices(shape_zyx: Sequence[int], offset_xyz: Sequence[int],
                 size_xyz: Sequence[int]) -> tuple[slice, ...]:
   """Index of the `size_xyz` crop centred `offset_xyz` away from the array's centre."""
   out = []
-  for s, o, c in zip(shape_zyx, offset_xyz[::-1], size_xyz[::-1]):
+  for s, o, c in zip(shape_zyx, axes.xyz_to_zyx(offset_xyz), axes.xyz_to_zyx(size_xyz)):
     start = s // 2 - c // 2 + o
     if start < 0 or start + c > s:
       raise ValueError(f'crop of {list(size_xyz)} at offset {list(offset_xyz)} (xyz) leaves '
@@ -90,8 +91,8 @@ def max_pred_offsets(canvas: np.ndarray, info: ModelInfo, sizes: TrainingSizes,
     yield off
     # The caller has written this step's prediction into the canvas by now.
     prediction = canvas[crop_slices(canvas.shape[:3], off, info.pred_mask_size)][..., 0]
-    moves = sorted(movement.get_scored_move_offsets(
-        info.deltas[::-1], prediction, threshold=threshold_logit), reverse=True)
+    moves = sorted(fov.get_scored_move_offsets(
+        axes.xyz_to_zyx(info.deltas), prediction, threshold=threshold_logit), reverse=True)
     queue.extend(tuple(int(v) for v in np.array(rel[::-1]) + off) for _, rel in moves)
 
 
@@ -114,7 +115,7 @@ class ExampleSlot:
 
   def _start(self) -> None:
     self._example = self._next_example()
-    self.canvas = make_seed_canvas(self._sizes.canvas[::-1], self._seed_pad)
+    self.canvas = make_seed_canvas(axes.xyz_to_zyx(self._sizes.canvas), self._seed_pad)
     self._offsets = self._policy(self.canvas)
 
   def advance(self) -> None:

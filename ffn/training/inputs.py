@@ -11,13 +11,16 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from ffn.utils import axes
 from ffn.training import augmentation
-from ffn.utils import volume_spec
+from ffn.training import tfrecord
+from ffn.utils import errors
+from ffn.utils import volumes
 
 _SHARD_RE = re.compile(r'@(\d+)$')
 
 
-class InputError(ValueError):
+class InputError(errors.FFNError):
   """Training inputs (coordinates, volumes, normalisation) that cannot be used."""
 
 
@@ -51,11 +54,11 @@ def expand_coordinate_paths(pattern: str) -> list[str]:
 
 def parse_coordinate(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   """Parses one coordinate record into (center [3] int64 xyz, volume name string)."""
+  kinds = {'int64': tf.int64, 'bytes': tf.string}
   features = tf.io.parse_single_example(serialized, {
-      'center': tf.io.FixedLenFeature([1, 3], tf.int64),
-      'label_volume_name': tf.io.FixedLenFeature([1], tf.string),
-  })
-  return features['center'][0], features['label_volume_name'][0]
+      name: tf.io.FixedLenFeature(shape, kinds[kind])
+      for name, (kind, shape) in tfrecord.COORDINATE_FEATURES.items()})
+  return features[tfrecord.CENTER][0], features[tfrecord.VOLUME_NAME][0]
 
 
 def coordinate_dataset(paths: Sequence[str], shuffle_buffer: int = 1024,
@@ -100,11 +103,11 @@ class VolumeSource:
 
   def __init__(self, data_volumes: str | Sequence[str], label_volumes: str | Sequence[str]):
     try:
-      self.image_specs = volume_spec.parse_named_volume_specs(data_volumes)
-      self.label_specs = volume_spec.parse_named_volume_specs(label_volumes)
-      self.images = {n: volume_spec.open_volume(s) for n, s in self.image_specs.items()}
-      self.labels = {n: volume_spec.open_volume(s) for n, s in self.label_specs.items()}
-    except volume_spec.VolumeSpecError as e:
+      self.image_specs = volumes.parse_named_volume_specs(data_volumes)
+      self.label_specs = volumes.parse_named_volume_specs(label_volumes)
+      self.images = {n: volumes.open_volume(s) for n, s in self.image_specs.items()}
+      self.labels = {n: volumes.open_volume(s) for n, s in self.label_specs.items()}
+    except volumes.VolumeSpecError as e:
       raise InputError(str(e)) from e
     self._check()
 
@@ -211,18 +214,27 @@ class Normalizer:
 
 
 @dataclasses.dataclass(frozen=True)
-class PipelineConfig:
-  """What the input pipeline reads and how it prepares examples (sizes are xyz)."""
+class DataConfig:
+  """The training data and its preparation; names and defaults follow upstream's train.py flags."""
   train_coords: str
   data_volumes: str | Sequence[str]
   label_volumes: str | Sequence[str]
-  image_size: Sequence[int]
-  label_size: Sequence[int]
   image_mean: float | None = None
   image_stddev: float | None = None
   image_offset_scale_map: Sequence[str] | None = None
   permutable_axes: Sequence[int] = (1, 2)
   reflectable_axes: Sequence[int] = (0, 1, 2)
+
+  def data_fields(self) -> dict:
+    """This config's DataConfig fields, by name."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(DataConfig)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PipelineConfig(DataConfig):
+  """What the input pipeline reads and how it prepares examples (sizes are xyz)."""
+  image_size: Sequence[int]
+  label_size: Sequence[int]
   shuffle_buffer: int = 1024
   seed: int | None = None
 
@@ -230,7 +242,7 @@ class PipelineConfig:
 def check_permutable_sizes(permutable_axes: Sequence[int], *sizes_xyz) -> None:
   """Permuting axes of different lengths would change the patch shape; reject that."""
   for size in sizes_xyz:
-    zyx = list(size)[::-1]
+    zyx = list(axes.xyz_to_zyx(size))
     lengths = {zyx[a] for a in permutable_axes}
     if len(lengths) > 1:
       raise InputError(f'permutable_axes {list(permutable_axes)} (zyx) have different '
@@ -256,8 +268,8 @@ def example_dataset(config: PipelineConfig, source: VolumeSource | None = None
   paths = expand_coordinate_paths(config.train_coords)
   image_size = [int(v) for v in config.image_size]
   label_size = [int(v) for v in config.label_size]
-  image_shape = image_size[::-1] + [1]
-  label_shape = label_size[::-1] + [1]
+  image_shape = list(axes.xyz_to_zyx(image_size)) + [1]
+  label_shape = list(axes.xyz_to_zyx(label_size)) + [1]
 
   def load(center, volname):
     # The image leaves numpy as float32: oneDNN has no uint8 kernels on most CPUs

@@ -9,6 +9,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from ffn.utils import axes
+
 # Element-wise bound on every gradient entry, as upstream trains.
 MAX_GRADIENT_ENTRY_MAG = 0.7
 
@@ -109,9 +111,9 @@ class FFNModel(tf.Module):
     self.shifts = make_shifts(self.info.deltas)
     self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name='global_step',
                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    image_spec = tf.TensorSpec([None] + list(self.info.input_image_size[::-1]) + [1],
+    image_spec = tf.TensorSpec([None] + list(axes.xyz_to_zyx(self.info.input_image_size)) + [1],
                                tf.float32, name='patches')
-    seed_spec = tf.TensorSpec([None] + list(self.info.input_seed_size[::-1]) + [1],
+    seed_spec = tf.TensorSpec([None] + list(axes.xyz_to_zyx(self.info.input_seed_size)) + [1],
                               tf.float32, name='seed')
     self.predict_logits = tf.function(self.__call__, input_signature=[image_spec, seed_spec])
 

@@ -20,17 +20,19 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import scipy.ndimage
 
-from ffn.inference import segmentation
-from ffn.utils import atomic
+from ffn.utils import axes
+from ffn.utils import labels
+from ffn.utils import masks
 from ffn.utils import bounding_box
-from ffn.utils import volume_spec
+from ffn.utils import errors
+from ffn.utils import volumes
 
 EXCLUDED = 255
 # Ids at or above this go through np.unique instead of a bincount lookup table.
 _MAX_LOOKUP_ID = 50_000_000
 
 
-class PartitionError(ValueError):
+class PartitionError(errors.FFNError):
   """Arguments that cannot produce a partition map."""
 
 
@@ -65,7 +67,7 @@ def validate_lom_radius(lom_radius: Sequence[int], shape_zyx: Sequence[int]) -> 
   radius = np.array([int(r) for r in lom_radius], dtype=np.int64)
   if radius.shape != (3,) or np.any(radius < 0):
     raise PartitionError(f'lom_radius must be 3 non-negative integers x,y,z, got {list(lom_radius)}')
-  shape_xyz = np.array(shape_zyx[::-1], dtype=np.int64)
+  shape_xyz = np.array(axes.zyx_to_xyz(shape_zyx), dtype=np.int64)
   if np.any(2 * radius >= shape_xyz):
     raise PartitionError(
         f'lom_radius {radius.tolist()} (x,y,z) is too large for a volume of size '
@@ -187,7 +189,7 @@ def _mark_exclusions(output: np.ndarray, corner_xyz: np.ndarray,
 
 def lom_mask_exclusion(mask: np.ndarray, lom_radius_xyz: Sequence[int]) -> np.ndarray:
   """For each valid voxel, whether its LOM box holds any True voxel of the full-volume `mask`."""
-  diam_zyx = [2 * int(r) + 1 for r in lom_radius_xyz[::-1]]
+  diam_zyx = [2 * int(r) + 1 for r in axes.xyz_to_zyx(lom_radius_xyz)]
   return box_sums_valid(summed_volume_table(mask.astype(bool)), diam_zyx) >= 1
 
 
@@ -215,7 +217,7 @@ def compute_partitions(seg_array: np.ndarray, thresholds: Sequence[float],
   shape = np.array(seg_array.shape)
   valid_shape = shape - 2 * radius_zyx
 
-  segmentation.clear_dust(seg_array, min_size=min_size)
+  labels.clear_dust(seg_array, min_size=min_size)
   dense, ids = _dense_ids(seg_array)
   selected = np.ones(ids.size, dtype=bool)
   if id_whitelist is not None:
@@ -299,32 +301,26 @@ def adjust_bboxes(boxes: Iterable[bounding_box.BoundingBox],
 
 
 def read_bounding_boxes(dataset) -> list[bounding_box.BoundingBox]:
-  """Boxes from every `bounding_boxes*` attribute of an HDF5 dataset ((start, size) xyz pairs)."""
+  """Boxes from every `bounding_boxes*` attribute of a volume ((start, size) xyz pairs)."""
   boxes = []
   for name, value in dataset.attrs.items():
     if name.startswith('bounding_boxes'):
       for start, size in np.asarray(value).reshape(-1, 2, 3):
         boxes.append(bounding_box.BoundingBox(start=start, size=size))
   if not boxes:
-    boxes.append(bounding_box.BoundingBox(start=(0, 0, 0), size=dataset.shape[::-1]))
+    boxes.append(bounding_box.BoundingBox.from_zyx((0, 0, 0), dataset.shape))
   return boxes
 
 
-def write_partition_volume(output_spec: volume_spec.VolumeSpec, shape_zyx: Sequence[int],
+def write_partition_volume(output_spec, shape_zyx: Sequence[int],
                            corner_xyz: Sequence[int], partitions: np.ndarray,
                            boxes: Sequence[bounding_box.BoundingBox]) -> None:
-  """Writes the map into a new HDF5 file (255 outside the valid region), atomically."""
-  import h5py  # pylint: disable=g-import-not-at-top
-  cx, cy, cz = (int(c) for c in corner_xyz)
-  sz, sy, sx = partitions.shape
-  with atomic.atomic_path(output_spec.path, suffix='.h5') as tmp:
-    with h5py.File(tmp, 'w') as f:
-      ds = f.create_dataset(output_spec.dataset, shape=tuple(shape_zyx), dtype=np.uint8,
-                            fillvalue=EXCLUDED, chunks=True, compression='gzip')
-      ds[cz:cz + sz, cy:cy + sy, cx:cx + sx] = partitions
-      ds.attrs['bounding_boxes'] = np.array(
-          [(b.start, b.size) for b in boxes], dtype=np.int64).reshape(-1, 2, 3)
-      ds.attrs['partition_counts'] = np.array(np.unique(partitions, return_counts=True))
+  """Writes the map into a new volume (255 outside the valid region), atomically."""
+  with volumes.create_volume(output_spec, shape_zyx, np.uint8, fill_value=EXCLUDED) as out:
+    out.write(bounding_box.BoundingBox(start=corner_xyz, size=axes.zyx_to_xyz(partitions.shape)), partitions)
+    out.attrs['bounding_boxes'] = np.array(
+        [(b.start, b.size) for b in boxes], dtype=np.int64).reshape(-1, 2, 3)
+    out.attrs['partition_counts'] = np.array(np.unique(partitions, return_counts=True))
 
 
 def run(input_volume: str, output_volume: str, thresholds: Sequence[float],
@@ -335,28 +331,21 @@ def run(input_volume: str, output_volume: str, thresholds: Sequence[float],
 
   `mask_configs` is a MaskConfigs proto (or None).
   """
-  input_spec = volume_spec.parse_volume_spec(input_volume, with_name=False)
-  output_spec = volume_spec.parse_volume_spec(output_volume, with_name=False)
+  input_spec = volumes.parse_spec(input_volume)
+  output_spec = volumes.parse_spec(output_volume)
   thresholds = validate_thresholds(thresholds)
   start_time = time.monotonic()
-  dataset = volume_spec.open_volume(input_spec)
-  try:
-    if dataset.ndim != 3:
-      raise PartitionError(f'{input_volume!r} must be a 3-D (z,y,x) label volume, '
-                           f'got shape {dataset.shape}')
-    radius = validate_lom_radius(lom_radius, dataset.shape)
-    boxes = read_bounding_boxes(dataset)
-    shape = dataset.shape
-    seg = dataset[...]
-  finally:
-    dataset.file.close()
+  with volumes.open_volume(input_spec, ndims=(3,)) as volume:
+    radius = validate_lom_radius(lom_radius, volume.shape)
+    boxes = read_bounding_boxes(volume)
+    shape = volume.shape
+    seg = volume[...]
   logging.info('Read %s %s %s in %.1fs', input_volume, shape, seg.dtype,
                time.monotonic() - start_time)
 
   mask = None
   if mask_configs is not None and len(mask_configs.masks):
-    from ffn.inference import storage  # pylint: disable=g-import-not-at-top
-    mask = storage.build_mask(mask_configs.masks, (0, 0, 0), shape)
+    mask = masks.build_mask(mask_configs.masks, (0, 0, 0), shape)
   corner, partitions = compute_partitions(
       seg, thresholds, radius, id_whitelist=id_whitelist, exclusion_regions=exclusion_regions,
       mask=mask, min_size=min_size)

@@ -12,6 +12,7 @@ from typing import Sequence
 from absl import logging
 import tensorflow as tf
 
+from ffn.utils import axes
 from ffn.training import checkpoint
 from ffn.training import examples
 from ffn.training import import_util
@@ -21,18 +22,16 @@ from ffn.training import optimizer as optimizer_lib
 from ffn.training import precision as precision_lib
 from ffn.training import summaries
 from ffn.training import tracker as tracker_lib
+from ffn.utils import errors
 
 
-class TrainingError(RuntimeError):
+class TrainingError(errors.FFNError, RuntimeError):
   """Training stopped because of a diverged loss or unusable training data."""
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(inputs.DataConfig):
   """Everything a training run needs; names and defaults follow upstream's train.py flags."""
-  train_coords: str
-  data_volumes: str | Sequence[str]
-  label_volumes: str | Sequence[str]
   model_name: str
   model_args: str | dict
   train_dir: str = '/tmp'
@@ -45,11 +44,6 @@ class TrainConfig:
   fov_policy: str = 'fixed'
   fov_moves: int = 1
   shuffle_moves: bool = True
-  image_mean: float | None = None
-  image_stddev: float | None = None
-  image_offset_scale_map: Sequence[str] | None = None
-  permutable_axes: Sequence[int] = (1, 2)
-  reflectable_axes: Sequence[int] = (0, 1, 2)
   optimizer: optimizer_lib.OptimizerConfig = optimizer_lib.OptimizerConfig()
   log_every_secs: float = 10
   random_seed: int | None = None
@@ -141,9 +135,9 @@ def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimize
     model.global_step.assign_add(1)
     return logits, loss, lr
 
-  seed_zyx = list(model.info.input_seed_size[::-1])
-  image_zyx = list(model.info.input_image_size[::-1])
-  pred_zyx = list(model.info.pred_mask_size[::-1])
+  seed_zyx = list(axes.xyz_to_zyx(model.info.input_seed_size))
+  image_zyx = list(axes.xyz_to_zyx(model.info.input_image_size))
+  pred_zyx = list(axes.xyz_to_zyx(model.info.pred_mask_size))
   spec = lambda zyx, name: tf.TensorSpec([batch_size] + zyx + [1], tf.float32, name=name)
 
   @tf.function(input_signature=[spec(image_zyx, 'patches'), spec(seed_zyx, 'seed'),
@@ -189,11 +183,7 @@ def train(config: TrainConfig) -> int:
                                         list(model.named_variables().values()))
   sizes = examples.training_sizes(model.info, config.fov_policy, config.fov_moves)
   dataset = inputs.example_dataset(inputs.PipelineConfig(
-      train_coords=config.train_coords, data_volumes=config.data_volumes,
-      label_volumes=config.label_volumes, image_size=sizes.image, label_size=sizes.label,
-      image_mean=config.image_mean, image_stddev=config.image_stddev,
-      image_offset_scale_map=config.image_offset_scale_map,
-      permutable_axes=config.permutable_axes, reflectable_axes=config.reflectable_axes,
+      **config.data_fields(), image_size=sizes.image, label_size=sizes.label,
       seed=config.random_seed))
 
   ckpt = checkpoint.make_checkpoint(model, optimizer)
@@ -206,7 +196,7 @@ def train(config: TrainConfig) -> int:
   shifts = list(model.shifts)
   if config.shuffle_moves:
     rng.shuffle(shifts)  # Once per process, as upstream.
-  eval_tracker = tracker_lib.EvalTracker(sizes.eval[::-1])
+  eval_tracker = tracker_lib.EvalTracker(axes.xyz_to_zyx(sizes.eval))
   feeder = examples.BatchFeeder(
       _example_reader(dataset, config.train_coords), model.info, config.batch_size,
       fov_policy=config.fov_policy, fov_moves=config.fov_moves, threshold=config.threshold,

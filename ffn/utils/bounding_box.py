@@ -12,6 +12,7 @@ from typing import Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from ffn.utils import axes
 from ffn.utils import bounding_box_pb2
 from ffn.utils import geom_utils
 
@@ -92,17 +93,17 @@ class BoundingBox:
   @property
   def start_zyx(self) -> tuple[int, int, int]:
     """The start corner in numpy (zyx) order."""
-    return tuple(int(v) for v in self.start[::-1])
+    return tuple(int(v) for v in axes.xyz_to_zyx(self.start))
 
   @property
   def size_zyx(self) -> tuple[int, int, int]:
     """The size in numpy (zyx) order."""
-    return tuple(int(v) for v in self.size[::-1])
+    return tuple(int(v) for v in axes.xyz_to_zyx(self.size))
 
   @classmethod
   def from_zyx(cls, start_zyx: Sequence[int], size_zyx: Sequence[int]) -> 'BoundingBox':
     """A box from a zyx corner and size."""
-    return cls(start=tuple(start_zyx)[::-1], size=tuple(size_zyx)[::-1])
+    return cls(start=axes.zyx_to_xyz(start_zyx), size=axes.zyx_to_xyz(size_zyx))
 
   def contains_box(self, other: 'BoundingBox') -> bool:
     """Whether `other` lies entirely inside this box."""

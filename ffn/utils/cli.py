@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from typing import Callable, NoReturn, Sequence
+from typing import Callable, Iterator, NoReturn, Sequence
+
+from absl import logging
 
 
 def fail(message: str) -> NoReturn:
@@ -23,3 +26,14 @@ def parse_triple(values: Sequence[str], name: str, kind: Callable = int) -> tupl
   if len(triple) != 3:
     fail(f'--{name} must be three {kind.__name__}s x,y,z, got {",".join(values)!r}')
   return triple
+
+
+@contextlib.contextmanager
+def fail_on(*errors: type) -> Iterator[None]:
+  """Turns the listed bad-input errors raised in the block into one logged, printed error line."""
+  try:
+    yield
+  except errors as e:
+    logging.error('%s', e)
+    fail(str(e))
+

@@ -6,23 +6,22 @@ Two renderings:
   * `gray16`: 16-bit greyscale holding the ids themselves (ids must be < 65536),
     for tools that need the labels back.
 
-  python -m ffn.utils.npz_to_png --output_dir pngs/ results/fib25/training2/0/0/seg-0_0_0.npz
+  python -m ffn.scripts.npz_to_png --output_dir pngs/ results/fib25/training2/0/0/seg-0_0_0.npz
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from typing import Sequence
 
 import numpy as np
 
 from ffn.utils import atomic
+from ffn.utils import errors
 
 MODES = ('color', 'gray16')
 
 
-class NpzToPngError(ValueError):
+class NpzToPngError(errors.FFNError):
   """A segmentation that cannot be written as PNGs."""
 
 
@@ -83,31 +82,3 @@ def npz_to_png(npz_path: str, output_dir: str, mode: str = 'color',
       Image.fromarray(render_slice(seg[z], mode)).save(tmp, format='PNG')
     paths.append(path)
   return paths
-
-
-def main(argv: Sequence[str]) -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  flag_values = flags.FLAGS
-  if len(argv) != 2:
-    raise SystemExit(f'usage: python -m ffn.utils.npz_to_png [flags] SEGMENTATION.npz '
-                     f'(got {argv[1:]})')
-  try:
-    paths = npz_to_png(argv[1], flag_values.output_dir, flag_values.mode, flag_values.prefix)
-  except NpzToPngError as e:
-    print(f'npz_to_png: error: {e}', file=sys.stderr)
-    sys.exit(1)
-  logging.info('Wrote %d slices to %s', len(paths), flag_values.output_dir)
-
-
-def _define_flags() -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string('output_dir', '.', 'Directory for the PNG slices.')
-  flags.DEFINE_enum('mode', 'color', MODES, 'color: RGB per id; gray16: ids as 16-bit grey.')
-  flags.DEFINE_string('prefix', 'slice_', 'File name prefix of the slices.')
-
-
-if __name__ == '__main__':
-  from absl import app  # pylint: disable=g-import-not-at-top
-  _define_flags()
-  app.run(main)

@@ -4,8 +4,8 @@ Slices are ordered by the numbers in their file names ("natural" order, so
 slice_2.png comes before slice_10.png). Usage, as upstream (PNGs in the current
 directory, dataset `raw`):
 
-  python -m ffn.utils.png_to_h5 out.h5
-  python -m ffn.utils.png_to_h5 --input_dir slices/ --dataset raw out.h5
+  python -m ffn.scripts.png_to_h5 out.h5
+  python -m ffn.scripts.png_to_h5 --input_dir slices/ --dataset raw out.h5
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from __future__ import annotations
 import glob
 import os
 import re
-import sys
 from typing import Sequence
 
 import numpy as np
 
 from ffn.utils import atomic
+from ffn.utils import errors
 
 
-class PngStackError(ValueError):
+class PngStackError(errors.FFNError):
   """PNG slices that cannot be stacked."""
 
 
@@ -66,30 +66,3 @@ def png_to_h5(input_dir: str, output_path: str, dataset: str = 'raw',
     with h5py.File(tmp, 'w') as f:
       f.create_dataset(dataset, data=stack, compression='gzip', chunks=True)
   return stack.shape
-
-
-def main(argv: Sequence[str]) -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  flag_values = flags.FLAGS
-  if len(argv) != 2:
-    raise SystemExit(f'usage: python -m ffn.utils.png_to_h5 [flags] OUTPUT.h5 (got {argv[1:]})')
-  try:
-    shape = png_to_h5(flag_values.input_dir, argv[1], flag_values.dataset, flag_values.pattern)
-  except PngStackError as e:
-    print(f'png_to_h5: error: {e}', file=sys.stderr)
-    sys.exit(1)
-  logging.info('Wrote %s:%s with shape %s', argv[1], flag_values.dataset, shape)
-
-
-def _define_flags() -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string('input_dir', '.', 'Directory holding the PNG slices.')
-  flags.DEFINE_string('pattern', '*.png', 'Glob pattern of the slices inside input_dir.')
-  flags.DEFINE_string('dataset', 'raw', 'Name of the HDF5 dataset to write.')
-
-
-if __name__ == '__main__':
-  from absl import app  # pylint: disable=g-import-not-at-top
-  _define_flags()
-  app.run(main)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ffn.inference import canvas_checkpoint
 from ffn.inference import executor
 from ffn.inference import inference
 from ffn.inference import inference_pb2
@@ -212,6 +213,41 @@ def test_visualize_state_is_an_rgb_picture():
   assert tuple(picture[10, 12]) == (255, 0, 0)
   canvas.segment_at((10, 30, 35), dynamic_image=shown.append, vis_update_every=1)
   assert shown and shown[0].shape == picture.shape
+
+
+def test_state_round_trips_through_a_checkpoint_file(tmp_path):
+  canvas, _ = _canvas(keep_history=True)
+  canvas.segment_all(seed_policy=_grid_seeds)
+  state = canvas.state()
+  assert state.segmentation is canvas.segmentation  # the canvas's own arrays
+  path = str(tmp_path / 'c.cpoint')
+  canvas.save_checkpoint(path)
+
+  other, _ = _canvas(keep_history=True)
+  loaded, partial = canvas_checkpoint.load(path)
+  assert partial == 0
+  other.load_state(loaded)
+  np.testing.assert_array_equal(other.segmentation, canvas.segmentation)
+  np.testing.assert_array_equal(other.seed, canvas.seed)
+  np.testing.assert_array_equal(other.seg_prob, canvas.seg_prob)
+  assert other.origins == canvas.origins and other.history == canvas.history
+  assert other.state().max_id == state.max_id == max(canvas.origins)
+  np.testing.assert_array_equal(other.state().min_pos, state.min_pos)
+  assert other.counters['voxels-segmented'].value == np.sum(canvas.segmentation > 0)
+
+
+def test_load_state_of_a_2019_checkpoint_keeps_what_it_lacks():
+  canvas, _ = _canvas()
+  canvas.segmentation[1, 2, 3] = 7
+  state = canvas.state()
+  old = canvas_checkpoint.CanvasState(**{
+      **vars(state), 'max_id': None, 'min_pos': None, 'max_pos': None, 'overlaps': None,
+      'global_to_local_ids': None, 'seg_prob': None})
+  other, _ = _canvas()
+  other.overlaps = {1: 'kept'}
+  other.load_state(old)
+  assert other.state().max_id == 7  # from the segmentation
+  assert other.overlaps == {1: 'kept'}
 
 
 def test_next_object_starts_from_a_clear_object_map():

@@ -11,6 +11,7 @@ import pytest
 from google.protobuf import text_format
 
 from ffn.inference import inference_pb2
+from ffn.inference import masks
 from ffn.inference import storage
 
 CORNER = (2, 3, 4)   # zyx
@@ -167,7 +168,7 @@ def test_volume_masks_are_opened_once(tmp_path, monkeypatch):
     opened.append(settings.hdf5)
     return real_open(settings)
 
-  monkeypatch.setattr(storage, 'decorated_volume', counting_open)
+  monkeypatch.setattr(masks, 'decorated_volume', counting_open)
   config = _config(f'volume {{ mask {{ hdf5: "{spec}" }} channels {{ channel: 0 values: 1 }} }}')
   cache = {}
   for corner in [(0, 0, 0), (1, 1, 1), (2, 0, 3)]:

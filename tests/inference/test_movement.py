@@ -9,6 +9,7 @@ import pytest
 
 from ffn.inference import inference_pb2
 from ffn.inference import movement
+from ffn.inference import plan
 from ffn.utils import bounding_box
 from ffn.utils import probability
 
@@ -125,26 +126,26 @@ def _request(**fields):
 
 def test_get_policy_fn_defaults_custom_and_errors():
   info = types.SimpleNamespace(deltas=(8, 6, 4))  # xyz
-  policy = movement.get_policy_fn(_request(), info)(None)
+  policy = plan.get_policy_fn(_request(), info)(None)
   assert isinstance(policy, movement.FaceMaxMovementPolicy)
   assert tuple(policy.deltas) == (4, 6, 8)
   assert policy.score_threshold == pytest.approx(probability.logit(np.float32(0.9)))
 
-  policy = movement.get_policy_fn(
+  policy = plan.get_policy_fn(
       _request(movement_policy_name='FaceMaxMovementPolicy',
                movement_policy_args='{"deltas": [1, 2, 3], "score_threshold": 0.5}'),
       info)(None)
   assert tuple(policy.deltas) == (1, 2, 3) and policy.score_threshold == 0.5
 
-  policy = movement.get_policy_fn(
+  policy = plan.get_policy_fn(
       _request(movement_policy_name=f'{__name__}._CustomPolicy',
                movement_policy_args='{"extra": 7}'), info)(None)
   assert isinstance(policy, _CustomPolicy) and policy.extra == 7
 
   with pytest.raises(ValueError, match='NoSuchPolicy'):
-    movement.get_policy_fn(_request(movement_policy_name='NoSuchPolicy'), info)
+    plan.get_policy_fn(_request(movement_policy_name='NoSuchPolicy'), info)
   with pytest.raises(ValueError, match='movement_policy_args'):
-    movement.get_policy_fn(_request(movement_policy_args='{deltas'), info)
+    plan.get_policy_fn(_request(movement_policy_args='{deltas'), info)
 
 
 def test_restrictor_masks():

@@ -1,4 +1,4 @@
-"""Tests for ffn.training.coordinates: byte-exact Examples, TFRecord framing, balanced sampling."""
+"""Tests for ffn.training.coordinates and ffn.training.tfrecord: byte-exact Examples, TFRecord framing, balanced sampling."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from ffn.training import coordinates
+from ffn.training import tfrecord
 from ffn.utils import volume_spec
 
 
@@ -44,7 +45,7 @@ def test_encoder_matches_tf_serialisation_and_framing(tmp_path):
   centers[1] = [127, 128, 16383]
   names = [b'validation1', b'x' * 200, b'', 'vol\u00e9'.encode('utf-8')]
   index = rng.integers(0, len(names), n)
-  ours = coordinates.encode_tfrecords(centers, index, names)
+  ours = tfrecord.encode_tfrecords(centers, index, names)
   path = tmp_path / 'ref.tfr'
   with tf.io.TFRecordWriter(str(path)) as writer:
     for center, i in zip(centers.tolist(), index.tolist()):
@@ -54,7 +55,7 @@ def test_encoder_matches_tf_serialisation_and_framing(tmp_path):
 
 def test_encoder_records_parse_to_the_same_examples():
   centers = np.array([[5, 6, 7], [300, 2, 70000]])
-  data = coordinates.encode_tfrecords(centers, np.array([0, 1]), [b'a', b'bb'])
+  data = tfrecord.encode_tfrecords(centers, np.array([0, 1]), [b'a', b'bb'])
   records, pos = [], 0
   while pos < len(data):
     length = int.from_bytes(data[pos:pos + 8], 'little')
@@ -66,28 +67,28 @@ def test_encoder_records_parse_to_the_same_examples():
 
 def test_serialize_example_reference():
   example = _tf_example([1, 200, 3], b'v')
-  assert coordinates.serialize_example([1, 200, 3], b'v') == example.SerializeToString(
+  assert tfrecord.serialize_example([1, 200, 3], b'v') == example.SerializeToString(
       deterministic=True)
 
 
 def test_crc_helpers():
   data = os.urandom(1000)
-  assert coordinates.crc32_combine(zlib.crc32(data[:300]), zlib.crc32(data[300:]), 700) == (
+  assert tfrecord.crc32_combine(zlib.crc32(data[:300]), zlib.crc32(data[300:]), 700) == (
       zlib.crc32(data))
-  assert coordinates.crc32_combine(5, 0, 0) == 5
+  assert tfrecord.crc32_combine(5, 0, 0) == 5
   # The masked CRC-32C of b'' and a known TFRecord length field.
-  framed = coordinates.frame_tfrecord(b'hello')
-  assert framed[8:12] == coordinates.masked_crc32c(framed[:8]).to_bytes(4, 'little')
+  framed = tfrecord.frame_tfrecord(b'hello')
+  assert framed[8:12] == tfrecord.masked_crc32c(framed[:8]).to_bytes(4, 'little')
 
 
 def test_gzip_writer_reads_back_with_tf_data(tmp_path):
   rng = np.random.default_rng(1)
   centers = rng.integers(0, 1000, size=(5000, 3))
   index = rng.integers(0, 2, 5000)
-  encoder = coordinates.ExampleEncoder([b'one', b'two'])
+  encoder = tfrecord.ExampleEncoder([b'one', b'two'])
   chunks = (encoder.encode_array(centers[i:i + 700], index[i:i + 700]) for i in range(0, 5000, 700))
   path = tmp_path / 'coords.tfr'
-  coordinates.write_tfrecord_gzip(str(path), chunks, workers=2)
+  tfrecord.write_tfrecord_gzip(str(path), chunks, workers=2)
   got_centers, got_names = _read_back(path)
   np.testing.assert_array_equal(got_centers, centers)
   assert got_names == [[b'one', b'two'][i] for i in index]

@@ -64,7 +64,7 @@ def test_cli(tmp_path):
   seg, path = _segmentation(tmp_path)
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(
       filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')])))
-  result = subprocess.run([sys.executable, '-m', 'ffn.utils.npz_to_png', f'--output_dir={tmp_path}/pngs',
+  result = subprocess.run([sys.executable, '-m', 'ffn.scripts.npz_to_png', f'--output_dir={tmp_path}/pngs',
                            str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
   assert result.returncode == 0, result.stderr

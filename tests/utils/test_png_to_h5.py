@@ -66,12 +66,12 @@ def test_cli_from_the_slice_directory(tmp_path):
   slices = _write_slices(tmp_path, ['z3.png', 'z20.png'])
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(
       filter(None, [str(REPO_ROOT), os.environ.get('PYTHONPATH')])))
-  result = subprocess.run([sys.executable, '-m', 'ffn.utils.png_to_h5', 'stack.h5'],
+  result = subprocess.run([sys.executable, '-m', 'ffn.scripts.png_to_h5', 'stack.h5'],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr
   with h5py.File(tmp_path / 'stack.h5', 'r') as f:
     np.testing.assert_array_equal(f['raw'][...], np.stack([slices['z3.png'], slices['z20.png']]))
-  result = subprocess.run([sys.executable, '-m', 'ffn.utils.png_to_h5', '--input_dir=nowhere',
+  result = subprocess.run([sys.executable, '-m', 'ffn.scripts.png_to_h5', '--input_dir=nowhere',
                            'x.h5'], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
   assert result.returncode != 0 and 'nowhere' in result.stderr

@@ -1,4 +1,4 @@
-"""Tests for ffn.inference.segmentation against small brute-force references."""
+"""Tests for ffn.utils.labels against small brute-force references."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from ffn.inference import segmentation
+from ffn.utils import labels as segmentation
 
 
 def _random_labels(shape, num_ids, seed, dtype=np.uint64):

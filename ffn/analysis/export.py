@@ -42,9 +42,13 @@ from typing import Iterator, Optional, Sequence
 from absl import logging
 import numpy as np
 
+from ffn.utils import axes
+from ffn.analysis import results
+from ffn.inference import storage
 from ffn.utils import atomic
 from ffn.utils import bounding_box
-from ffn.utils import volume_spec
+from ffn.utils import errors
+from ffn.utils import volumes
 
 def _read_umask() -> int:
   """The process umask, read once at import (setting it briefly is not thread-safe later)."""
@@ -58,18 +62,12 @@ FORMATS = ('hdf5', 'zarr', 'n5', 'precomputed', 'png')
 _EXTENSIONS = {'.h5': 'hdf5', '.hdf5': 'hdf5', '.hdf': 'hdf5', '.zarr': 'zarr', '.n5': 'n5'}
 
 
-class ExportError(ValueError):
+class ExportError(errors.FFNError):
   """Bad export request: unknown format, existing output, unusable source."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ResultVolumes:
-  """Inference result subvolumes in `directory` (all of them when `corners_xyz` is None)."""
-  directory: str
-  corners_xyz: Optional[Sequence[tuple[int, int, int]]] = None
-  threshold: Optional[float] = None
-  split_cc: bool = True
-  min_size: int = 0
+# The export name of the result spec: subvolumes in a directory (all when corners_xyz is None).
+ResultVolumes = results.ResultSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +109,6 @@ class _ResultPieces:
   """Result subvolumes, one at a time, with ids shifted so that they do not collide."""
 
   def __init__(self, source: ResultVolumes):
-    from ffn.inference import storage  # pylint: disable=g-import-not-at-top
-    self._storage = storage
     self._source = source
     if not os.path.isdir(source.directory):
       raise ExportError(f'result directory {source.directory!r} does not exist')
@@ -121,13 +117,13 @@ class _ResultPieces:
       if not corners_zyx:
         raise ExportError(f'no result subvolumes (seg-*.npz) in {source.directory!r}')
     else:
-      corners_zyx = sorted(tuple(int(c) for c in corner[::-1]) for corner in source.corners_xyz)
+      corners_zyx = sorted(axes.xyz_to_zyx(int(c) for c in corner) for corner in source.corners_xyz)
     self.boxes = []
     for corner_zyx in corners_zyx:
       path = storage.get_existing_subvolume_path(source.directory, corner_zyx)
       if path is None:
         expected = storage.segmentation_path(source.directory, corner_zyx)
-        raise ExportError(f'no result subvolume at corner {tuple(corner_zyx[::-1])} (xyz) in '
+        raise ExportError(f'no result subvolume at corner {axes.zyx_to_xyz(corner_zyx)} (xyz) in '
                           f'{source.directory!r}; expected {expected}')
       shape = _npz_shape(path)
       self.boxes.append(bounding_box.BoundingBox.from_zyx(corner_zyx, shape[:3]))
@@ -137,10 +133,7 @@ class _ResultPieces:
   def __iter__(self) -> Iterator[tuple[np.ndarray, bounding_box.BoundingBox]]:
     id_offset = 0
     for box in self.boxes:
-      labels, _ = self._storage.load_segmentation(
-          self._source.directory, box.start_zyx, threshold=self._source.threshold,
-          split_cc=self._source.split_cc, min_size=self._source.min_size)
-      labels = labels.astype(np.uint64, copy=False)
+      labels = self._source.load(box.start).astype(np.uint64, copy=False)
       if id_offset:
         labels[labels != 0] += np.uint64(id_offset)
       if labels.size:
@@ -154,26 +147,18 @@ class _VolumePieces:
   def __init__(self, spec, slab_depth: int):
     self._spec = spec
     self._slab_depth = max(int(slab_depth), 1)
-    dataset = volume_spec.open_volume(spec)
-    try:
-      if dataset.ndim != 3:
-        raise ExportError(f'volume {spec} has shape {dataset.shape}; expected 3-D zyx')
-      self.box = bounding_box.BoundingBox(start=(0, 0, 0), size=dataset.shape[::-1])
-      self.dtype = np.dtype(dataset.dtype)
-    finally:
-      dataset.file.close()
+    with volumes.open_volume(spec, ndims=(3,)) as volume:
+      self.box = bounding_box.BoundingBox.from_zyx((0, 0, 0), volume.shape)
+      self.dtype = np.dtype(volume.dtype)
     self.boxes = [self.box]
 
   def __iter__(self) -> Iterator[tuple[np.ndarray, bounding_box.BoundingBox]]:
-    dataset = volume_spec.open_volume(self._spec)
-    try:
+    with volumes.open_volume(self._spec) as volume:
       depth = int(self.box.size[2])
       for z in range(0, depth, self._slab_depth):
         slab = bounding_box.BoundingBox(start=(0, 0, z), size=(
             self.box.size[0], self.box.size[1], min(self._slab_depth, depth - z)))
-        yield dataset[slab.to_slice()], slab
-    finally:
-      dataset.file.close()
+        yield volume.read(slab), slab
 
 
 # ----------------------------------------------------------------------------
@@ -209,7 +194,7 @@ def _logged(pieces, origin: bounding_box.BoundingBox):
 
 
 def _chunk_zyx(chunk_xyz: Sequence[int], size_zyx: Sequence[int]) -> list[int]:
-  return [int(max(1, min(c, s))) for c, s in zip(chunk_xyz[::-1], size_zyx)]
+  return [int(max(1, min(c, s))) for c, s in zip(axes.xyz_to_zyx(chunk_xyz), size_zyx)]
 
 
 def _write_hdf5(path: str, dataset_name: str, pieces, box, dtype, geometry: Geometry,

@@ -30,13 +30,17 @@ from scipy import ndimage
 from scipy import sparse
 from skimage import metrics
 
+from ffn.utils import axes
+from ffn.analysis import results
 from ffn.utils import bounding_box
+from ffn.utils import errors
+from ffn.utils import volumes
 
 SEG_ZERO_MODES = ('singletons', 'segment')
 BORDER_MODES = ('2d', '3d')
 
 
-class EvaluationError(ValueError):
+class EvaluationError(errors.FFNError):
   """Inputs that cannot be compared (shapes, boxes, options)."""
 
 
@@ -73,12 +77,12 @@ def groundtruth_border_mask(groundtruth: np.ndarray, exclusion: BorderExclusion)
     if len(exclusion.voxel_size_xyz) != 3 or min(exclusion.voxel_size_xyz) <= 0:
       raise EvaluationError(
           f'voxel size must be 3 positive numbers (xyz), got {exclusion.voxel_size_xyz!r}')
-    sampling_zyx = tuple(float(v) for v in exclusion.voxel_size_xyz[::-1])
+    sampling_zyx = tuple(float(v) for v in axes.xyz_to_zyx(exclusion.voxel_size_xyz))
 
-  axes = (1, 2) if exclusion.mode == '2d' else (0, 1, 2)
+  measured = (1, 2) if exclusion.mode == '2d' else (0, 1, 2)
   # A boundary voxel differs from one of its face neighbours along the measured axes.
   boundary = np.zeros(groundtruth.shape, dtype=bool)
-  for axis in axes:
+  for axis in measured:
     differs = np.diff(groundtruth, axis=axis) != 0
     lower = [slice(None)] * 3
     upper = [slice(None)] * 3
@@ -177,7 +181,7 @@ def _object_positions(labels: np.ndarray, wanted: Sequence[int],
   result = {}
   for label in wanted:
     mask = labels == label
-    profiles = [mask.sum(axis=axes) for axes in ((1, 2), (0, 2), (0, 1))]
+    profiles = [mask.sum(axis=plane) for plane in ((1, 2), (0, 2), (0, 1))]
     if not profiles[0].any():
       continue
     centroid = [float(np.average(np.arange(len(p)), weights=p)) for p in profiles]
@@ -300,7 +304,7 @@ def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
                           position_xyz=position, box_start_xyz=start, box_end_xyz=end))
     return out
 
-  size_xyz = [int(s) for s in groundtruth.shape[::-1]]
+  size_xyz = [int(s) for s in axes.zyx_to_xyz(groundtruth.shape)]
   return EvaluationResult(
       vi_split=float(vi_split), vi_merge=float(vi_merge),
       adapted_rand_error=float(are), rand_precision=float(precision),
@@ -318,19 +322,13 @@ def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
 # Loading the two volumes over a common box.
 
 
-@dataclasses.dataclass(frozen=True)
-class ResultSource:
-  """An inference result subvolume, loaded with `storage.load_segmentation`."""
-  directory: str
-  corner_xyz: tuple[int, int, int]
-  threshold: Optional[float] = None
-  split_cc: bool = True
-  min_size: int = 0
+# The evaluation name of a one-subvolume ResultSpec.
+ResultSource = results.single_result
 
 
 def _volume_box(shape_zyx: Sequence[int], offset_xyz: Sequence[int] = (0, 0, 0)
                 ) -> bounding_box.BoundingBox:
-  return bounding_box.BoundingBox(start=offset_xyz, size=[int(s) for s in shape_zyx[:3]][::-1])
+  return bounding_box.BoundingBox(start=offset_xyz, size=axes.zyx_to_xyz(shape_zyx[:3]))
 
 
 def load_segmentation_box(source, box: Optional[bounding_box.BoundingBox]
@@ -339,31 +337,21 @@ def load_segmentation_box(source, box: Optional[bounding_box.BoundingBox]
 
   With `box`, only that part is returned (an error if it is not inside).
   """
-  from ffn.utils import volume_spec  # pylint: disable=g-import-not-at-top
-  if isinstance(source, ResultSource):
-    from ffn.inference import storage  # pylint: disable=g-import-not-at-top
-    corner_zyx = tuple(int(c) for c in source.corner_xyz[::-1])
-    labels, _ = storage.load_segmentation(
-        source.directory, corner_zyx, threshold=source.threshold, split_cc=source.split_cc,
-        min_size=source.min_size)
+  if isinstance(source, results.ResultSpec):
+    labels = source.load(source.corner_xyz)
     seg_box = _volume_box(labels.shape, source.corner_xyz)
-    what = f'segmentation {source.directory} at corner {tuple(source.corner_xyz)} (xyz)'
+    what = f'segmentation {source.directory} at corner {source.corner_xyz} (xyz)'
     if box is None:
       return labels, seg_box
     _check_inside(box, seg_box, what)
     return labels[box.Sub(start=box.start - seg_box.start, size=box.size).to_slice()], box
 
-  dataset = volume_spec.open_volume(source)
-  try:
-    if dataset.ndim != 3:
-      raise EvaluationError(f'segmentation {source} has shape {dataset.shape}; expected 3-D zyx')
-    seg_box = _volume_box(dataset.shape)
+  with volumes.open_volume(source, ndims=(3,)) as volume:
+    seg_box = _volume_box(volume.shape)
     if box is None:
-      return dataset[...], seg_box
+      return volume[...], seg_box
     _check_inside(box, seg_box, f'segmentation {source}')
-    return dataset[box.to_slice()], box
-  finally:
-    dataset.file.close()
+    return volume.read(box), box
 
 
 def _check_inside(box: bounding_box.BoundingBox, outer: bounding_box.BoundingBox, what: str):
@@ -381,21 +369,15 @@ def evaluate(segmentation_source, groundtruth_spec: str,
   A volume-spec segmentation must have the groundtruth's shape; a result
   subvolume must lie inside the groundtruth. Returns (result, seg, gt) arrays.
   """
-  from ffn.utils import volume_spec  # pylint: disable=g-import-not-at-top
-  gt_dataset = volume_spec.open_volume(groundtruth_spec)
-  try:
-    if gt_dataset.ndim != 3:
-      raise EvaluationError(
-          f'groundtruth {groundtruth_spec} has shape {gt_dataset.shape}; expected 3-D zyx')
-    gt_box = _volume_box(gt_dataset.shape)
-    if not isinstance(segmentation_source, ResultSource):
-      seg_dataset = volume_spec.open_volume(segmentation_source)
-      seg_shape = seg_dataset.shape
-      seg_dataset.file.close()
-      if tuple(seg_shape) != tuple(gt_dataset.shape):
+  with volumes.open_volume(groundtruth_spec, ndims=(3,)) as gt_volume:
+    gt_box = _volume_box(gt_volume.shape)
+    if not isinstance(segmentation_source, results.ResultSpec):
+      with volumes.open_volume(segmentation_source) as seg_volume:
+        seg_shape = seg_volume.shape
+      if tuple(seg_shape) != tuple(gt_volume.shape):
         raise EvaluationError(
             f'segmentation {segmentation_source} has shape {tuple(seg_shape)} (zyx) but '
-            f'groundtruth {groundtruth_spec} has {tuple(gt_dataset.shape)} (zyx); they must match')
+            f'groundtruth {groundtruth_spec} has {tuple(gt_volume.shape)} (zyx); they must match')
     if box is not None:
       _check_inside(box, gt_box, f'groundtruth {groundtruth_spec}')
     seg, seg_box = load_segmentation_box(segmentation_source, box)
@@ -404,12 +386,10 @@ def evaluate(segmentation_source, groundtruth_spec: str,
           f'segmentation covers start={seg_box.start.tolist()} size={seg_box.size.tolist()} '
           f'(xyz), which does not fit in groundtruth {groundtruth_spec} of size '
           f'{gt_box.size.tolist()} (xyz)')
-    gt = gt_dataset[seg_box.to_slice()]
-  finally:
-    gt_dataset.file.close()
+    gt = gt_volume.read(seg_box)
 
   result = evaluate_arrays(seg, gt, offset_xyz=seg_box.start, **options)
-  if isinstance(segmentation_source, ResultSource):
+  if isinstance(segmentation_source, results.ResultSpec):
     result.inputs['segmentation'] = dataclasses.asdict(segmentation_source)
   else:
     result.inputs['segmentation'] = str(segmentation_source)

@@ -14,6 +14,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ffn.utils import axes
+
 LAYER_KINDS = ('image', 'segmentation')
 
 
@@ -75,7 +77,7 @@ def build_viewer(layers: Sequence[Layer], voxel_size_xyz: Sequence[float] = (1, 
   # The client the package ships with, served from this process (never a remote copy).
   neuroglancer.set_static_content_source()
   viewer = neuroglancer.Viewer()
-  scales_zyx = [float(v) for v in voxel_size_xyz[::-1]]
+  scales_zyx = [float(v) for v in axes.xyz_to_zyx(voxel_size_xyz)]
   # Arrays are zyx; naming the axes z, y, x lets neuroglancer show them as x, y, z.
   volume_space = neuroglancer.CoordinateSpace(names=['z', 'y', 'x'], units='nm',
                                               scales=scales_zyx)
@@ -85,7 +87,7 @@ def build_viewer(layers: Sequence[Layer], voxel_size_xyz: Sequence[float] = (1, 
     state.dimensions = neuroglancer.CoordinateSpace(
         names=['x', 'y', 'z'], units='nm', scales=[float(v) for v in voxel_size_xyz])
     for layer in layers:
-      offset_zyx = [int(v) for v in tuple(layer.offset_xyz)[::-1]]
+      offset_zyx = [int(v) for v in axes.xyz_to_zyx(layer.offset_xyz)]
       source = neuroglancer.LocalVolume(_prepare(layer), dimensions=volume_space,
                                         voxel_offset=offset_zyx, volume_type=layer.kind)
       if layer.kind == 'image':

@@ -1,4 +1,4 @@
-"""Tests for ffn.utils.viewer and view_segmentation.py, in a real headless browser.
+"""Tests for ffn.analysis.viewer and view_segmentation.py, in a real headless browser.
 
 The browser test needs Debian's `chromium` and `chromium-driver` (for
 /usr/bin/chromedriver) and the `selenium` pip package; it is skipped, saying
@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import pytest
 
-from ffn.utils import viewer
+from ffn.analysis import viewer
 
 CHROMIUM_FLAGS = ('--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
                   '--no-first-run', '--disable-background-networking',

@@ -1,4 +1,4 @@
-"""Tests for ffn.utils.overview."""
+"""Tests for ffn.analysis.overview."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ffn.utils import overview
+from ffn.analysis import overview
 
 
 def test_label_colors_are_stable_distinct_and_coloured():

@@ -1,4 +1,4 @@
-"""Tests for ffn.utils.evaluation and evaluate_segmentation.py, on hand-computed toy volumes."""
+"""Tests for ffn.analysis.evaluation and evaluate_segmentation.py, on hand-computed toy volumes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from skimage import metrics
 
 from ffn.utils import bounding_box
-from ffn.utils import evaluation as ev
+from ffn.analysis import evaluation as ev
 
 
 def _pairs(sizes) -> int:

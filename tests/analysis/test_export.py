@@ -1,4 +1,4 @@
-"""Tests for ffn.utils.export and export_segmentation.py: round trips, geometry, bad input."""
+"""Tests for ffn.analysis.export and export_segmentation.py: round trips, geometry, bad input."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from ffn.utils import export
+from ffn.analysis import export
 
 CHUNKED = [('hdf5', 'out.h5'), ('zarr', 'out.zarr'), ('n5', 'out.n5'),
            ('precomputed', 'out_precomputed')]

@@ -1,0 +1,186 @@
+"""The InferenceRequest as a typed plan, read and checked once, at the Runner.
+
+The Canvas and the movement policies get plain values from here (thresholds as
+float32 logits, distances zyx, classes resolved); they never see the proto.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+
+from ffn.utils import axes
+from ffn.inference import engine_settings
+from ffn.inference import inference_pb2
+from ffn.inference import movement
+from ffn.inference import resolve
+from ffn.inference import seed
+from ffn.utils import bounding_box
+from ffn.utils import probability
+
+# The InferenceOptions given as probabilities and used as logits.
+_PROBABILITY_OPTIONS = ('init_activation', 'pad_value', 'move_threshold', 'segment_threshold')
+
+
+@dataclasses.dataclass(frozen=True)
+class CanvasOptions:
+  """InferenceOptions as the Canvas uses them: thresholds as float32 logits, distances zyx."""
+  init_activation: np.float32
+  pad_value: np.float32
+  move_threshold: np.float32
+  segment_threshold: np.float32
+  min_boundary_dist: tuple[int, int, int]
+  min_segment_size: int
+  consistency_threshold: float
+  disco_seed_threshold: float
+
+  @classmethod
+  def from_proto(cls, options: inference_pb2.InferenceOptions) -> CanvasOptions:
+    """The options of an InferenceOptions proto (thresholds given as probabilities)."""
+    mbd = options.min_boundary_dist
+    logits = {name: probability.logit_float32(getattr(options, name))
+              for name in _PROBABILITY_OPTIONS}
+    return cls(min_boundary_dist=(int(mbd.z), int(mbd.y), int(mbd.x)),
+               min_segment_size=int(options.min_segment_size),
+               consistency_threshold=float(options.consistency_threshold),
+               disco_seed_threshold=float(options.disco_seed_threshold), **logits)
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyPlan:
+  """A policy class resolved by name and the keyword arguments the request gives it."""
+  cls: type
+  kwargs: Mapping[str, Any]
+
+
+def movement_policy(request: inference_pb2.InferenceRequest) -> PolicyPlan:
+  """The movement policy the request names (default FaceMaxMovementPolicy) and its arguments."""
+  cls = resolve.resolve_class(request.movement_policy_name or 'FaceMaxMovementPolicy',
+                              movement, movement.BaseMovementPolicy,
+                              'InferenceRequest.movement_policy_name')
+  kwargs = resolve.json_object(request.movement_policy_args,
+                               'InferenceRequest.movement_policy_args')
+  return PolicyPlan(cls, kwargs)
+
+
+def seed_policy(request: inference_pb2.InferenceRequest) -> PolicyPlan:
+  """The seed policy the request names (default PolicyPeaks) and its arguments."""
+  cls = resolve.resolve_class(request.seed_policy or 'PolicyPeaks', seed,
+                              seed.BaseSeedPolicy, 'InferenceRequest.seed_policy')
+  kwargs = resolve.json_object(request.seed_policy_args, 'InferenceRequest.seed_policy_args')
+  return PolicyPlan(cls, kwargs)
+
+
+def movement_policy_fn(policy: PolicyPlan, model_info, move_threshold: float
+                       ) -> Callable[[Any], movement.BaseMovementPolicy]:
+  """canvas -> movement policy; deltas default to the model's, the threshold to `move_threshold`.
+
+  `model_info` is anything with an xyz `deltas` attribute; `move_threshold` is a logit.
+  """
+  kwargs = dict(policy.kwargs)
+  kwargs.setdefault('deltas', tuple(int(d) for d in axes.zyx(model_info.deltas)))
+  kwargs.setdefault('score_threshold', float(move_threshold))
+  return lambda canvas: policy.cls(canvas, **kwargs)
+
+
+def get_policy_fn(request: inference_pb2.InferenceRequest, model_info
+                  ) -> Callable[[Any], movement.BaseMovementPolicy]:
+  """canvas -> movement policy, as an InferenceRequest configures it (upstream's helper)."""
+  threshold = CanvasOptions.from_proto(request.inference_options).move_threshold
+  return movement_policy_fn(movement_policy(request), model_info, threshold)
+
+
+def _optional_volume(request: inference_pb2.InferenceRequest, field: str
+                     ) -> Optional[inference_pb2.DecoratedVolume]:
+  volume = getattr(request, field)
+  return volume if volume.WhichOneof('volume_path') is not None else None
+
+
+@dataclasses.dataclass(frozen=True)
+class InferencePlan:
+  """Everything the Runner needs from an InferenceRequest, checked, in the units it uses."""
+  output_dir: str
+  image: inference_pb2.DecoratedVolume
+  image_mean: np.float32
+  image_stddev: np.float32
+  init_segmentation: Optional[inference_pb2.DecoratedVolume]
+  masks: tuple[inference_pb2.MaskConfig, ...]
+  seed_masks: tuple[inference_pb2.MaskConfig, ...]
+  shift_mask: Optional[inference_pb2.DecoratedVolume]
+  shift_mask_scale: int
+  shift_mask_fov: Optional[bounding_box.BoundingBox]
+  shift_mask_threshold: int
+  canvas_options: CanvasOptions
+  seed_policy: PolicyPlan
+  movement_policy: PolicyPlan
+  model_name: str
+  model_args: str
+  model_checkpoint_path: str
+  batch_size: int
+  concurrent_requests: int
+  checkpoint_interval_sec: float
+  save_raw_image: bool
+  # What the request asks to run the model on (see engine_settings); upstream's
+  # requests, which do not say, run TensorFlow in float32.
+  engine: str = 'tensorflow'
+  precision: str = 'float32'
+
+  def movement_policy_fn(self, model_info) -> Callable[[Any], movement.BaseMovementPolicy]:
+    """canvas -> movement policy, with the model's deltas unless the request sets them."""
+    return movement_policy_fn(self.movement_policy, model_info,
+                              self.canvas_options.move_threshold)
+
+
+def _check_request(request: inference_pb2.InferenceRequest) -> None:
+  """Raises ValueError (NotImplementedError for alignments) naming a bad request field."""
+  if not request.segmentation_output_dir:
+    raise ValueError('InferenceRequest.segmentation_output_dir must be set')
+  if request.image.WhichOneof('volume_path') is None:
+    raise ValueError('InferenceRequest.image must name a volume '
+                     '(hdf5: "file.h5:dataset" or tensorstore: JSON spec)')
+  if request.image_stddev == 0:
+    raise ValueError('InferenceRequest.image_stddev must be non-zero '
+                     '(the image is normalised as (image - image_mean) / image_stddev)')
+  if request.alignment_options.type not in (inference_pb2.AlignmentOptions.NO_ALIGNMENT,):
+    name = inference_pb2.AlignmentOptions.AlignType.Name(request.alignment_options.type)
+    raise NotImplementedError(f'InferenceRequest.alignment_options.type {name} is not '
+                              'supported; only NO_ALIGNMENT')
+  for field in _PROBABILITY_OPTIONS:
+    value = getattr(request.inference_options, field)
+    if not 0 < value < 1:
+      raise ValueError(f'InferenceRequest.inference_options.{field} is {value}; '
+                       'expected a probability strictly between 0 and 1')
+
+
+def from_request(request: inference_pb2.InferenceRequest,
+                 batch_size: Optional[int] = None) -> InferencePlan:
+  """The plan of a request; `batch_size` overrides `request.batch_size`."""
+  _check_request(request)
+  return InferencePlan(
+      output_dir=request.segmentation_output_dir,
+      image=request.image,
+      image_mean=np.float32(request.image_mean),
+      image_stddev=np.float32(request.image_stddev),
+      init_segmentation=(request.init_segmentation
+                         if request.HasField('init_segmentation') else None),
+      masks=tuple(request.masks),
+      seed_masks=tuple(request.seed_masks),
+      shift_mask=_optional_volume(request, 'shift_mask'),
+      shift_mask_scale=max(int(request.shift_mask_scale), 1),
+      shift_mask_fov=(bounding_box.BoundingBox(request.shift_mask_fov)
+                      if request.HasField('shift_mask_fov') else None),
+      shift_mask_threshold=int(request.shift_mask_threshold),
+      canvas_options=CanvasOptions.from_proto(request.inference_options),
+      seed_policy=seed_policy(request),
+      movement_policy=movement_policy(request),
+      model_name=request.model_name,
+      model_args=request.model_args,
+      model_checkpoint_path=request.model_checkpoint_path,
+      batch_size=int(batch_size if batch_size is not None else request.batch_size) or 1,
+      concurrent_requests=max(int(request.concurrent_requests), 1),
+      **dict(zip(('engine', 'precision'), engine_settings.requested(request))),
+      checkpoint_interval_sec=float(request.checkpoint_interval),
+      save_raw_image=bool(request.alignment_options.save_raw),
+  )

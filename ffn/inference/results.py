@@ -1,0 +1,222 @@
+"""Segmentation results on disk: subvolume paths, npz I/O and loading with clean-up.
+
+Corners passed here are zyx; file names carry the corner as x_y_z, as
+upstream's do:
+
+  <dir>/<x>/<y>/seg-<x>_<y>_<z>.npz     the segmentation (keys `segmentation`, `origins`, ...)
+  <dir>/<x>/<y>/seg-<x>_<y>_<z>.prob    the quantised object probability (key `qprob`)
+  <dir>/<x>/<y>/seg-<x>_<y>_<z>.cpoint  a checkpoint of an unfinished subvolume
+  <dir>/seg-<x>_<y>_<z>.<suffix>        the legacy flat layout, still read
+
+Every file is written through ffn.utils.atomic, so a reader sees either the
+complete file or none.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import logging
+import os
+import re
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from ffn.inference import inference_pb2
+from ffn.utils import labels as segmentation
+from ffn.utils.axes import ZYX
+from ffn.inference.masks import build_mask
+from ffn.inference.probmaps import load_probability_map
+from ffn.utils import atomic
+
+# Pickled into every npz and checkpoint under upstream's name, so that files
+# written here and by upstream load in both.
+OriginInfo = collections.namedtuple('OriginInfo', ['start_zyx', 'iters', 'walltime_sec'],
+                                    module='ffn.inference.storage')
+
+
+def _xyz_name(corner: ZYX, suffix: str) -> str:
+  z, y, x = (int(c) for c in corner)
+  return f'seg-{x}_{y}_{z}.{suffix}'
+
+
+def subvolume_path(output_dir: str, corner: ZYX, suffix: str) -> str:
+  """`<output_dir>/<x>/<y>/seg-<x>_<y>_<z>.<suffix>` for a zyx corner."""
+  _, y, x = (int(c) for c in corner)
+  return os.path.join(output_dir, str(x), str(y), _xyz_name(corner, suffix))
+
+
+def legacy_subvolume_path(output_dir: str, corner: ZYX, suffix: str) -> str:
+  """The flat `<output_dir>/seg-<x>_<y>_<z>.<suffix>` for a zyx corner."""
+  return os.path.join(output_dir, _xyz_name(corner, suffix))
+
+
+def segmentation_path(output_dir: str, corner: ZYX) -> str:
+  """The `.npz` segmentation path of a subvolume."""
+  return subvolume_path(output_dir, corner, 'npz')
+
+
+def object_prob_path(output_dir: str, corner: ZYX) -> str:
+  """The `.prob` probability-map path of a subvolume."""
+  return subvolume_path(output_dir, corner, 'prob')
+
+
+def checkpoint_path(output_dir: str, corner: ZYX) -> str:
+  """The `.cpoint` checkpoint path of a subvolume."""
+  return subvolume_path(output_dir, corner, 'cpoint')
+
+
+def legacy_segmentation_path(output_dir: str, corner: ZYX) -> str:
+  """The legacy flat `.npz` segmentation path of a subvolume."""
+  return legacy_subvolume_path(output_dir, corner, 'npz')
+
+
+def legacy_object_prob_path(output_dir: str, corner: ZYX) -> str:
+  """The legacy flat `.prob` path of a subvolume."""
+  return legacy_subvolume_path(output_dir, corner, 'prob')
+
+
+_CORNER_RE = re.compile(r'(\d+)_(\d+)_(\d+)\.[A-Za-z0-9]+$')
+
+
+def get_corner_from_path(path: str) -> tuple[int, int, int]:
+  """The zyx corner encoded (as x_y_z) in a subvolume file name."""
+  match = _CORNER_RE.search(os.path.basename(path))
+  if match is None:
+    raise ValueError(f'{path!r} is not a subvolume file name (expected seg-<x>_<y>_<z>.<suffix>)')
+  x, y, z = (int(v) for v in match.groups())
+  return z, y, x
+
+
+def get_existing_corners(segmentation_dir: str) -> list[tuple[int, int, int]]:
+  """The sorted zyx corners of the `.npz` segmentations in a directory, in either layout."""
+  patterns = (os.path.join(segmentation_dir, 'seg-*_*_*.npz'),
+              os.path.join(segmentation_dir, '*', '*', 'seg-*_*_*.npz'))
+  corners = set()
+  for pattern in patterns:
+    for path in glob.glob(pattern):
+      corners.add(get_corner_from_path(path))
+  return sorted(corners)
+
+
+def get_existing_subvolume_path(segmentation_dir: str, corner: ZYX,
+                                allow_cpoint: bool = False) -> Optional[str]:
+  """The path of a finished (or, if allowed, checkpointed) subvolume, or None."""
+  for path in _subvolume_candidates(segmentation_dir, corner, allow_cpoint):
+    if os.path.exists(path):
+      return path
+  return None
+
+
+def _subvolume_candidates(segmentation_dir: str, corner: ZYX, allow_cpoint: bool) -> list[str]:
+  """Where a subvolume's segmentation may be, in the order they are tried."""
+  candidates = [segmentation_path(segmentation_dir, corner),
+                legacy_segmentation_path(segmentation_dir, corner)]
+  if allow_cpoint:
+    candidates.append(checkpoint_path(segmentation_dir, corner))
+  return candidates
+
+
+def save_subvolume(labels: np.ndarray, origins: Mapping[int, Any], output_path: str,
+                   **misc_items) -> None:
+  """Writes a segmentation npz: `segmentation` (smallest uint dtype), `origins`, and `misc_items`."""
+  seg = segmentation.reduce_id_bits(np.asarray(labels))
+  with atomic.atomic_open(output_path, 'wb') as f:
+    np.savez_compressed(f, segmentation=seg, origins=dict(origins), **misc_items)
+
+
+def _load_npz_item(data, key: str, path: str):
+  """The python object stored (pickled) under `key` in an open npz."""
+  if key not in data:
+    raise ValueError(f'{path} has no {key!r} entry (has {data.files})')
+  return data[key].item()
+
+
+def load_origins(segmentation_dir: str, corner: ZYX) -> dict:
+  """The id -> OriginInfo dict saved with a finished subvolume."""
+  path = get_existing_subvolume_path(segmentation_dir, corner, allow_cpoint=False)
+  if path is None:
+    raise ValueError(f'no segmentation for corner {tuple(corner)} (zyx) in {segmentation_dir}: '
+                     f'{segmentation_path(segmentation_dir, corner)} does not exist')
+  with np.load(path, allow_pickle=True) as data:
+    return _load_npz_item(data, 'origins', path)
+
+
+def threshold_segmentation(segmentation_dir: str, corner: ZYX, labels: np.ndarray,
+                           threshold: float) -> None:
+  """Zeroes, in place, the voxels of `labels` whose saved object probability is below `threshold`."""
+  path = object_prob_path(segmentation_dir, corner)
+  if not os.path.exists(path):
+    legacy = legacy_object_prob_path(segmentation_dir, corner)
+    if not os.path.exists(legacy):
+      raise ValueError(f'cannot threshold: no probability map {path} (nor {legacy})')
+    path = legacy
+  prob = load_probability_map(path)
+  if prob.shape != labels.shape:
+    raise ValueError(f'probability map {path} has shape {prob.shape}, '
+                     f'the segmentation {labels.shape}')
+  labels[prob < threshold] = 0
+
+
+def load_segmentation(segmentation_dir: str, corner: ZYX, allow_cpoint: bool = False,
+                      threshold: Optional[float] = None, split_cc: bool = True,
+                      min_size: int = 0,
+                      mask_config: Optional[inference_pb2.MaskConfigs] = None
+                      ) -> tuple[np.ndarray, dict]:
+  """Loads a subvolume's segmentation as (uint64 zyx labels, id -> OriginInfo), cleaned as asked.
+
+  `threshold` re-thresholds with the saved `.prob` map (it can only remove
+  voxels), `mask_config` zeroes masked voxels, and `split_cc`/`min_size`
+  relabel connected components and drop small ones; origins follow the new ids.
+  """
+  path = get_existing_subvolume_path(segmentation_dir, corner, allow_cpoint)
+  if path is None:
+    tried = _subvolume_candidates(segmentation_dir, corner, allow_cpoint)
+    raise ValueError(f'no segmentation for corner {tuple(int(c) for c in corner)} (zyx) in '
+                     f'{segmentation_dir!r}; looked for {", ".join(tried)}')
+
+  logging.info('loading segmentation from %s', path)
+  with np.load(path, allow_pickle=True) as data:
+    if 'segmentation' not in data:
+      raise ValueError(f'{path} is not an FFN segmentation (no segmentation key; has {data.files})')
+    seg = data['segmentation']
+    origins = data['origins'].item() if 'origins' in data else {}
+
+  if np.issubdtype(seg.dtype, np.signedinteger):
+    # Checkpoints mark failed seeds with negative ids; they are not objects.
+    seg = np.where(seg < 0, 0, seg)
+  if not np.any(seg):
+    return np.zeros(seg.shape, dtype=np.uint64), {}
+
+  labels = seg.astype(np.uint64)
+  if threshold is not None:
+    logging.info('thresholding at %f', threshold)
+    threshold_segmentation(segmentation_dir, corner, labels, threshold)
+  if mask_config is not None:
+    mask = build_mask(mask_config.masks, corner, labels.shape)
+    if mask is not None:
+      labels[mask] = 0
+  if split_cc or min_size:
+    logging.info('cleaning up with split_cc=%r, min_size=%d', split_cc, min_size)
+    # Each new id keeps the origin of the old id under its first voxel.
+    new_to_old = segmentation.clean_up(labels, split_cc=split_cc, min_size=min_size,
+                                       return_id_map=True)
+    origins = {int(new): origins[int(old)] for new, old in new_to_old.items()
+               if new != 0 and int(old) in origins}
+  return labels, origins
+
+
+def load_segmentation_from_source(source: inference_pb2.SegmentationSource,
+                                  corner: ZYX) -> tuple[np.ndarray, dict]:
+  """`load_segmentation` with the options set in a SegmentationSource proto."""
+  kwargs = {}
+  if source.HasField('threshold'):
+    kwargs['threshold'] = source.threshold
+  if source.HasField('split_cc'):
+    kwargs['split_cc'] = source.split_cc
+  if source.HasField('min_size'):
+    kwargs['min_size'] = source.min_size
+  if source.HasField('mask'):
+    kwargs['mask_config'] = source.mask
+  return load_segmentation(source.directory, corner, **kwargs)

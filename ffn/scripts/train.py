@@ -1,0 +1,168 @@
+"""Trains an FFN model; flags as upstream's train.py. Resumes from --train_dir automatically.
+
+Distribution: with more than one GPU visible, training runs under
+tf.distribute.MirroredStrategy (one process, synchronous, --batch_size split over the
+GPUs). Upstream's TF1 distribution flags (--master, --ps_tasks, --task,
+--replica_step_delay, --sync_sgd, --replicas_to_aggregate, --total_replicas) are
+accepted for compatibility, logged (a warning when set), and replaced by tf.distribute;
+for several machines use MultiWorkerMirroredStrategy with TF_CONFIG (see README).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+# oneDNN kernels make 3-D convolutions (and above all their gradients) several times
+# faster on x86 CPUs; they must be chosen before TensorFlow is imported.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+from absl import logging
+
+from ffn.utils import cli
+from ffn.training import augmentation
+from ffn.training import checkpoint
+from ffn.training import examples
+from ffn.training import inputs
+from ffn.training import optimizer as optimizer_lib
+from ffn.training import trainer
+from ffn.utils import atomic
+from ffn.utils import volumes
+
+# Training data.
+flags.DEFINE_string('train_coords', None,
+                    'GZIP TFRecord(s) of training coordinates: a file, a glob, path@N shards '
+                    '(path-0000i-of-0000N) or a comma-separated list of these.')
+flags.DEFINE_string('data_volumes', None, 'Comma-separated <volume_name>:<spec> image volumes '
+                    f'(spec: {volumes.SPEC_FORMS}); names match label_volume_name in the '
+                    'coordinates.')
+flags.DEFINE_string('label_volumes', None, 'Comma-separated <volume_name>:<spec> label volumes.')
+flags.DEFINE_string('model_name', None,
+                    '[<packages>.]<module>.<Class>; looked up under ffn.training.models first.')
+flags.DEFINE_string('model_args', None, 'JSON object of model constructor arguments.')
+
+# Training infrastructure.
+flags.DEFINE_string('train_dir', '/tmp', 'Where checkpoints, summaries and flags are saved.')
+flags.DEFINE_string('master', '', 'TF1 master address; replaced by tf.distribute, unused.')
+flags.DEFINE_integer('batch_size', 4, 'Number of examples (FOVs) per step.')
+flags.DEFINE_integer('task', 0, 'TF1 replica id; replaced by tf.distribute, unused.')
+flags.DEFINE_integer('ps_tasks', 0, 'TF1 parameter servers; replaced by tf.distribute, unused.')
+flags.DEFINE_integer('max_steps', 10000, 'Train until the global step reaches this.')
+flags.DEFINE_integer('replica_step_delay', 300,
+                     'TF1 replica start delay in steps; replaced by tf.distribute, unused.')
+flags.DEFINE_integer('summary_rate_secs', 120, 'Seconds between summaries.')
+flags.DEFINE_integer('save_checkpoint_secs', 300, 'Seconds between checkpoints.')
+
+# FFN training.
+flags.DEFINE_float('seed_pad', 0.05, 'Probability of the unknown area of the seed.')
+flags.DEFINE_float('threshold', 0.9,
+                   'Probability the seed must reach at a new FOV centre for a move there.')
+flags.DEFINE_enum('fov_policy', 'fixed', list(examples.FOV_POLICIES),
+                  'fixed: the origin then model.shifts; max_pred_moves: moves to the maxima '
+                  'of the prediction on the faces of the +-deltas cuboid, as in inference.')
+flags.DEFINE_integer('fov_moves', 1, 'Moves by deltas per direction (max_pred_moves only).')
+flags.DEFINE_boolean('shuffle_moves', True,
+                     'Shuffle the fixed-policy moves once at start.')
+flags.DEFINE_float('image_mean', None, 'Mean image intensity for normalisation.')
+flags.DEFINE_float('image_stddev', None, 'Image intensity standard deviation for normalisation.')
+flags.DEFINE_list('image_offset_scale_map', None,
+                  'Per-volume normalisation, entries <volume_name>:<offset>:<scale>.')
+flags.DEFINE_list('permutable_axes', ['1', '2'],
+                  'Subset of the z,y,x axes (0,1,2) that augmentation may permute.')
+flags.DEFINE_list('reflectable_axes', ['0', '1', '2'],
+                  'Subset of the z,y,x axes (0,1,2) that augmentation may reflect.')
+flags.DEFINE_enum('precision', 'float32', ['float32', 'bfloat16'],
+                  'What the network computes in. bfloat16 keeps float32 weights, loss, '
+                  'optimizer state and checkpoints; it runs float32 (and says so) where '
+                  'the CPU has no AMX/AVX512_BF16 and no recent GPU is used.')
+
+# Optimizer.
+flags.DEFINE_enum('optimizer', 'sgd', list(optimizer_lib.OPTIMIZERS), 'Which optimizer to use.')
+flags.DEFINE_float('learning_rate', 0.001, 'Initial learning rate.')
+flags.DEFINE_float('momentum', 0.9, 'Momentum (momentum and rmsprop).')
+flags.DEFINE_float('learning_rate_decay_factor', None,
+                   'Staircase exponential decay factor, applied every --decay_steps steps.')
+flags.DEFINE_integer('decay_steps', None, 'Steps between learning-rate decays.')
+flags.DEFINE_float('num_epochs_per_decay', 2.0,
+                   'Upstream flag, unused there and here; use --decay_steps.')
+flags.DEFINE_float('rmsprop_decay', 0.9, 'Decay term for RMSProp.')
+flags.DEFINE_float('adam_beta1', 0.9, 'Gradient decay term for Adam.')
+flags.DEFINE_float('adam_beta2', 0.999, 'Gradient^2 decay term for Adam.')
+flags.DEFINE_float('epsilon', 1e-8, 'Epsilon term for RMSProp and Adam.')
+flags.DEFINE_boolean('sync_sgd', False,
+                     'TF1 SyncReplicasOptimizer; replaced by tf.distribute (always synchronous).')
+flags.DEFINE_integer('replicas_to_aggregate', None,
+                     'TF1 sync SGD setting; replaced by tf.distribute, unused.')
+flags.DEFINE_integer('total_replicas', None,
+                     'TF1 sync SGD setting; replaced by tf.distribute, unused.')
+
+FLAGS = flags.FLAGS
+
+_TF1_FLAGS = {'master': '', 'ps_tasks': 0, 'task': 0, 'replica_step_delay': 300,
+              'sync_sgd': False, 'replicas_to_aggregate': None, 'total_replicas': None}
+
+
+def _report_tf1_flags() -> None:
+  """Says what happened to upstream's TF1 distribution flags."""
+  for name, default in _TF1_FLAGS.items():
+    value = FLAGS[name].value
+    if value != default:
+      logging.warning('--%s=%r is a TF1 distribution flag and has no effect: training '
+                      'uses tf.distribute (MirroredStrategy over local GPUs; see README for '
+                      'MultiWorkerMirroredStrategy)', name, value)
+  logging.info('TF1 flags --%s are replaced by tf.distribute and unused',
+               '/--'.join(_TF1_FLAGS))
+
+
+def _save_flags(train_dir: str) -> None:
+  """Records the flags of this run in train_dir/flags.<unixtime>."""
+  os.makedirs(train_dir, exist_ok=True)
+  atomic.atomic_write_text(os.path.join(train_dir, 'flags.%d' % time.time()),
+                           FLAGS.flags_into_string())
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  _report_tf1_flags()
+  config = trainer.TrainConfig(
+      train_coords=FLAGS.train_coords, data_volumes=FLAGS.data_volumes,
+      label_volumes=FLAGS.label_volumes, model_name=FLAGS.model_name,
+      model_args=FLAGS.model_args, train_dir=FLAGS.train_dir, batch_size=FLAGS.batch_size,
+      max_steps=FLAGS.max_steps, summary_rate_secs=FLAGS.summary_rate_secs,
+      save_checkpoint_secs=FLAGS.save_checkpoint_secs, seed_pad=FLAGS.seed_pad,
+      threshold=FLAGS.threshold, fov_policy=FLAGS.fov_policy, fov_moves=FLAGS.fov_moves,
+      shuffle_moves=FLAGS.shuffle_moves, image_mean=FLAGS.image_mean,
+      image_stddev=FLAGS.image_stddev, image_offset_scale_map=FLAGS.image_offset_scale_map,
+      permutable_axes=augmentation.check_axes(FLAGS.permutable_axes, '--permutable_axes'),
+      reflectable_axes=augmentation.check_axes(FLAGS.reflectable_axes, '--reflectable_axes'),
+      precision=FLAGS.precision,
+      optimizer=optimizer_lib.OptimizerConfig(
+          optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
+          momentum=FLAGS.momentum,
+          learning_rate_decay_factor=FLAGS.learning_rate_decay_factor,
+          decay_steps=FLAGS.decay_steps, rmsprop_decay=FLAGS.rmsprop_decay,
+          adam_beta1=FLAGS.adam_beta1, adam_beta2=FLAGS.adam_beta2, epsilon=FLAGS.epsilon))
+  _save_flags(FLAGS.train_dir)
+  trainer.train(config)
+
+
+def _run_main() -> None:
+  """Runs main; known bad-input errors end the process with one clear message and exit 1."""
+  with cli.fail_on(ValueError, trainer.TrainingError, checkpoint.CheckpointError,
+                   inputs.InputError, volumes.VolumeSpecError):
+    app.run(main)
+
+
+def run() -> None:
+  """The command-line entry point."""
+  for required in ('train_coords', 'data_volumes', 'label_volumes', 'model_name',
+                   'model_args'):
+    flags.mark_flag_as_required(required)
+  _run_main()
+
+
+if __name__ == '__main__':
+  run()
