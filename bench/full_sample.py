@@ -113,7 +113,8 @@ def main():
     print(f'{name:17s} {minutes:>7s} {fovs:>6s} {s["split"]:8.3f} {s["merge"]:8.3f} '
           f'{s["are"]:6.3f} {s["split0"]:15.3f} {s["merge0"]:15.3f} {s["unsegmented"]:13.1f}')
   print('VI split/merge and ARE: evaluate_segmentation.py (segmentation 0 as singletons); '
-        '"0 excl.": VI over voxels labelled in both. "-": not timed (an existing result, or upstream's file).')
+        '"0 excl.": VI over voxels labelled in both. "-": not timed (an existing result, or '
+        'the shipped file).')
 
 
 if __name__ == '__main__':
