@@ -7,7 +7,8 @@ For each config (`fast`: configs/inference_training_sample2_fast.pbtxt, OpenVINO
 bfloat16; `upstream`: configs/inference_training_sample2.pbtxt, TensorFlow
 float32) it runs run_inference.py on the whole sample into a fresh directory
 under --output_root (an existing result there is reused unless --rerun), and
-scores every result against the bundled groundtruth: evaluate_segmentation.py's
+scores every result, as saved (no connected-component split or size filter, as
+upstream's shipped file), against the bundled groundtruth: evaluate_segmentation.py's
 VI and adapted Rand error (segmentation 0 as singletons, its default), and the
 VI over the voxels that both label (segmentation 0 and groundtruth 0 excluded).
 `--upstream_npz` adds upstream google/ffn's own shipped result
@@ -76,6 +77,12 @@ def _score_volume(spec: str, seg: np.ndarray, out_json: pathlib.Path) -> dict:
               unsegmented=100 * scores['unsegmented_voxels'] / scores['total_voxels'])
 
 
+def _raw_segmentation(npz_path: str) -> np.ndarray:
+  """The segmentation array of a result npz as saved (no cleaning, alike for every result)."""
+  with np.load(npz_path, allow_pickle=True) as data:
+    return data['segmentation'].astype(np.uint64)
+
+
 def _score(seg: np.ndarray, tmp: pathlib.Path, name: str) -> dict:
   path = tmp / f'{name}.h5'
   with h5py.File(path, 'w') as f:
@@ -98,11 +105,10 @@ def main():
         sys.exit(f'full_sample.py: error: unknown config {name!r}; expected {list(CONFIGS)}')
       out_dir = pathlib.Path(args.output_root) / name
       run = _segment(name, out_dir, args.rerun)
-      seg, _ = storage.load_segmentation(str(out_dir), (0, 0, 0))
+      seg = _raw_segmentation(storage.segmentation_path(str(out_dir), (0, 0, 0)))
       rows.append((name, run, _score(seg, tmp, name)))
     if args.upstream_npz:
-      with np.load(args.upstream_npz, allow_pickle=True) as data:
-        seg = data['segmentation'].astype(np.uint64)
+      seg = _raw_segmentation(args.upstream_npz)
       rows.append(('upstream shipped', dict(minutes=None, fovs=None), _score(seg, tmp, 'shipped')))
 
   print(f'{"result":17s} {"minutes":>7s} {"FOVs":>6s} {"VI split":>8s} {"VI merge":>8s} '
