@@ -33,8 +33,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import time
 import zipfile
 from typing import Iterator, Optional, Sequence
@@ -50,14 +48,6 @@ from ffn.utils import bounding_box
 from ffn.utils import errors
 from ffn.utils import volumes
 
-def _read_umask() -> int:
-  """The process umask, read once at import (setting it briefly is not thread-safe later)."""
-  mask = os.umask(0o022)
-  os.umask(mask)
-  return mask
-
-
-_UMASK = _read_umask()
 FORMATS = ('hdf5', 'zarr', 'n5', 'precomputed', 'png')
 _EXTENSIONS = {'.h5': 'hdf5', '.hdf5': 'hdf5', '.hdf': 'hdf5', '.zarr': 'zarr', '.n5': 'n5'}
 
@@ -329,32 +319,16 @@ _WRITERS = {'zarr': _write_zarr, 'n5': _write_n5, 'precomputed': _write_precompu
 
 @contextlib.contextmanager
 def _atomic_directory(path: str, overwrite: bool) -> Iterator[str]:
-  """Yields a fresh temporary directory that replaces `path` when the block succeeds."""
-  path = os.path.abspath(path)
-  parent = os.path.dirname(path)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-  # mkdtemp makes a private (0700) directory; an export is meant to be shared like any other.
-  os.chmod(tmp, 0o777 & ~_UMASK)
+  """atomic.atomic_directory, with an ExportError if `path` appeared while exporting."""
+  wrote = False
   try:
-    yield tmp
-    if os.path.lexists(path):
-      if not overwrite:
-        raise ExportError(f'output {path!r} appeared while exporting; not replacing it')
-      old = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(path) + '.',
-                             suffix='.old')
-      os.rmdir(old)
-      os.replace(path, old)
-      os.replace(tmp, path)
-      if os.path.isdir(old):
-        shutil.rmtree(old, ignore_errors=True)
-      else:
-        os.remove(old)
-    else:
-      os.replace(tmp, path)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
+    with atomic.atomic_directory(path, overwrite) as tmp:
+      yield tmp
+      wrote = True
+  except FileExistsError as e:
+    if not wrote:
+      raise
+    raise ExportError(f'output {path!r} appeared while exporting; not replacing it') from e
 
 
 def export(source, output_path: str, output_format: Optional[str] = None, *,

@@ -1,9 +1,12 @@
-"""Scores a segmentation against groundtruth: VI split/merge, adapted Rand error, worst offenders.
+"""Scores a segmentation against groundtruth: VI split/merge, adapted Rand error, worst offenders,
+and expected run length (ERL) with merges and splits on groundtruth skeletons.
 
 The segmentation is an inference result subvolume (--segmentation_dir and
 --corner, loaded like `storage.load_segmentation`) or any HDF5 volume
 (--segmentation path:dataset). Groundtruth 0 is ignored; --seg_zero says how
-segmentation 0 counts. Prints a table and optionally writes JSON and a PNG overview.
+segmentation 0 counts. The groundtruth skeletons are those of the groundtruth
+labels (kimimaro) or SWC files (--skeletons). Prints a table and optionally
+writes JSON and a PNG overview.
 
   python evaluate_segmentation.py \
     --segmentation_dir results/fib25/training2 --corner 0,0,0 \
@@ -13,13 +16,17 @@ segmentation 0 counts. Prints a table and optionally writes JSON and a PNG overv
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import time
+from typing import Any, Optional
 
 from absl import app
 from absl import flags
 from absl import logging
 from google.protobuf import text_format
+import numpy as np
 
 from ffn.utils import cli
 from ffn.utils import atomic
@@ -27,6 +34,7 @@ from ffn.utils import bounding_box
 from ffn.utils import bounding_box_pb2
 from ffn.analysis import evaluation
 from ffn.analysis import overview
+from ffn.analysis import skeletons
 from ffn.scripts import result_flags
 from ffn.utils import volumes
 
@@ -42,7 +50,9 @@ flags.DEFINE_enum('seg_zero', 'singletons', evaluation.SEG_ZERO_MODES,
                   'or "segment" (all of them one segment).')
 flags.DEFINE_float('border_distance', 0.0, 'Leave out voxels within this distance of a '
                    'groundtruth boundary (0: none). In voxels, or in the units of --voxel_size.')
-flags.DEFINE_list('voxel_size', None, 'xyz voxel size (e.g. 8,8,8 nm) for --border_distance.')
+flags.DEFINE_list('voxel_size', None, 'xyz voxel size in nm (e.g. 8,8,8) for --border_distance '
+                  'and the skeleton metrics; without it, --border_distance is in voxels and the '
+                  'skeleton metrics take 10,10,10 (the bundled sample\'s).')
 flags.DEFINE_enum('border_mode', '2d', evaluation.BORDER_MODES,
                   'Measure border distance within xy slices (CREMI) or in 3-D.')
 flags.DEFINE_integer('num_offenders', 10, 'How many worst mergers and splits to list.')
@@ -55,6 +65,28 @@ flags.DEFINE_string('image', None, 'Image volume spec for the overview backgroun
 flags.DEFINE_list('overview_center', None, 'Global xyz point the overview planes go through; '
                   'default: the region centre.')
 flags.DEFINE_boolean('overwrite', False, 'Replace existing output files.')
+flags.DEFINE_boolean('erl', True, 'Score the segmentation on groundtruth skeletons: expected run '
+                     'length (ERL), merges and splits, in the table and under "erl" in '
+                     '--output_json. --noerl skips it (skeletonizing a large groundtruth takes '
+                     'a while; --write_skeletons and --skeletons skeletonize it once).')
+flags.DEFINE_list('skeletons', None, 'SWC files, or directories of them, holding the groundtruth '
+                  'skeletons in global xyz nm (voxel (0,0,0) at 0). Default: skeletonize the '
+                  'groundtruth labels of the scored region with kimimaro.')
+flags.DEFINE_enum('swc_grouping', 'file', skeletons.SWC_GROUPINGS, 'With --skeletons: each SWC '
+                  'file is one groundtruth neuron ("file"), or each tree in a file is ("tree").')
+flags.DEFINE_float('kimimaro_scale', 1.5, 'kimimaro (TEASAR): a traced path clears a ball of '
+                   'radius scale * distance to the boundary + const around it.')
+flags.DEFINE_float('kimimaro_const', 300.0, 'kimimaro (TEASAR): the const of --kimimaro_scale, '
+                   'in nm; branches shorter than about this are not traced.')
+flags.DEFINE_integer('kimimaro_dust_threshold', 1000, 'Groundtruth pieces of at most this many '
+                     'voxels get no skeleton.')
+flags.DEFINE_integer('kimimaro_parallel', 1, 'Processes for kimimaro (<= 0: one per core).')
+flags.DEFINE_string('write_skeletons', None, 'Write the groundtruth skeletons into this directory, '
+                    'one <label>.swc per groundtruth object, for later runs with --skeletons.')
+
+_KIMIMARO_FLAGS = ('kimimaro_scale', 'kimimaro_const', 'kimimaro_dust_threshold',
+                   'kimimaro_parallel', 'write_skeletons')
+_DEFAULT_VOXEL_SIZE = (10.0, 10.0, 10.0)
 
 
 def _parse_box(text: str) -> bounding_box.BoundingBox:
@@ -81,17 +113,12 @@ def main(argv):
     cli.fail(f'--segmentation_dir {FLAGS.segmentation_dir!r} is not a directory')
   source = result_flags.result_from_flags()
   box = _parse_box(FLAGS.bounding_box) if FLAGS.bounding_box else None
+  voxel_size = _parse_voxel_size()
   border = None
   if FLAGS.border_distance > 0:
-    voxel_size = None
-    if FLAGS.voxel_size:
-      try:
-        voxel_size = tuple(float(v) for v in FLAGS.voxel_size)
-      except ValueError:
-        voxel_size = ()
-      if len(voxel_size) != 3:
-        cli.fail(f'--voxel_size must be three numbers x,y,z, got {FLAGS.voxel_size}')
     border = evaluation.BorderExclusion(FLAGS.border_distance, voxel_size, FLAGS.border_mode)
+  # Skeleton options are checked (and SWC files read) before the slow work.
+  swc, kimimaro_params = _skeleton_inputs()
 
   try:
     result, seg, gt = evaluation.evaluate(
@@ -101,12 +128,90 @@ def main(argv):
     cli.fail(str(e))
 
   print(evaluation.format_report(result))
+  data = result.to_json_dict()
+  if FLAGS.erl:
+    data['erl'] = _skeleton_metrics(seg, gt, result.box['start_xyz'],
+                                    voxel_size or _DEFAULT_VOXEL_SIZE, swc, kimimaro_params)
   if FLAGS.output_json:
-    atomic.atomic_write_text(FLAGS.output_json,
-                             json.dumps(result.to_json_dict(), indent=2) + '\n')
+    atomic.atomic_write_text(FLAGS.output_json, json.dumps(data, indent=2) + '\n')
     logging.info('wrote %s', FLAGS.output_json)
   if FLAGS.overview_png:
     _write_overview(result, seg, gt)
+
+
+def _parse_voxel_size() -> Optional[tuple[float, float, float]]:
+  """--voxel_size as three positive floats, or None when not given."""
+  if not FLAGS.voxel_size:
+    return None
+  try:
+    return skeletons.check_voxel_size(FLAGS.voxel_size)
+  except skeletons.SkeletonError:
+    cli.fail(f'--voxel_size must be three positive numbers x,y,z, '
+             f'got {",".join(FLAGS.voxel_size)!r}')
+
+
+def _skeleton_inputs() -> tuple[Optional[skeletons.Skeletons], skeletons.KimimaroParams]:
+  """(skeletons read from --skeletons or None, kimimaro settings); fails on unusable flags."""
+  given = [n for n in ('skeletons', 'swc_grouping', *_KIMIMARO_FLAGS) if FLAGS[n].present]
+  if not FLAGS.erl and given:
+    cli.fail(f'--{given[0]} has no effect with --noerl')
+  params = skeletons.KimimaroParams(
+      scale=FLAGS.kimimaro_scale, const=FLAGS.kimimaro_const,
+      dust_threshold=FLAGS.kimimaro_dust_threshold, parallel=FLAGS.kimimaro_parallel)
+  if FLAGS.skeletons:
+    unused = [n for n in _KIMIMARO_FLAGS if FLAGS[n].present]
+    if unused:
+      cli.fail(f'--{unused[0]} applies to skeletons of the groundtruth labels, not to '
+               f'--skeletons')
+  elif FLAGS['swc_grouping'].present:
+    cli.fail('--swc_grouping applies to --skeletons only')
+  out = FLAGS.write_skeletons
+  if out and os.path.exists(out) and not FLAGS.overwrite:
+    cli.fail(f'{out} exists; pass --overwrite to replace it')
+  try:
+    if out:
+      skeletons.check_swc_directory(out)
+    params.check()
+    swc = skeletons.read_swc(FLAGS.skeletons, FLAGS.swc_grouping) if FLAGS.skeletons else None
+  except skeletons.SkeletonError as e:
+    cli.fail(str(e))
+  if swc is not None:
+    logging.info('read %d skeletons (%d nodes) from %s', len(np.unique(swc.object_ids)),
+                 swc.num_nodes, ','.join(FLAGS.skeletons))
+  return swc, params
+
+
+def _skeleton_metrics(seg: np.ndarray, gt: np.ndarray, start_xyz: list[int],
+                      voxel_size: tuple[float, float, float],
+                      swc: Optional[skeletons.Skeletons],
+                      params: skeletons.KimimaroParams) -> dict[str, Any]:
+  """Prints the skeleton metrics table and returns the "erl" entry of the JSON."""
+  if not FLAGS.voxel_size:
+    logging.info('no --voxel_size: skeleton lengths assume %s nm voxels', voxel_size)
+  start = time.time()
+  if swc is not None:
+    skeleton_graph = swc
+    source = f'SWC {",".join(FLAGS.skeletons)} (one skeleton per {FLAGS.swc_grouping})'
+  else:
+    skeleton_graph = skeletons.skeletonize_labels(gt, voxel_size, params, start_xyz)
+    source = (f'groundtruth labels, kimimaro scale {params.scale:g} const {params.const:g} nm, '
+              f'dust {params.dust_threshold} voxels')
+    if FLAGS.write_skeletons:
+      try:
+        paths = skeletons.write_swc_files(FLAGS.write_skeletons, skeleton_graph)
+      except (skeletons.SkeletonError, OSError) as e:
+        cli.fail(f'cannot write --write_skeletons {FLAGS.write_skeletons}: {e}')
+      logging.info('wrote %d SWC files to %s', len(paths), FLAGS.write_skeletons)
+  metrics = skeletons.evaluate_skeletons(skeleton_graph, seg, voxel_size, start_xyz)
+  logging.info('skeleton metrics took %.1f s', time.time() - start)
+  print()
+  print(skeletons.format_report(metrics, f'{source}; voxel size {voxel_size} nm (xyz)',
+                                FLAGS.num_offenders))
+  entry = metrics.to_json_dict()
+  entry['skeletons'] = source
+  entry['voxel_size_xyz_nm'] = list(voxel_size)
+  entry['kimimaro'] = None if swc is not None else dataclasses.asdict(params)
+  return entry
 
 
 def _write_overview(result: evaluation.EvaluationResult, seg, gt) -> None:

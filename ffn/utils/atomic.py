@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from typing import Iterator
 
@@ -61,3 +62,31 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 def atomic_write_text(path: str, text: str) -> None:
   """Writes `text` to `path` atomically."""
   atomic_write_bytes(path, text.encode('utf-8'))
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str, overwrite: bool = False) -> Iterator[str]:
+  """Yields a fresh temporary directory that replaces `path` (with `overwrite`) on success."""
+  path = os.path.abspath(os.fspath(path))
+  parent = os.path.dirname(path)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+  # mkdtemp makes a private (0700) directory; outputs are meant to be shared like any other.
+  os.chmod(tmp, 0o777 & ~_UMASK)
+  try:
+    yield tmp
+    if os.path.lexists(path):
+      if not overwrite:
+        raise FileExistsError(f'{path} exists; not replacing it')
+      old = tmp[:-len('.tmp')] + '.old'
+      os.replace(path, old)
+      os.replace(tmp, path)
+      if os.path.isdir(old):
+        shutil.rmtree(old, ignore_errors=True)
+      else:
+        os.remove(old)
+    else:
+      os.replace(tmp, path)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise

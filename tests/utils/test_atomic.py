@@ -59,3 +59,23 @@ def test_outputs_get_umask_permissions(tmp_path):
     pytest.skip('POSIX permissions')
   atomic.atomic_write_bytes(str(tmp_path / 'p.bin'), b'x')
   assert (tmp_path / 'p.bin').stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK
+
+
+def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
+  target = tmp_path / 'out'
+  with atomic.atomic_directory(str(target)) as tmp:
+    (tmp_path / os.path.basename(tmp) / 'a.txt').write_text('1')
+    assert not target.exists()
+  assert os.listdir(target) == ['a.txt']
+  with pytest.raises(FileExistsError):
+    with atomic.atomic_directory(str(target)):
+      pass
+  with pytest.raises(RuntimeError):
+    with atomic.atomic_directory(str(target), overwrite=True) as tmp:
+      (tmp_path / os.path.basename(tmp) / 'b.txt').write_text('2')
+      raise RuntimeError('interrupted')
+  assert os.listdir(target) == ['a.txt']
+  with atomic.atomic_directory(str(target), overwrite=True) as tmp:
+    (tmp_path / os.path.basename(tmp) / 'b.txt').write_text('2')
+  assert os.listdir(target) == ['b.txt']
+  assert sorted(os.listdir(tmp_path)) == ['out']
