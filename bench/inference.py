@@ -1,16 +1,21 @@
 #!/usr/bin/env python
-"""Inference speed on a crop of the bundled sample: FOVs/s and overhead around the model.
+"""Inference speed of each engine and precision on one crop of the bundled sample.
 
-  python bench/inference.py [--size 100] [--forward_reps 20]
+  python bench/inference.py [--size 100] [--runs tensorflow:float32,openvino:bfloat16]
 
-Segments the crop start (0,0,0), size `--size`^3 (xyz) of training_sample2 with
-the bundled checkpoint and the sample config, into `--output_dir` (default: a
-temporary directory), then
-prints:
-  * FOVs per second over the whole run;
-  * the share of wall time spent inside the model call;
-  * the ratio of our time per FOV to a bare forward pass (model.predict_logits
-    at batch 1 on a fixed input), measured in the same process.
+Segments the crop start (0,0,0), size `--size`^3 (xyz) of training_sample2
+with the bundled checkpoint and the sample config once per engine:precision of
+`--runs` (default: TensorFlow and OpenVINO, each in float32 and bfloat16), in
+one process, and prints for each:
+  * FOVs, wall time and FOVs/s of the whole subvolume (image, seeds, every FOV,
+    saving), and FOVs/s as a ratio to the first run (TensorFlow float32);
+  * the model-call time per FOV, and the time outside it, per FOV, as a share
+    of the wall time and of the model time;
+  * how far the segmentation is from the first run's (voxels labelled
+    differently after matching objects by their largest overlap).
+Model restore, conversion, compilation and a first warm-up call (once per run)
+are not in the times; they are printed as set-up.
+Where reduced precision would be emulated, float32 runs and the table says so.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ import sys
 import tempfile
 import time
 
-from absl import app
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 import numpy as np
@@ -29,20 +37,27 @@ import numpy as np
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from ffn.inference import run_request  # pylint: disable=g-import-not-at-top,wrong-import-position
-from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from ffn.inference import engine_settings
+from ffn.inference import inference_pb2
+from ffn.inference import run_request
+from ffn.inference import runner as runner_lib
+from ffn.inference import storage
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer('size', 100, 'Edge of the cubic crop to segment (voxels).')
-flags.DEFINE_integer('forward_reps', 20, 'Timed bare forward passes.')
+flags.DEFINE_list('runs', ['tensorflow:float32', 'tensorflow:bfloat16', 'openvino:float32',
+                           'openvino:bfloat16'],
+                  'engine:precision pairs to run, in order; ratios are to the first.')
 flags.DEFINE_string('output_dir', None,
-                    'Where to keep the segmentation (default: a temporary directory).')
+                    'Where to keep the segmentations (default: a temporary directory).')
 flags.DEFINE_string('config', str(REPO_ROOT / 'configs' / 'inference_training_sample2.pbtxt'),
-                    'InferenceRequest text file.')
+                    'InferenceRequest text file (its engine and precision are replaced).')
 
 
 class _TimedModel:
-  """Wraps a model so that the time inside predict_logits (to numpy) is measured."""
+  """Wraps an engine so that the time inside predict_logits (to numpy) is measured."""
 
   def __init__(self, model):
     self._model = model
@@ -52,59 +67,97 @@ class _TimedModel:
 
   def predict_logits(self, image, seed):
     start = time.perf_counter()
-    out = self._model.predict_logits(image, seed).numpy()
+    out = self._model.predict_logits(image, seed)
+    out = out.numpy() if hasattr(out, 'numpy') else out
     self.seconds += time.perf_counter() - start
     self.calls += 1
     return out
 
 
-def _bare_forward_seconds(model, reps: int) -> float:
-  """Median seconds of one batch-1 forward pass on a fixed random FOV."""
-  rng = np.random.RandomState(0)
-  image = rng.randn(1, *model.info.input_image_size[::-1], 1).astype(np.float32)
-  seed = rng.randn(1, *model.info.input_seed_size[::-1], 1).astype(np.float32)
-  model.predict_logits(image, seed).numpy()  # warm-up
-  times = []
-  for _ in range(reps):
-    start = time.perf_counter()
-    model.predict_logits(image, seed).numpy()
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+def _parse_run(text: str) -> tuple[str, str]:
+  engine, _, precision = text.partition(':')
+  engine_settings.check_names(engine, precision)
+  return engine, precision
+
+
+def _request(engine: str, precision: str, out_dir: str) -> inference_pb2.InferenceRequest:
+  request = run_request.parse_request(pathlib.Path(FLAGS.config).read_text())
+  request.segmentation_output_dir = out_dir
+  request.checkpoint_interval = 0
+  request.engine = inference_pb2.InferenceRequest.Engine.Value(engine.upper())
+  request.precision = inference_pb2.InferenceRequest.Precision.Value(precision.upper())
+  return request
+
+
+def _differing_voxels(seg: np.ndarray, ref: np.ndarray) -> int:
+  """Voxels whose object differs from the reference's best-overlapping one (0 matches 0)."""
+  pairs, counts = np.unique(np.stack([seg.ravel(), ref.ravel()]), axis=1, return_counts=True)
+  best = {}
+  for (a, b), n in zip(pairs.T, counts):
+    if a and (a not in best or n > best[a][1]):
+      best[a] = (b, n)
+  agree = sum(n for a, (b, n) in best.items() if b) + int(np.sum((seg == 0) & (ref == 0)))
+  return int(seg.size - agree)
+
+
+def _run_one(engine: str, precision: str, out_dir: str, size: int) -> dict:
+  """Segments the crop with one engine and precision; returns its numbers."""
+  runner = runner_lib.Runner()
+  start = time.perf_counter()
+  runner.start(_request(engine, precision, out_dir))
+  # The first call traces (TensorFlow) or allocates; it is set-up, not inference.
+  zeros = np.zeros((1,) + tuple(runner.model.info.input_image_size[::-1]) + (1,), np.float32)
+  runner.model.predict_logits(zeros, zeros)
+  setup = time.perf_counter() - start
+  timed = _TimedModel(runner.model)
+  runner.model = timed
+  runner.start_executor()
+  start = time.perf_counter()
+  try:
+    canvas = runner.run((0, 0, 0), (size,) * 3)
+  finally:
+    runner.stop_executor()
+  wall = time.perf_counter() - start
+  seg, _ = storage.load_segmentation(out_dir, (0, 0, 0), split_cc=False)
+  return dict(settings=runner.engine_settings, setup=setup, wall=wall, fovs=timed.calls,
+              model=timed.seconds, objects=len(canvas.origins), seg=seg)
 
 
 def main(argv):
   del argv
   os.chdir(REPO_ROOT)
+  runs = [_parse_run(r) for r in FLAGS.runs]
+  results = []
   with tempfile.TemporaryDirectory() as tmp_dir:
-    out_dir = FLAGS.output_dir or tmp_dir
-    request = run_request.parse_request(pathlib.Path(FLAGS.config).read_text())
-    request.segmentation_output_dir = out_dir
-    request.checkpoint_interval = 0
-    runner = runner_lib.Runner()
-    runner.prepare(request)
-    real_model = runner._load_model()  # pylint: disable=protected-access
-    bare_before = _bare_forward_seconds(real_model, FLAGS.forward_reps)
-    timed = _TimedModel(real_model)
-    runner.load_model(timed)
-    size = (FLAGS.size,) * 3
-    start = time.perf_counter()
-    canvas = runner.run((0, 0, 0), size)
-    wall = time.perf_counter() - start
-    runner.stop_executor()
-    bare_after = _bare_forward_seconds(real_model, FLAGS.forward_reps)
+    for engine, precision in runs:
+      out_dir = os.path.join(FLAGS.output_dir or tmp_dir, f'{engine}_{precision}')
+      logging.info('Running %s %s into %s', engine, precision, out_dir)
+      results.append(_run_one(engine, precision, out_dir, FLAGS.size))
 
-  bare = (bare_before + bare_after) / 2
-  fovs = timed.calls
-  per_fov = wall / max(fovs, 1)
-  print(f'crop: start (0,0,0) size {FLAGS.size}^3; segments: {len(canvas.origins)}')
-  print(f'FOVs: {fovs} in {wall:.1f} s wall -> {fovs / wall:.2f} FOVs/s')
-  print(f'time inside the model call: {timed.seconds:.1f} s = '
-        f'{100 * timed.seconds / wall:.1f}% of wall time')
-  print(f'bare forward pass (batch 1): {1000 * bare:.1f} ms '
-        f'(before {1000 * bare_before:.1f}, after {1000 * bare_after:.1f})')
-  print(f'our time per FOV: {1000 * per_fov:.1f} ms = {per_fov / bare:.3f} x bare forward '
-        f'(overhead {100 * (per_fov / bare - 1):.1f}%)')
-  logging.info('done')
+  first = results[0]
+  base_rate = first['fovs'] / first['wall']
+  print(f'crop: start (0,0,0) size {FLAGS.size}^3; {os.cpu_count()} CPUs; '
+        f'CPU offers {first["settings"].cpu}')
+  print(f'{"engine":10s} {"precision":9s} {"FOVs":>6s} {"objs":>5s} {"wall s":>7s} '
+        f'{"FOVs/s":>7s} {"x first":>7s} {"model ms/FOV":>12s} {"outside ms/FOV":>14s} '
+        f'{"outside % wall":>14s} {"outside % model":>15s} {"voxels != first":>15s} '
+        f'{"set-up s":>8s}')
+  for r in results:
+    s = r['settings']
+    precision = s.precision if s.precision == s.requested_precision else (
+        f'{s.precision}*')
+    rate = r['fovs'] / r['wall']
+    outside = r['wall'] - r['model']
+    fovs = max(r['fovs'], 1)
+    print(f'{s.engine:10s} {precision:9s} {r["fovs"]:6d} {r["objects"]:5d} {r["wall"]:7.1f} '
+          f'{rate:7.2f} {rate / base_rate:7.2f} {1000 * r["model"] / fovs:12.1f} '
+          f'{1000 * outside / fovs:14.2f} {100 * outside / r["wall"]:14.1f} '
+          f'{100 * outside / max(r["model"], 1e-9):15.1f} '
+          f'{_differing_voxels(r["seg"], first["seg"]):15d} {r["setup"]:8.1f}')
+  if any(r['settings'].note for r in results):
+    print('* ' + '; '.join(sorted({r['settings'].note for r in results if r['settings'].note})))
+  print('"outside": wall time not spent in the model call (image, seeds, movement, '
+        'executor, saving).')
 
 
 if __name__ == '__main__':

@@ -2,9 +2,11 @@
 """Training speed of the README model (depth 12, 33^3, batch 4) on the bundled sample.
 
 Prints steps/s and FOVs/s of the compiled training step alone (fixed inputs) and of the
-full loop (tf.data patches, FOV movement, prediction feedback, optimiser step).
+full loop (tf.data patches, FOV movement, prediction feedback, optimiser step), for each
+--precisions (default float32 and bfloat16, in one run), and the ratio to the first.
 
-  python bench/train.py [--steps 10] [--train_coords third_party/.../tf_record_file]
+  python bench/train.py [--steps 10] [--precisions float32,bfloat16]
+      [--train_coords third_party/.../tf_record_file]
 
 Without --train_coords (or if it does not exist) it writes 2000 random coordinates on
 labelled voxels, 24 voxels from the border, to a temporary file.
@@ -32,7 +34,9 @@ from ffn.training import examples
 from ffn.training import import_util
 from ffn.training import inputs
 from ffn.training import optimizer as optimizer_lib
+from ffn.training import precision as precision_lib
 from ffn.training import trainer
+from ffn.utils import hardware
 
 SAMPLE = os.path.join(REPO, 'third_party', 'neuroproof_examples', 'training_sample2')
 README_ARGS = {'depth': 12, 'fov_size': [33, 33, 33], 'deltas': [8, 8, 8]}
@@ -53,33 +57,22 @@ def write_random_coordinates(path: str, count: int = 2000, margin: int = 24) -> 
       })).SerializeToString())
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--steps', type=int, default=10)
-  parser.add_argument('--batch_size', type=int, default=4)
-  parser.add_argument('--train_coords', default=os.path.join(SAMPLE, 'tf_record_file'))
-  args = parser.parse_args()
-  coords = args.train_coords
-  if not os.path.exists(coords):
-    coords = os.path.join(tempfile.mkdtemp(), 'coords.tfr')
-    write_random_coordinates(coords)
-
+def _rates(precision: str, args, coords: str) -> tuple[float, float]:
+  """(steps/s of the training step alone, steps/s of the full loop) in `precision`."""
   b = args.batch_size
   model = import_util.build_model('convstack_3d.ConvStack3DFFNModel', README_ARGS,
                                   batch_size=b)
   optimizer = optimizer_lib.Optimizer(optimizer_lib.OptimizerConfig(),
                                       list(model.named_variables().values()))
-  step_fn = trainer.make_train_step(model, optimizer, tf.distribute.get_strategy(), b)
-  print(f'TensorFlow {tf.__version__}, oneDNN {os.environ["TF_ENABLE_ONEDNN_OPTS"]}, '
-        f'{os.cpu_count()} CPUs; README model, batch {b}, {args.steps} timed steps')
+  dtype = precision_lib.training_dtype(precision)
+  step_fn = trainer.make_train_step(model, optimizer, tf.distribute.get_strategy(), b, dtype)
 
   x = np.random.default_rng(0).normal(size=(b, 33, 33, 33, 1)).astype(np.float32)
   step_fn(x, x, np.full_like(x, 0.5), np.ones_like(x))  # Trace.
   start = time.perf_counter()
   for _ in range(args.steps):
     step_fn(x, x, np.full_like(x, 0.5), np.ones_like(x))[0].numpy()
-  rate = args.steps / (time.perf_counter() - start)
-  print(f'training step alone: {rate:.3f} steps/s, {rate * b:.2f} FOVs/s')
+  alone = args.steps / (time.perf_counter() - start)
 
   sizes = examples.training_sizes(model.info, 'fixed', 1)
   dataset = inputs.example_dataset(inputs.PipelineConfig(
@@ -89,16 +82,43 @@ def main():
   iterator = iter(dataset)
   feeder = examples.BatchFeeder(lambda: {k: v.numpy() for k, v in next(iterator).items()},
                                 model.info, b, shifts=model.shifts)
+
   def one_step():
     seed, image, labels, weights = feeder.next_batch()
     logits, _, _ = step_fn(image, seed, labels, weights)
     feeder.update(logits.numpy())
+
   one_step()
   start = time.perf_counter()
   for _ in range(args.steps):
     one_step()
-  rate = args.steps / (time.perf_counter() - start)
-  print(f'full training loop:  {rate:.3f} steps/s, {rate * b:.2f} FOVs/s')
+  loop = args.steps / (time.perf_counter() - start)
+  return alone, loop
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--steps', type=int, default=10)
+  parser.add_argument('--batch_size', type=int, default=4)
+  parser.add_argument('--precisions', default='float32,bfloat16',
+                      help='comma-separated precisions; ratios are to the first')
+  parser.add_argument('--train_coords', default=os.path.join(SAMPLE, 'tf_record_file'))
+  args = parser.parse_args()
+  coords = args.train_coords
+  if not os.path.exists(coords):
+    coords = os.path.join(tempfile.mkdtemp(), 'coords.tfr')
+    write_random_coordinates(coords)
+
+  b = args.batch_size
+  print(f'TensorFlow {tf.__version__}, oneDNN {os.environ["TF_ENABLE_ONEDNN_OPTS"]}, '
+        f'{os.cpu_count()} CPUs, CPU offers {hardware.cpu_features().describe()}; '
+        f'README model, batch {b}, {args.steps} timed steps')
+  results = {p: _rates(p, args, coords) for p in args.precisions.split(',')}
+  first_alone, first_loop = next(iter(results.values()))
+  for precision, (alone, loop) in results.items():
+    print(f'{precision:9s} training step alone: {alone:.3f} steps/s ({alone * b:.2f} FOVs/s, '
+          f'x{alone / first_alone:.2f}); full loop: {loop:.3f} steps/s '
+          f'({loop * b:.2f} FOVs/s, x{loop / first_loop:.2f})')
 
 
 if __name__ == '__main__':

@@ -60,7 +60,9 @@ EXPECTED = {
             'inference_options': (14, MESSAGE), 'segmentation_output_dir': (15, STRING),
             'checkpoint_interval': (16, INT32), 'seed_policy': (17, STRING),
             'seed_policy_args': (19, STRING), 'self_prediction': (18, MESSAGE),
-            'alignment_options': (20, MESSAGE), 'init_segmentation': (25, MESSAGE)},
+            'alignment_options': (20, MESSAGE), 'init_segmentation': (25, MESSAGE),
+            # This port's settings, numbered clear of upstream's.
+            'engine': (1001, ENUM), 'precision': (1002, ENUM)},
         'ResegmentationPoint': {'id_a': (1, UINT64), 'id_b': (2, UINT64), 'point': (3, MESSAGE)},
         'ResegmentationRequest': {
             'inference': (1, MESSAGE), 'points': (2, MESSAGE), 'radius': (5, MESSAGE),
@@ -178,6 +180,12 @@ def test_packages_and_special_fields():
   request = inference_pb2.InferenceRequest()
   assert request.batch_size == 1 and request.concurrent_requests == 1
   assert inference_pb2.SelfPredictionOptions().orig_threshold == 1.0
+  engine = inference_pb2.InferenceRequest.Engine
+  precision = inference_pb2.InferenceRequest.Precision
+  assert dict(engine.items()) == {'ENGINE_UNSPECIFIED': 0, 'TENSORFLOW': 1, 'OPENVINO': 2}
+  assert dict(precision.items()) == {'PRECISION_UNSPECIFIED': 0, 'FLOAT32': 1, 'BFLOAT16': 2,
+                                     'FLOAT16': 3}
+  assert not request.HasField('engine') and not request.HasField('precision')
   assert inference_pb2.ResegmentationRequest().max_retry_iters == 1
   assert inference_pb2.InferenceRequest.DESCRIPTOR.fields_by_name[
       'shift_mask_fov'].message_type.full_name == 'ffn.BoundingBox'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,6 +65,21 @@ def test_bundled_sample_crop_end_to_end(tmp_path):
   assert variation_of_information(truth[inside], seg[inside])[1] < 0.5
 
 
+def test_fast_config_records_its_engine(tmp_path):
+  out = tmp_path / 'fast'
+  fast = (REPO_ROOT / 'configs' / 'inference_training_sample2_fast.pbtxt').read_text()
+  proc = _run(fast.replace('results/fib25/training2_fast', str(out)))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'Inference engine openvino' in proc.stderr and 'CPU offers' in proc.stderr
+  with np.load(out / '0' / '0' / 'seg-0_0_0.npz', allow_pickle=True) as data:
+    settings = json.loads(str(data['engine_settings']))
+  assert settings['engine'] == 'openvino'
+  assert settings['requested_precision'] == 'bfloat16'
+  assert settings['precision'] in ('bfloat16', 'float32')
+  seg, origins = storage.load_segmentation(str(out), (0, 0, 0))
+  assert seg.shape == (40, 60, 60) and origins and np.sum(seg > 0) > 1000
+
+
 @pytest.mark.parametrize('old,new,message', [
     ('segment_threshold: 0.6', 'segment_treshold: 0.6', 'segment_treshold'),
     ('grayscale_maps.h5:raw', 'no_such_file.h5:raw', 'no_such_file.h5'),
@@ -74,6 +90,8 @@ def test_bundled_sample_crop_end_to_end(tmp_path):
     ('seed_policy: "PolicyPeaks"', 'reference_histogram: "no_such_lut.npz"',
      'reference_histogram'),
     ('\\"depth\\": 12', '\\"depth\\": 13', 'conv12_a'),
+    ('seed_policy: "PolicyPeaks"', 'engine: ONNX', 'ONNX'),
+    ('seed_policy: "PolicyPeaks"', 'precision: INT8', 'INT8'),
 ])
 def test_bad_request(tmp_path, old, new, message):
   out = tmp_path / 'out'

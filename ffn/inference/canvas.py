@@ -40,10 +40,6 @@ MAX_SELF_CONSISTENT_ITERS = 32
 _BACKGROUND_LOGIT = np.float32(0.0)
 _STRONG_LOGIT = np.float32(probability.logit(0.8))
 
-def _box(start: np.ndarray, size: np.ndarray) -> tuple[slice, slice, slice]:
-  return tuple(slice(int(s), int(s + n)) for s, n in zip(start, size))
-
-
 class Canvas:
   """Tracks the state of FFN inference within a subvolume."""
 
@@ -89,9 +85,19 @@ class Canvas:
     self._pred_delta = (self._input_seed_size - self._pred_size) // 2
     if np.any(self._pred_delta < 0):
       raise ValueError('the prediction must not be larger than the seed input')
-    self._shape_arr = np.asarray(self.shape, dtype=np.int64)
+    # Plain-int copies for the per-FOV path, where numpy on 3-vectors costs more
+    # than the arithmetic.
+    self._margin_t = tuple(int(m) for m in self.margin)
+    self._high_t = tuple(int(s - m) for s, m in zip(self.shape, self.margin))
+    self._seed_half_t = tuple(int(s) // 2 for s in self._input_seed_size)
+    self._seed_size_t = tuple(int(s) for s in self._input_seed_size)
+    self._image_size_t = tuple(int(s) for s in self._input_image_size)
+    self._pred_offset_t = tuple(int(h - d) for h, d in zip(self._seed_half_t, self._pred_delta))
+    self._pred_size_t = tuple(int(s) for s in self._pred_size)
 
     self.seed = np.full(self.shape, np.nan, dtype=np.float32)
+    # The box (start, end) outside which `seed` is all NaN; None: all NaN.
+    self._seed_extent: Optional[tuple[list[int], list[int]]] = None
     self.segmentation = np.zeros(self.shape, dtype=np.int32)
     self.seg_prob = np.zeros(self.shape, dtype=np.uint8)
 
@@ -148,16 +154,15 @@ class Canvas:
     self.movement_policy.reset_state(start_pos)
     self.history = []
     self.history_deleted = []
-    self._min_pos = np.asarray(start_pos, dtype=np.int64)
-    self._max_pos = np.asarray(start_pos, dtype=np.int64)
+    self._min_pos = tuple(int(p) for p in start_pos)
+    self._max_pos = self._min_pos
 
   def is_valid_pos(self, pos: Position, ignore_move_threshold: bool = False) -> bool:
     """Whether the FOV may be placed at `pos`."""
     if not ignore_move_threshold and self.seed[pos] < self.options.move_threshold:
       self.counters['skip_threshold'].Increment()
       return False
-    p = np.asarray(pos)
-    if np.any(p < self.margin) or np.any(p + self.margin >= self._shape_arr):
+    if not all(low <= p < high for p, low, high in zip(pos, self._margin_t, self._high_t)):
       self.counters['skip_invalid_pos'].Increment()
       return False
     if self.segmentation[pos] > 0:
@@ -168,15 +173,16 @@ class Canvas:
   def predict(self, pos: Position, logit_seed: np.ndarray) -> np.ndarray:
     """Runs the network with its FOV centred at `pos`; returns zyx logits."""
     with timer_counter(self.counters, 'predict'):
-      image = self.image[_box(np.asarray(pos) - self.margin, self._input_image_size)]
+      image = self.image[tuple(slice(p - m, p - m + n) for p, m, n in
+                               zip(pos, self._margin_t, self._image_size_t))]
       with timer_counter(self.counters, 'inference'):
         return self.executor.predict(self._exec_client_id, logit_seed, image)
 
   def update_at(self, pos: Position) -> np.ndarray:
     """Predicts at `pos`, writes the result into `seed` and returns it (logits)."""
     with timer_counter(self.counters, 'update_at'):
-      seed_start = np.asarray(pos) - self._input_seed_size // 2
-      logit_seed = self.seed[_box(seed_start, self._input_seed_size)].copy()
+      logit_seed = self.seed[tuple(slice(p - h, p - h + n) for p, h, n in
+                                   zip(pos, self._seed_half_t, self._seed_size_t))].copy()
       # Unexplored voxels are fed as pad_value; the canvas keeps them NaN.
       np.copyto(logit_seed, self.options.pad_value, where=np.isnan(logit_seed))
 
@@ -191,11 +197,23 @@ class Canvas:
           prob_prev = prob
           logits = self.predict(pos, logits)
 
-      pred_sel = _box(seed_start + self._pred_delta, self._pred_size)
+      pred_start = [p - o for p, o in zip(pos, self._pred_offset_t)]
+      pred_end = [p + n for p, n in zip(pred_start, self._pred_size_t)]
+      pred_sel = tuple(slice(a, b) for a, b in zip(pred_start, pred_end))
       if self.options.disco_seed_threshold >= 0:
         self._freeze_background(pred_sel, logits)
       self.seed[pred_sel] = logits
+      self._extend_seed_extent(pred_start, pred_end)
     return logits
+
+  def _extend_seed_extent(self, start, end) -> None:
+    """Grows the box outside which `seed` is known to be NaN to include start..end."""
+    if self._seed_extent is None:
+      self._seed_extent = (list(start), list(end))
+    else:
+      low, high = self._seed_extent
+      self._seed_extent = ([min(a, b) for a, b in zip(low, start)],
+                           [max(a, b) for a, b in zip(high, end)])
 
   def _freeze_background(self, pred_sel, logits: np.ndarray) -> None:
     """Keeps voxels once predicted as background from being re-activated."""
@@ -203,16 +221,31 @@ class Canvas:
     if self._keep_history:
       self.history_deleted.append(
           int(np.sum((old >= _STRONG_LOGIT) & (logits < _BACKGROUND_LOGIT))))
-    if np.mean(logits >= self.options.move_threshold) > self.options.disco_seed_threshold:
+    # count/size is the float64 mean np.mean would give, without the float copy.
+    active = np.count_nonzero(logits >= self.options.move_threshold) / logits.size
+    if active > self.options.disco_seed_threshold:
       # NaN (never predicted) compares false, so those voxels are never frozen.
       with np.errstate(invalid='ignore'):
         frozen = (old < _BACKGROUND_LOGIT) & (logits > old)
       np.copyto(logits, old, where=frozen)
 
   def init_seed(self, pos: Position) -> None:
-    """Clears the object map and places the initial activation at `pos`."""
-    self.seed.fill(np.nan)
+    """Clears the object map and places the initial activation at `pos`.
+
+    Only the box this canvas wrote into since the last clearing is cleared
+    (the whole map after `load_state`); code that writes into `seed` itself
+    calls `clear_seed` instead.
+    """
+    if self._seed_extent is not None:
+      low, high = self._seed_extent
+      self.seed[tuple(slice(a, b) for a, b in zip(low, high))] = np.nan
     self.seed[pos] = self.options.init_activation
+    self._seed_extent = ([int(p) for p in pos], [int(p) + 1 for p in pos])
+
+  def clear_seed(self) -> None:
+    """Sets the whole object map to NaN (never predicted)."""
+    self.seed.fill(np.nan)
+    self._seed_extent = None
 
   # -- one object ---------------------------------------------------------------
 
@@ -247,8 +280,8 @@ class Canvas:
             continue
 
           pred = self.update_at(pos)
-          self._min_pos = np.minimum(self._min_pos, pos)
-          self._max_pos = np.maximum(self._max_pos, pos)
+          self._min_pos = tuple(map(min, self._min_pos, pos))
+          self._max_pos = tuple(map(max, self._max_pos, pos))
           num_iters += 1
           with timer_counter(self.counters, 'movement_policy'):
             self.movement_policy.update(pred, pos)
@@ -325,7 +358,7 @@ class Canvas:
     # Only the box the FOV visited can have changed.
     half = self._pred_size // 2
     sel = tuple(slice(max(int(s), 0), int(e) + 1)
-                for s, e in zip(self._min_pos - half, self._max_pos + half))
+                for s, e in zip(np.subtract(self._min_pos, half), np.add(self._max_pos, half)))
     seg_view = self.segmentation[sel]
     seed_view = self.seed[sel]
     mask = seed_view >= self.options.segment_threshold
@@ -428,6 +461,8 @@ class Canvas:
     """Takes over a checkpointed state; what it lacks (None) keeps its current value."""
     self.segmentation[:] = state.segmentation
     self.seed[:] = state.seed
+    # The restored object map may hold values anywhere.
+    self._seed_extent = ([0, 0, 0], list(self.shape))
     if self.keep_probability_maps and state.seg_prob is not None:
       self.seg_prob[:] = state.seg_prob
     self.origins = state.origins

@@ -83,6 +83,10 @@ class Counters:
       self._counters = {}
 
   def __getitem__(self, name: str) -> StatCounter:
+    # Lock-free when the counter exists (the per-FOV case); dict reads are atomic.
+    counter = self._counters.get(name)
+    if counter is not None:
+      return counter
     with self._lock:
       counter = self._counters.get(name)
       if counter is None:

@@ -63,30 +63,30 @@ class FaceMaxMovementPolicy(BaseMovementPolicy):
     super().__init__(canvas, collections.deque(), deltas)
     self.score_threshold = score_threshold
     self.done_rounded_coords: set[Position] = set()
-    self._start_pos = np.zeros(3, dtype=np.int64)
-    self._step = np.maximum(self.deltas, 1)
-    self._half_delta = self.deltas // 2
+    self._start_pos = (0, 0, 0)
+    # Plain ints: quantize_pos runs several times per FOV.
+    self._step = tuple(max(int(d), 1) for d in self.deltas)
+    self._half_delta = tuple(int(d) // 2 for d in self.deltas)
 
   def reset_state(self, start_pos: Position) -> None:
     self.scored_coords = collections.deque()
     self.done_rounded_coords = set()
-    self._start_pos = np.asarray(start_pos, dtype=np.int64)
+    self._start_pos = tuple(int(p) for p in start_pos)
 
   def get_state(self) -> list:
-    return [(self.scored_coords, self.done_rounded_coords,
-             tuple(int(v) for v in self._start_pos))]
+    return [(self.scored_coords, self.done_rounded_coords, self._start_pos)]
 
   def restore_state(self, state) -> None:
     entry = state[0]
     self.scored_coords = collections.deque(entry[0])
     self.done_rounded_coords = set(entry[1])
     if len(entry) > 2:  # 2019 checkpoints did not record the start position.
-      self._start_pos = np.asarray(entry[2], dtype=np.int64)
+      self._start_pos = tuple(int(p) for p in entry[2])
 
   def quantize_pos(self, pos: Sequence[int]) -> Position:
     """The cell of `pos` on a grid of spacing `deltas` centred on the object's seed."""
-    rel = np.asarray(pos, dtype=np.int64) - self._start_pos
-    return tuple(int(v) for v in (rel + self._half_delta) // self._step)
+    return tuple((int(p) - s + h) // step for p, s, h, step in
+                 zip(pos, self._start_pos, self._half_delta, self._step))
 
   def __next__(self) -> Position:
     while self.scored_coords:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from ffn.utils import axes
+from ffn.inference import engine_settings
 from ffn.inference import inference_pb2
 from ffn.inference import movement
 from ffn.inference import resolve
@@ -123,6 +124,10 @@ class InferencePlan:
   concurrent_requests: int
   checkpoint_interval_sec: float
   save_raw_image: bool
+  # What the request asks to run the model on (see engine_settings); upstream's
+  # requests, which do not say, run TensorFlow in float32.
+  engine: str = 'tensorflow'
+  precision: str = 'float32'
 
   def movement_policy_fn(self, model_info) -> Callable[[Any], movement.BaseMovementPolicy]:
     """canvas -> movement policy, with the model's deltas unless the request sets them."""
@@ -203,6 +208,7 @@ def from_request(request: inference_pb2.InferenceRequest,
       model_checkpoint_path=request.model_checkpoint_path,
       batch_size=int(batch_size if batch_size is not None else request.batch_size) or 1,
       concurrent_requests=max(int(request.concurrent_requests), 1),
+      **dict(zip(('engine', 'precision'), engine_settings.requested(request))),
       checkpoint_interval_sec=float(request.checkpoint_interval),
       save_raw_image=bool(request.alignment_options.save_raw),
   )

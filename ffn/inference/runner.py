@@ -19,6 +19,8 @@ import numpy as np
 from ffn.inference import align
 from ffn.utils import axes
 from ffn.inference import canvas as canvas_lib
+from ffn.inference import engine_settings
+from ffn.inference import engines
 from ffn.inference import executor as executor_lib
 from ffn.inference import histogram
 from ffn.inference import inference_pb2
@@ -53,6 +55,8 @@ class Runner:
     # Whether a finished result made with other settings is kept (see settings_check).
     self.reuse_mismatched_results = False
     self._undecided_image = None  # A 4-D image whose channel axis the first box decides.
+    # What runs the model (engine, precision), once load_model has run.
+    self.engine_settings: Optional[engine_settings.EngineSettings] = None
 
   def __del__(self):
     try:
@@ -105,16 +109,31 @@ class Runner:
     self._aligner = align.Aligner()
 
   def load_model(self, model=None) -> None:
-    """The slow half of `start`: builds and restores the model, starts the executor."""
+    """The slow half of `start`: builds and restores the model, starts the executor.
+
+    The model then runs on the engine and precision of the request (see
+    `engine_settings`); TensorFlow float32 runs the model itself.
+    """
     self.stop_executor()
     if model is None:
       model = self._load_model()
+    self.engine_settings = engines.settings_for(self.plan.engine, self.plan.precision)
+    # A precision that falls back to float32 is a warning: the run is slower than asked.
+    log = logging.warning if self.engine_settings.note else logging.info
+    log('%s', self.engine_settings.describe())
+    with timer_counter(self.counters, 'engine-build'):
+      model = engines.build(model, self.engine_settings, self.batch_size)
     self.model = model
     self.movement_policy_fn = self.plan.movement_policy_fn(model.info)
+    self.start_executor()
+
+  def start_executor(self) -> None:
+    """(Re)starts the executor around `self.model`: direct, or batching FOVs of several canvases."""
+    self.stop_executor()
     if self.batch_size == 1 and self.concurrent_requests == 1:
-      self.executor = executor_lib.DirectExecutor(model.predict_logits, self.counters)
+      self.executor = executor_lib.DirectExecutor(self.model.predict_logits, self.counters)
     else:
-      self.executor = executor_lib.BatchExecutor(model.predict_logits, self.counters,
+      self.executor = executor_lib.BatchExecutor(self.model.predict_logits, self.counters,
                                                  self.batch_size)
     self.executor.start()
 
@@ -280,7 +299,8 @@ class Runner:
     results.save_subvolume(seg, canvas.origins, seg_path,
                            request=self.request.SerializeToString(),
                            counters=canvas.counters.dumps(),
-                           overlaps=canvas.overlaps)
+                           overlaps=canvas.overlaps,
+                           engine_settings=self.engine_settings.to_json())
 
   def run(self, corner: ZYX, size: ZYX, reset_counters: bool = True):
     """Segments the zyx box; returns the Canvas, or None if done before or all masked."""

@@ -33,14 +33,14 @@ class BaseSeedPolicy:
       self.init_coords()
       if self.coords is None:  # Nothing to seed (e.g. the image is all edges).
         self.coords = np.zeros((0, 3), np.int64)
-    margin = np.asarray(self.canvas.margin)
-    shape = np.asarray(self.canvas.shape)
+    low = tuple(int(m) for m in self.canvas.margin)
+    high = tuple(int(s) - m for s, m in zip(self.canvas.shape, low))
     while self.idx < len(self.coords):
-      pos = np.asarray(self.coords[self.idx])
+      pos = tuple(int(v) for v in self.coords[self.idx])
       self.idx += 1
       # Cheap early rejection of positions without full image context.
-      if np.all(pos - margin >= 0) and np.all(pos + margin < shape):
-        return tuple(int(v) for v in pos)
+      if all(a <= p < b for p, a, b in zip(pos, low, high)):
+        return pos
     raise StopIteration()
 
   def get_state(self, previous: bool = False):

@@ -76,6 +76,10 @@ flags.DEFINE_list('permutable_axes', ['1', '2'],
                   'Subset of the z,y,x axes (0,1,2) that augmentation may permute.')
 flags.DEFINE_list('reflectable_axes', ['0', '1', '2'],
                   'Subset of the z,y,x axes (0,1,2) that augmentation may reflect.')
+flags.DEFINE_enum('precision', 'float32', ['float32', 'bfloat16'],
+                  'What the network computes in. bfloat16 keeps float32 weights, loss, '
+                  'optimizer state and checkpoints; it runs float32 (and says so) where '
+                  'the CPU has no AMX/AVX512_BF16 and no recent GPU is used.')
 
 # Optimizer.
 flags.DEFINE_enum('optimizer', 'sgd', list(optimizer_lib.OPTIMIZERS), 'Which optimizer to use.')
@@ -142,6 +146,7 @@ def main(argv):
       image_stddev=FLAGS.image_stddev, image_offset_scale_map=FLAGS.image_offset_scale_map,
       permutable_axes=augmentation.check_axes(FLAGS.permutable_axes, '--permutable_axes'),
       reflectable_axes=augmentation.check_axes(FLAGS.reflectable_axes, '--reflectable_axes'),
+      precision=FLAGS.precision,
       optimizer=optimizer_lib.OptimizerConfig(
           optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
           momentum=FLAGS.momentum,

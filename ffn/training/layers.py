@@ -32,7 +32,12 @@ class Conv3D(tf.Module):
     self.relu = relu
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    """Convolves `x` [b, z, y, x, c] and adds the bias (then ReLU if configured)."""
-    y = tf.nn.conv3d(x, self.kernel, strides=[1, 1, 1, 1, 1], padding='SAME')
-    y = tf.nn.bias_add(y, self.bias)
+    """Convolves `x` [b, z, y, x, c] and adds the bias (then ReLU if configured).
+
+    The float32 weights are cast to the dtype of `x` (a no-op for float32), so
+    that a bfloat16 or float16 `x` computes in that precision.
+    """
+    kernel, bias = tf.cast(self.kernel, x.dtype), tf.cast(self.bias, x.dtype)
+    y = tf.nn.conv3d(x, kernel, strides=[1, 1, 1, 1, 1], padding='SAME')
+    y = tf.nn.bias_add(y, bias)
     return tf.nn.relu(y) if self.relu else y

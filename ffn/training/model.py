@@ -122,6 +122,19 @@ class FFNModel(tf.Module):
     net = tf.concat([image, seed], axis=-1)  # Channel 0 image, channel 1 seed.
     return update_seed(seed, self.compute_update(net))
 
+  def call_in(self, image: tf.Tensor, seed: tf.Tensor,
+              compute_dtype: tf.DType = tf.float32) -> tf.Tensor:
+    """Like `__call__`, with the network computed in `compute_dtype`; float32 logits.
+
+    The float32 weights and the [image, seed] stack are cast to `compute_dtype`
+    (bfloat16 or float16); the update is cast back and added to the float32 seed.
+    """
+    if compute_dtype == tf.float32:
+      return self(image, seed)
+    net = tf.cast(tf.concat([image, seed], axis=-1), compute_dtype)
+    update = tf.cast(self.compute_update(net), tf.float32)
+    return update_seed(seed, update)
+
   def compute_update(self, net: tf.Tensor) -> tf.Tensor:
     """Returns the logit update for the [image, seed] stack `net`."""
     raise NotImplementedError

@@ -19,6 +19,7 @@ from ffn.training import import_util
 from ffn.training import inputs
 from ffn.training import model as model_lib
 from ffn.training import optimizer as optimizer_lib
+from ffn.training import precision as precision_lib
 from ffn.training import summaries
 from ffn.training import tracker as tracker_lib
 from ffn.utils import errors
@@ -48,6 +49,9 @@ class TrainConfig(inputs.DataConfig):
   random_seed: int | None = None
   # Devices to mirror over; None picks all GPUs when there is more than one.
   devices: Sequence[str] | None = None
+  # float32, or bfloat16: the network computes in bfloat16, with float32 weights,
+  # loss and optimizer state (float32 where bfloat16 would be emulated slowly).
+  precision: str = 'float32'
 
 
 def _cluster_workers() -> int:
@@ -96,11 +100,13 @@ def _local_replicas(strategy: tf.distribute.Strategy) -> int:
 
 def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimizer,
                     strategy: tf.distribute.Strategy, batch_size: int,
-                    return_gradients: bool = False):
+                    compute_dtype: tf.DType = tf.float32, return_gradients: bool = False):
   """A tf.function (fixed signature) running one optimisation step on a batch of FOVs.
 
   Returns (logits [b, z, y, x, 1], loss, learning rate) and increments global_step;
   with `return_gradients`, also the clipped gradients applied (one per variable).
+  The network computes in `compute_dtype`; logits, loss, gradients and the
+  variables stay float32.
   """
   replicas = strategy.num_replicas_in_sync
   # Each process feeds its own batch, split over its local replicas; gradients
@@ -119,7 +125,7 @@ def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimize
     shard = lambda x: x[first:first + share]
     image, seed, labels, weights = map(shard, (image, seed, labels, weights))
     with tf.GradientTape() as tape:
-      logits = model(image, seed)
+      logits = model.call_in(image, seed, compute_dtype)
       loss = model_lib.sigmoid_pixelwise_loss(logits, labels, weights)
     grads = tape.gradient(loss, variables)
     if replicas > 1:
@@ -170,6 +176,7 @@ def _example_reader(dataset: tf.data.Dataset, train_coords: str):
 
 def train(config: TrainConfig) -> int:
   """Trains (resuming from config.train_dir when it holds a checkpoint); returns the final step."""
+  compute_dtype = precision_lib.training_dtype(config.precision)
   rng = random.Random(config.random_seed if config.random_seed is not None
                       else int(time.time()))
   if config.random_seed is not None:
@@ -203,7 +210,7 @@ def train(config: TrainConfig) -> int:
       on_example_done=lambda ex, canvas: eval_tracker.add_patch(ex['labels'], canvas,
                                                                 ex['weights']),
       record_move=eval_tracker.record_move)
-  train_step = make_train_step(model, optimizer, strategy, config.batch_size,
+  train_step = make_train_step(model, optimizer, strategy, config.batch_size, compute_dtype,
                                return_gradients=True)
   chief = is_chief(strategy)
   # Other workers of a cluster hold the same weights; only the chief writes.

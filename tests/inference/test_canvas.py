@@ -248,3 +248,15 @@ def test_load_state_of_a_2019_checkpoint_keeps_what_it_lacks():
   other.load_state(old)
   assert other.state().max_id == 7  # from the segmentation
   assert other.overlaps == {1: 'kept'}
+
+
+def test_next_object_starts_from_a_clear_object_map():
+  canvas, _ = _canvas()
+  canvas.segment_at((10, 10, 12))
+  assert np.sum(~np.isnan(canvas.seed)) > 100
+  canvas.init_seed((10, 30, 35))
+  seen = ~np.isnan(canvas.seed)
+  assert np.sum(seen) == 1 and seen[10, 30, 35]
+  canvas.seed[2:5, 2:5, 2:5] = 1.0  # Written from outside the canvas:
+  canvas.clear_seed()
+  assert np.all(np.isnan(canvas.seed))

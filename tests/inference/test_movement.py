@@ -181,3 +181,39 @@ def test_restrictor_shift_mask_window_and_scale():
   r3 = movement.MovementRestrictor(shift_mask=shift, shift_mask_fov=fov,
                                    shift_mask_threshold=6)
   assert r3.is_valid_pos((3, 4, 5))
+
+
+def _face_maxima_by_slicing(deltas_zyx, prob_map, threshold):
+  """The definition: slice each ±delta face, take its first maximum in C order."""
+  center = np.asarray(prob_map.shape) // 2
+  window = [slice(c - d, c + d + 1) for c, d in zip(center, deltas_zyx)]
+  moves = []
+  for axis, delta in enumerate(deltas_zyx):
+    for step in ((-delta, delta) if delta else ()):
+      index = list(window)
+      index[axis] = center[axis] + step
+      face = prob_map[tuple(index)]
+      in_plane = np.unravel_index(np.argmax(face), face.shape)
+      score = face[in_plane]
+      if score >= threshold:
+        offset = [int(i - n // 2) for i, n in zip(in_plane, face.shape)]
+        offset.insert(axis, step)
+        if (score, tuple(offset)) not in moves:
+          moves.append((score, tuple(offset)))
+  return moves
+
+
+@pytest.mark.parametrize('shape,deltas', [((33, 33, 33), (8, 8, 8)), ((5, 7, 9), (1, 2, 3)),
+                                          ((9, 11, 13), (0, 2, 4))])
+def test_face_maxima_match_their_definition_including_ties(shape, deltas):
+  rng = np.random.default_rng(3)
+  for trial in range(60):
+    prob_map = rng.normal(size=shape).astype(np.float32)
+    if trial % 3 == 1:
+      prob_map = np.round(prob_map)  # Many ties: the first maximum must win.
+    elif trial % 3 == 2:
+      prob_map[:] = 1.0
+    for threshold in (-5.0, 0.0, 1.5):
+      got = list(movement.get_scored_move_offsets(deltas, prob_map, threshold))
+      assert got == _face_maxima_by_slicing(deltas, prob_map, threshold)
+      assert all(isinstance(score, np.float32) for score, _ in got)

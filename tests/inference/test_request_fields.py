@@ -55,6 +55,8 @@ FIELD_TESTS = {
         f'{_MOVEMENT}::test_get_policy_fn_defaults_custom_and_errors',
     'InferenceRequest.model_name': f'{_HERE}::test_model_fields_build_the_model',
     'InferenceRequest.model_args': f'{_HERE}::test_model_fields_build_the_model',
+    'InferenceRequest.engine': 'tests/inference/test_engine_settings.py::test_requested_names',
+    'InferenceRequest.precision': 'tests/inference/test_engine_settings.py::test_requested_names',
     'InferenceRequest.model_checkpoint_path': f'{_HERE}::test_model_fields_build_the_model',
     'InferenceRequest.batch_size': f'{_RUNNER}::test_concurrent_batched_runs_match_sequential',
     'InferenceRequest.concurrent_requests':

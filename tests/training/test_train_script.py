@@ -42,13 +42,15 @@ def test_readme_pipeline_partitions_coordinates_train(tmp_path):
   assert result.returncode == 0, result.stderr[-2000:]
   train_dir = tmp_path / 'train'
   result = _run(_train_args(coords, train_dir, '--max_steps', '2', '--batch_size', '1',
-                            '--master', 'grpc://old:2222'))
+                            '--master', 'grpc://old:2222', '--precision', 'bfloat16'))
   assert result.returncode == 0, result.stderr[-3000:]
   assert (train_dir / 'model.ckpt-2.index').exists()
   assert list(train_dir.glob('events.out.tfevents.*'))
   assert list(train_dir.glob('flags.*'))
   assert 'steps/s' in result.stderr
   assert '--master' in result.stderr and 'no effect' in result.stderr
+  # bfloat16 where the hardware has it, else float32 with the reason.
+  assert 'Training computes in' in result.stderr
 
 
 def test_bad_input_exits_non_zero_with_one_clear_message(tmp_path):
@@ -60,3 +62,10 @@ def test_bad_input_exits_non_zero_with_one_clear_message(tmp_path):
   args[args.index('--model_name') + 1] = 'convstack_3d.NoSuchModel'
   result = _run(args)
   assert result.returncode == 1 and 'unknown model' in result.stderr
+
+
+def test_unknown_precision_is_one_clear_error(tmp_path):
+  result = _run(_train_args(tmp_path / 'missing.tfr', tmp_path / 'train', '--precision',
+                            'float8'))
+  assert result.returncode != 0
+  assert 'float8' in result.stderr and 'Traceback' not in result.stderr

@@ -6,18 +6,22 @@ import pathlib
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ffn.training import checkpoint
 from ffn.training import examples
 from ffn.training import import_util
 from ffn.training import inputs
 from ffn.training import optimizer as opt_lib
+from ffn.training import precision as precision_lib
 from ffn.training import trainer
+from ffn.utils import hardware
 import training_fixtures
 
 MODEL = 'convstack_3d.ConvStack3DFFNModel'
 SMALL = {'fov_size': [11, 11, 11], 'deltas': [2, 2, 2], 'depth': 2, 'features': 16}
 TINY = {'fov_size': [7, 7, 5], 'deltas': [1, 1, 1], 'depth': 1, 'features': 4}
+FAST_CPU = hardware.CpuFeatures(amx_bf16=True, avx512_bf16=True, source='test')
 
 
 def _data(directory: pathlib.Path, seed=0, count=200, margin=(8, 8, 8)):
@@ -59,11 +63,24 @@ def _held_out_loss(model, image, labels, centers):
   return np.mean(losses), np.mean(correct), constant_loss, majority
 
 
-def test_small_model_learns_blobs(tmp_path):
+@pytest.mark.parametrize('precision', ['float32', 'bfloat16'])
+def test_small_model_learns_blobs(tmp_path, monkeypatch, precision):
+  # bfloat16 runs natively or falls back to float32; claim native units so that it runs.
+  monkeypatch.setattr(hardware, 'cpu_features', lambda: FAST_CPU)
+  dtypes = []
+  real_make_train_step = trainer.make_train_step
+
+  def recording_make_train_step(*args, **kwargs):
+    dtypes.append(args[4] if len(args) > 4 else kwargs.get('compute_dtype'))
+    return real_make_train_step(*args, **kwargs)
+
+  monkeypatch.setattr(trainer, 'make_train_step', recording_make_train_step)
   _, _, data, label, coords = _data(tmp_path)
   config = _config(tmp_path, data, label, coords, model_args=SMALL, batch_size=4,
-                   max_steps=300, optimizer=opt_lib.OptimizerConfig('adam', 0.002))
+                   max_steps=300, optimizer=opt_lib.OptimizerConfig('adam', 0.002),
+                   precision=precision)
   assert trainer.train(config) == 300
+  assert dtypes == [tf.as_dtype(precision)]
 
   held_dir = tmp_path / 'held_out'
   held_dir.mkdir()
@@ -170,3 +187,28 @@ def test_interrupted_run_saves_and_resumes_there(tmp_path, monkeypatch):
   assert trainer.train(_config(tmp_path, data, label, coords, max_steps=4)) == 4
   model = import_util.build_model(MODEL, TINY)
   assert checkpoint.restore_model(model, str(tmp_path / 'train')) == 4
+
+
+def test_bfloat16_checkpoints_are_float32_and_interchangeable(tmp_path, monkeypatch):
+  monkeypatch.setattr(hardware, 'cpu_features', lambda: FAST_CPU)
+  _, _, data, label, coords = _data(tmp_path, count=20)
+  assert trainer.train(_config(tmp_path, data, label, coords, max_steps=2)) == 2
+  assert trainer.train(_config(tmp_path, data, label, coords, max_steps=4,
+                               precision='bfloat16')) == 4
+  reader = tf.train.load_checkpoint(str(tmp_path / 'train' / 'model.ckpt-4'))
+  dtypes = reader.get_variable_to_dtype_map()
+  assert all(dtypes[name] == tf.float32 for name in dtypes if 'conv' in name)
+  assert trainer.train(_config(tmp_path, data, label, coords, max_steps=5)) == 5
+
+
+def test_training_precision_choice(monkeypatch):
+  monkeypatch.setattr(hardware, 'cpu_features', lambda: FAST_CPU)
+  monkeypatch.setattr(precision_lib, 'gpu_capability', lambda: None)
+  assert precision_lib.training_dtype('bfloat16') == tf.bfloat16
+  assert precision_lib.training_dtype('float32') == tf.float32
+  monkeypatch.setattr(hardware, 'cpu_features', lambda: hardware.CpuFeatures(source='test'))
+  assert precision_lib.training_dtype('bfloat16') == tf.float32
+  monkeypatch.setattr(precision_lib, 'gpu_capability', lambda: (8, 0))
+  assert precision_lib.training_dtype('bfloat16') == tf.bfloat16
+  with pytest.raises(ValueError, match="'float8'"):
+    precision_lib.training_dtype('float8')

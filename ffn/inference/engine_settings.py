@@ -1,0 +1,96 @@
+"""Which engine and precision run the FFN model: the request's wish, checked against the hardware.
+
+The request names an engine (TensorFlow or OpenVINO) and a precision (float32,
+bfloat16, float16); unset means upstream's TensorFlow float32. Reduced precision
+runs only where the hardware computes it natively; elsewhere it would be
+emulated, many times slower, so float32 runs instead and the settings say why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Optional
+
+from ffn.inference import inference_pb2
+from ffn.utils import hardware
+
+ENGINES = ('tensorflow', 'openvino')
+PRECISIONS = ('float32', 'bfloat16', 'float16')
+_Request = inference_pb2.InferenceRequest
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSettings:
+  """What runs the model: engine, precision and device, and why if not as requested."""
+  engine: str
+  precision: str
+  requested_precision: str
+  device: str
+  cpu: str
+  note: str = ''
+
+  def describe(self) -> str:
+    """One log line: what runs, what was asked for, what the CPU offers."""
+    text = (f'Inference engine {self.engine}, precision {self.precision} on {self.device} '
+            f'(requested {self.requested_precision}); '
+            f'CPU offers {self.cpu}.')
+    return f'{text} {self.note}' if self.note else text
+
+  def to_json(self) -> str:
+    """The settings as a JSON object (saved with every result)."""
+    return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+def _enum_name(request: _Request, field: str, enum, default: str, known) -> str:
+  """The lower-case name of an enum field of the request (`default` when unset)."""
+  if not request.HasField(field):
+    return default
+  number = getattr(request, field)
+  try:
+    name = enum.Name(number).lower()
+  except ValueError:
+    name = str(number)
+  if name.endswith('_unspecified'):
+    return default
+  if name not in known:
+    raise ValueError(f'InferenceRequest.{field} {name!r} is not known; expected one of '
+                     f'{", ".join(n.upper() for n in known)}')
+  return name
+
+
+def requested(request: _Request) -> tuple[str, str]:
+  """(engine, precision) that the request asks for; upstream's defaults when unset."""
+  engine = _enum_name(request, 'engine', _Request.Engine, 'tensorflow', ENGINES)
+  precision = _enum_name(request, 'precision', _Request.Precision, 'float32', PRECISIONS)
+  return engine, precision
+
+
+def check_names(engine: str, precision: str) -> None:
+  """Raises ValueError naming an unknown engine or precision."""
+  if engine not in ENGINES:
+    raise ValueError(f'engine {engine!r} is not known; expected one of {", ".join(ENGINES)}')
+  if precision not in PRECISIONS:
+    raise ValueError(f'precision {precision!r} is not known; expected one of '
+                     f'{", ".join(PRECISIONS)}')
+
+
+def resolve(engine: str, precision: str, cpu: hardware.CpuFeatures,
+            gpu_capability: Optional[tuple[int, int]] = None) -> EngineSettings:
+  """The settings that run: float32 where `precision` would be emulated slowly.
+
+  `gpu_capability` is the CUDA compute capability of the GPU TensorFlow uses
+  (None: none). OpenVINO runs on the CPU.
+  """
+  check_names(engine, precision)
+  on_gpu = engine == 'tensorflow' and gpu_capability is not None
+  why = hardware.slow_precision_reason(precision, cpu, gpu_capability if on_gpu else None,
+                                       cpu_float16=engine == 'openvino')
+  note = ''
+  ran = precision
+  if why:
+    ran = 'float32'
+    note = f'{precision} would be emulated slowly ({why}): running float32.'
+  return EngineSettings(engine=engine, precision=ran, requested_precision=precision,
+                        device='GPU' if on_gpu else 'CPU', cpu=cpu.describe(),
+                        note=note)

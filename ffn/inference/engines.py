@@ -1,0 +1,105 @@
+"""Engines that run a restored FFN model for inference: TensorFlow or OpenVINO.
+
+Every engine is model-like: `info` (the model's geometry) and
+`predict_logits(image, seed)` taking float32 `[b, z, y, x, 1]` arrays and
+returning float32 logits of that shape, so DirectExecutor and BatchExecutor
+serve them alike. The TensorFlow model is the one definition of the network:
+reduced precision casts it, OpenVINO converts its `tf.function` once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from ffn.inference import engine_settings
+from ffn.training import model as model_lib
+from ffn.training import precision as precision_lib
+from ffn.utils import hardware
+
+# OpenVINO's names for the precisions (INFERENCE_PRECISION_HINT).
+OPENVINO_HINTS = {'float32': 'f32', 'bfloat16': 'bf16', 'float16': 'f16'}
+
+
+def settings_for(engine: str, precision: str) -> engine_settings.EngineSettings:
+  """The settings that run on this machine for the requested engine and precision."""
+  gpu = precision_lib.gpu_capability() if engine == 'tensorflow' else None
+  return engine_settings.resolve(engine, precision, hardware.cpu_features(), gpu)
+
+
+class TensorFlowEngine:
+  """The model's network computed in a reduced precision, with float32 inputs and outputs."""
+
+  def __init__(self, model: model_lib.FFNModel, precision: str):
+    self.info = model.info
+    dtype = precision_lib.DTYPES[precision]
+
+    def predict_logits(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+      return model.call_in(image, seed, dtype)
+
+    self.predict_logits = tf.function(predict_logits,
+                                      input_signature=model.predict_logits.input_signature)
+
+
+class OpenVinoEngine:
+  """The model's `predict_logits` converted to OpenVINO, compiled per batch size for the CPU."""
+
+  def __init__(self, model: model_lib.FFNModel, precision: str, batch_size: int = 1):
+    import openvino  # pylint: disable=g-import-not-at-top  (slow to import; only used here)
+    self.info = model.info
+    start = time.perf_counter()
+    self._model = openvino.convert_model(model.predict_logits)
+    self._inputs = [i.get_any_name() for i in self._model.inputs]
+    # FFNModel.predict_logits names its inputs; fall back to their order.
+    self._image_input = self._inputs.index('patches') if 'patches' in self._inputs else 0
+    self._seed_input = self._inputs.index('seed') if 'seed' in self._inputs else 1
+    self._config = {'INFERENCE_PRECISION_HINT': OPENVINO_HINTS[precision],
+                    'PERFORMANCE_HINT': 'LATENCY'}
+    self._core = openvino.Core()
+    self._requests: dict[int, object] = {}
+    self._lock = threading.Lock()
+    logging.info('Model converted to OpenVINO in %.1f s (inputs %s).',
+                 time.perf_counter() - start, self._inputs)
+    # Compiled now rather than inside the first FOV; other sizes on first use.
+    self._request_for(batch_size)
+
+  def _request_for(self, batch: int):
+    """The infer request of the model compiled for this batch size (compiled on first use)."""
+    request = self._requests.get(batch)
+    if request is None:
+      model = self._model.clone()
+      model.reshape({i.get_any_name(): [batch] + list(i.get_partial_shape())[1:]
+                     for i in self._model.inputs})
+      compiled = self._core.compile_model(model, 'CPU', self._config)
+      request = self._requests[batch] = compiled.create_infer_request()
+      logging.info('OpenVINO model compiled for batch %d (%s).', batch, self._config)
+    return request
+
+  def predict_logits(self, image: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """float32 logits [b, z, y, x, 1] (a fresh array, never OpenVINO's output buffer)."""
+    with self._lock:
+      request = self._request_for(image.shape[0])
+      # Copied straight into OpenVINO's input buffers (one copy, also from strided views).
+      request.get_input_tensor(self._image_input).data[...] = image
+      request.get_input_tensor(self._seed_input).data[...] = seed
+      request.infer()
+      return request.get_output_tensor(0).data.copy()
+
+
+def build(model, settings: engine_settings.EngineSettings, batch_size: int = 1):
+  """A model-like engine running `model` as `settings` say (TF float32: the model itself).
+
+  `batch_size` is the batch the engine will mostly see (OpenVINO compiles it at once).
+  """
+  if settings.engine == 'tensorflow' and settings.precision == 'float32':
+    return model
+  if not isinstance(model, model_lib.FFNModel):
+    raise ValueError(f'engine {settings.engine} with precision {settings.precision} needs a '
+                     f'TensorFlow FFN model, got {type(model).__name__}')
+  if settings.engine == 'openvino':
+    return OpenVinoEngine(model, settings.precision, batch_size)
+  return TensorFlowEngine(model, settings.precision)

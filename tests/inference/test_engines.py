@@ -1,0 +1,158 @@
+"""Every engine and precision segments a clear-cut synthetic volume exactly as float32 does."""
+
+from __future__ import annotations
+
+import json
+
+from google.protobuf import text_format
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ffn.inference import engines
+from ffn.inference import inference_pb2
+from ffn.inference import runner as runner_lib
+from ffn.inference import storage
+from ffn.training.models import convstack_3d
+from ffn.utils import hardware
+
+import synthetic_ffn
+
+FAST_CPU = hardware.CpuFeatures(amx_bf16=True, avx512_bf16=True, amx_fp16=True,
+                                avx512_fp16=True, source='test')
+SLOW_CPU = hardware.CpuFeatures(source='test')
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+  """(image spec, checkpoint prefix, labels) shared by the tests of this module."""
+  root = tmp_path_factory.mktemp('engines')
+  image, labels = synthetic_ffn.blob_volume()
+  spec = synthetic_ffn.write_h5(root / 'image.h5', image)
+  ckpt = synthetic_ffn.write_tf_checkpoint(root)
+  return spec, ckpt, labels
+
+
+@pytest.fixture
+def cpu(monkeypatch):
+  """Sets what the CPU claims to offer (by default everything, so reduced precision runs)."""
+  def claim(features):
+    monkeypatch.setattr(hardware, 'cpu_features', lambda: features)
+  claim(FAST_CPU)
+  return claim
+
+
+def _segment(setup, out_dir, **extra):
+  """Runs the runner on the whole synthetic volume; returns (runner, segmentation, settings)."""
+  spec, ckpt, labels = setup
+  text = synthetic_ffn.request_text(spec, ckpt, str(out_dir), seed_policy='"PolicyGrid3d"',
+                                    seed_policy_args=r'"{\"step\": 4, \"offsets\": [2]}"',
+                                    **extra)
+  runner = runner_lib.Runner()
+  runner.start(text_format.Parse(text, inference_pb2.InferenceRequest()))
+  try:
+    runner.run((0, 0, 0), labels.shape)
+  finally:
+    runner.stop_executor()
+  seg, _ = storage.load_segmentation(str(out_dir), (0, 0, 0), split_cc=False)
+  with np.load(storage.segmentation_path(str(out_dir), (0, 0, 0)), allow_pickle=True) as data:
+    settings = json.loads(str(data['engine_settings']))
+  return runner, seg, settings
+
+
+@pytest.fixture(scope='module')
+def float32_result(setup, tmp_path_factory):
+  """The segmentation of upstream's path: a request without engine or precision."""
+  _, seg, settings = _segment(setup, tmp_path_factory.mktemp('fp32'))
+  assert (settings['engine'], settings['precision']) == ('tensorflow', 'float32')
+  return seg
+
+
+def test_request_without_settings_runs_the_model_itself(setup, tmp_path, float32_result):
+  runner, seg, settings = _segment(setup, tmp_path)
+  assert isinstance(runner.model, convstack_3d.ConvStack3DFFNModel)
+  assert runner.engine_settings.engine == 'tensorflow'
+  assert runner.engine_settings.precision == settings['precision'] == 'float32'
+  assert settings['requested_precision'] == 'float32'
+  _, labels = synthetic_ffn.blob_volume()
+  assert len(np.unique(seg)) > 3
+  for sid in np.unique(seg)[1:]:
+    assert len(np.unique(labels[seg == sid])) == 1
+  np.testing.assert_array_equal(seg, float32_result)
+
+
+@pytest.mark.parametrize('engine,precision,extra', [
+    ('TENSORFLOW', 'FLOAT32', {}),
+    ('TENSORFLOW', 'BFLOAT16', {}),
+    ('OPENVINO', 'FLOAT32', {}),
+    ('OPENVINO', 'BFLOAT16', {}),
+    ('OPENVINO', 'FLOAT16', {}),
+    ('TENSORFLOW', 'BFLOAT16', {'batch_size': 2, 'concurrent_requests': 2}),
+    ('OPENVINO', 'BFLOAT16', {'batch_size': 2, 'concurrent_requests': 2}),
+])
+def test_engine_and_precision_give_the_float32_segmentation(setup, tmp_path, cpu,
+                                                           float32_result, engine, precision,
+                                                           extra):
+  del cpu  # Claims native bfloat16 and float16, so that they run here.
+  runner, seg, settings = _segment(setup, tmp_path, engine=engine, precision=precision,
+                                   **extra)
+  assert settings['engine'] == engine.lower()
+  assert settings['precision'] == settings['requested_precision'] == precision.lower()
+  assert runner.engine_settings.to_json() == json.dumps(settings, sort_keys=True)
+  np.testing.assert_array_equal(seg, float32_result)
+
+
+def test_emulated_bfloat16_runs_float32_and_says_so(setup, tmp_path, cpu, float32_result,
+                                                    caplog):
+  cpu(SLOW_CPU)
+  caplog.set_level('INFO')
+  runner, seg, settings = _segment(setup, tmp_path, engine='OPENVINO', precision='BFLOAT16')
+  assert settings['precision'] == 'float32' and settings['requested_precision'] == 'bfloat16'
+  assert 'emulated' in settings['note']
+  assert any('running float32' in r.getMessage() for r in caplog.records)
+  assert runner.engine_settings.precision == 'float32'
+  np.testing.assert_array_equal(seg, float32_result)
+
+
+@pytest.mark.parametrize('precision,dtype', [('bfloat16', tf.bfloat16),
+                                             ('float16', tf.float16)])
+def test_tensorflow_reduced_precision_casts_the_network_only(precision, dtype):
+  """The dtype plumbing of the GPU path, checked on the CPU: convolutions in `dtype`, float32 out."""
+  model = synthetic_ffn.build_tf_model()
+  engine = engines.TensorFlowEngine(model, precision)
+  graph = engine.predict_logits.get_concrete_function().graph
+  convs = [op for op in graph.get_operations() if op.type == 'Conv3D']
+  assert len(convs) == 3 and all(op.get_attr('T') == dtype for op in convs)
+  rng = np.random.default_rng(0)
+  shape = (2,) + synthetic_ffn.FOV_XYZ[::-1] + (1,)
+  image = rng.normal(size=shape).astype(np.float32)
+  seed = rng.normal(size=shape).astype(np.float32)
+  out = engine.predict_logits(image, seed)
+  assert out.dtype == tf.float32 and out.shape == shape
+  expected = model.predict_logits(image, seed).numpy()
+  assert 0 < np.max(np.abs(out.numpy() - expected)) < 1.0
+  # The weights stay float32 variables.
+  assert all(v.dtype == tf.float32 for v in model.named_variables().values())
+
+
+def test_openvino_serves_any_batch_size_and_copies_its_output():
+  model = synthetic_ffn.build_tf_model()
+  engine = engines.OpenVinoEngine(model, 'float32')
+  rng = np.random.default_rng(1)
+  shape = (3,) + synthetic_ffn.FOV_XYZ[::-1] + (1,)
+  image = rng.normal(size=shape).astype(np.float32)
+  seed = rng.normal(size=shape).astype(np.float32)
+  expected = model.predict_logits(image, seed).numpy()
+  first = engine.predict_logits(image, seed)
+  np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-5)
+  kept = first.copy()
+  single = engine.predict_logits(image[:1], seed[:1])
+  np.testing.assert_allclose(single, expected[:1], rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(first, kept)
+
+
+def test_reduced_precision_needs_a_tensorflow_model(cpu):
+  del cpu
+  settings = engines.settings_for('openvino', 'bfloat16')
+  with pytest.raises(ValueError, match='NumpyModel'):
+    engines.build(synthetic_ffn.NumpyModel(), settings)
