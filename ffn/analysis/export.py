@@ -86,12 +86,15 @@ def infer_format(output_path: str, output_format: Optional[str]) -> str:
 
 def _npz_shape(path: str) -> tuple[int, ...]:
   """The shape of the `segmentation` array in a saved npz, read from its header only."""
-  with zipfile.ZipFile(path) as archive, archive.open('segmentation.npy') as f:
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-      shape, _, _ = np.lib.format.read_array_header_1_0(f)
-    else:
-      shape, _, _ = np.lib.format.read_array_header_2_0(f)
+  try:
+    with zipfile.ZipFile(path) as archive, archive.open('segmentation.npy') as f:
+      version = np.lib.format.read_magic(f)
+      if version == (1, 0):
+        shape, _, _ = np.lib.format.read_array_header_1_0(f)
+      else:
+        shape, _, _ = np.lib.format.read_array_header_2_0(f)
+  except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as e:
+    raise ExportError(f'{path} is not a readable segmentation npz ({e})') from None
   return tuple(shape)
 
 

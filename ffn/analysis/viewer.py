@@ -76,7 +76,12 @@ def build_viewer(layers: Sequence[Layer], voxel_size_xyz: Sequence[float] = (1, 
   neuroglancer.set_server_bind_address(bind_address, port)
   # The client the package ships with, served from this process (never a remote copy).
   neuroglancer.set_static_content_source()
-  viewer = neuroglancer.Viewer()
+  try:
+    viewer = neuroglancer.Viewer()
+    viewer.get_viewer_url()  # Starts the server now, so a bind failure is reported here.
+  except OSError as e:
+    raise ValueError(f'cannot serve the viewer on {bind_address}:{port}: '
+                     f'{e.strerror or e}') from None
   scales_zyx = [float(v) for v in axes.xyz_to_zyx(voxel_size_xyz)]
   # Arrays are zyx; naming the axes z, y, x lets neuroglancer show them as x, y, z.
   volume_space = neuroglancer.CoordinateSpace(names=['z', 'y', 'x'], units='nm',

@@ -30,6 +30,7 @@ from ffn.inference.inference_utils import TimedIter
 from ffn.inference.inference_utils import timer_counter
 from ffn.inference.probmaps import quantize_probability
 from ffn.inference.results import OriginInfo
+from ffn.utils import cli
 from ffn.utils import probability
 
 MSEC_IN_SEC = 1000
@@ -497,6 +498,10 @@ class Canvas:
 
   def _maybe_save_checkpoint(self, partial_segment_iters: int = 0,
                              seed_pending: bool = False) -> None:
+    if self.checkpoint_path and cli.stop_requested():
+      # A consistent point after Ctrl-C: save, then stop (resumable like any checkpoint).
+      self.save_checkpoint(self.checkpoint_path, partial_segment_iters, seed_pending)
+      raise cli.Interrupted(f'progress saved to {self.checkpoint_path}')
     if not self.checkpoint_path or self.checkpoint_interval_sec <= 0:
       return
     if time.time() - self.checkpoint_last < self.checkpoint_interval_sec:

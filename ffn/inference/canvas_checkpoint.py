@@ -14,7 +14,14 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ffn.inference import results
 from ffn.utils import atomic
+from ffn.utils import state_codec
+
+# Namedtuples kept by name in the stored state.
+_NAMED = {'OriginInfo': results.OriginInfo}
+_REQUIRED_KEYS = ('segmentation', 'seed', 'history', 'history_deleted', 'movement_policy',
+                  'seed_policy_state', 'counters', 'origins')
 
 
 @dataclasses.dataclass
@@ -37,14 +44,14 @@ class CanvasState:
 
 
 def _as_object(value) -> np.ndarray:
-  """Wraps any picklable value as a 0-d object array, so npz stores it whole."""
-  wrapped = np.empty((), dtype=object)
-  wrapped[()] = value
-  return wrapped
+  """Any container state as a 0-d string array of tagged JSON, so npz stores it without pickles."""
+  return np.asarray(state_codec.dumps(value, _NAMED))
 
 
 def _unwrap(array: np.ndarray):
-  """Inverse of `_as_object`; also reads 2019's tuple-as-array values."""
+  """Inverse of `_as_object`; also reads older pickled values (already unpickled safely)."""
+  if array.dtype.kind == 'U' and array.shape == ():
+    return state_codec.loads(str(array), _NAMED)
   if array.dtype == object and array.shape == ():
     return array.item()
   if array.dtype == object:
@@ -90,7 +97,11 @@ def _optional(data, key: str, convert):
 
 def load(path: str) -> tuple[CanvasState, int]:
   """The CanvasState saved at `path` and its partial_segment_iters."""
-  with np.load(path, allow_pickle=True) as data:
+  with results.open_npz(path) as data:
+    for key in _REQUIRED_KEYS:
+      if key not in data:
+        raise ValueError(f'{path} is not an inference checkpoint (no {key!r} entry); '
+                         'remove it to start this subvolume afresh')
     history = _unwrap(data['history'])
     state = CanvasState(
         segmentation=data['segmentation'],
@@ -116,5 +127,10 @@ def load(path: str) -> tuple[CanvasState, int]:
 def restore(canvas, path: str) -> int:
   """Loads the state saved at `path` into `canvas`; returns its partial_segment_iters."""
   state, partial = load(path)
+  saved_shape = tuple(state.segmentation.shape)
+  if saved_shape != tuple(canvas.segmentation.shape):
+    raise ValueError(f'{path} is a checkpoint of a box of shape {saved_shape[::-1]} (xyz), '
+                     f'but this box is {tuple(canvas.segmentation.shape)[::-1]}; remove it '
+                     'to start this subvolume afresh')
   canvas.load_state(state)
   return partial

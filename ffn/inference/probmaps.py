@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ffn.utils import atomic
+from ffn.utils import safe_pickle
 
 
 def quantize_probability(prob: np.ndarray) -> np.ndarray:
@@ -42,7 +43,7 @@ def save_probability_map(prob: np.ndarray, path: str, quantized: bool = False) -
 
 def load_quantized_probability(path: str) -> np.ndarray:
   """The uint8 `qprob` array of a `.prob` file."""
-  with np.load(path) as data:
+  with safe_pickle.load_npz(path) as data:
     if 'qprob' not in data:
       raise ValueError(f'{path} is not an FFN probability map (no qprob key; has {data.files})')
     return data['qprob']

@@ -22,6 +22,7 @@ from scipy import ndimage
 from ffn.inference import probmaps
 from ffn.inference import resegmentation_pb2
 from ffn.utils import errors
+from ffn.utils import safe_pickle
 from ffn.utils.axes import ZYX
 
 _FILENAME_RE = re.compile(r'(\d+)-(\d+)_at_(\d+)_(\d+)_(\d+)')
@@ -67,7 +68,8 @@ def _read_box(seg_volume, center_zyx: ZYX, radius_zyx: ZYX) -> np.ndarray:
 
 def _load_probs(filename: str) -> dict:
   """The arrays of a resegmentation result file, with probabilities dequantised (NaN -> 0)."""
-  with np.load(filename, allow_pickle=True) as data:
+  # Histories are ragged object arrays: read through the restricted unpickler.
+  with safe_pickle.load_npz(filename) as data:
     out = {key: data[key] for key in ('probs', 'deletes', 'histories', 'start_points')}
   # NaN marks voxels never predicted: not part of the object.
   out['probs'] = np.nan_to_num(probmaps.dequantize_probability(out['probs']))

@@ -29,6 +29,7 @@ from ffn.utils.axes import ZYX
 from ffn.inference.masks import build_mask
 from ffn.inference.probmaps import load_probability_map
 from ffn.utils import atomic
+from ffn.utils import safe_pickle
 
 # Pickled into every npz and checkpoint under upstream's name, so that files
 # written here and by upstream load in both.
@@ -118,19 +119,56 @@ def _subvolume_candidates(segmentation_dir: str, corner: ZYX, allow_cpoint: bool
   return candidates
 
 
+# Origins and overlaps are stored as plain numeric tables, so our files hold no
+# pickles; upstream's files (pickled dicts) are read through safe_pickle.
+ORIGINS_DTYPE = np.dtype([('id', '<u8'), ('start_zyx', '<i8', (3,)), ('iters', '<i8'),
+                          ('walltime_sec', '<f8')])
+_ADMITTED_PICKLE_GLOBALS = {('ffn.inference.storage', 'OriginInfo'): OriginInfo}
+
+
+def encode_origins(origins: Mapping[int, Any]) -> np.ndarray:
+  """An id -> OriginInfo dict as a structured ORIGINS_DTYPE array (no pickles)."""
+  table = np.zeros(len(origins), dtype=ORIGINS_DTYPE)
+  for row, (sid, info) in enumerate(sorted(origins.items())):
+    table[row] = (int(sid), tuple(int(v) for v in info[0]), int(info[1]), float(info[2]))
+  return table
+
+
+def decode_origins(stored: np.ndarray) -> dict:
+  """The id -> OriginInfo dict of a stored `origins` entry, pickled (upstream) or a table."""
+  if stored.dtype == object:
+    value = stored.item() if stored.shape == () else dict(stored)
+    return dict(value) if value is not None else {}
+  if stored.dtype.names != ORIGINS_DTYPE.names:
+    raise ValueError(f'origins entry has dtype {stored.dtype}, expected {ORIGINS_DTYPE}')
+  return {int(r['id']): OriginInfo(tuple(int(v) for v in r['start_zyx']), int(r['iters']),
+                                   float(r['walltime_sec'])) for r in stored}
+
+
+def encode_overlaps(overlaps: Mapping[int, Any]) -> np.ndarray:
+  """An id -> overlapping-ids dict as an (N, 2) int64 table of (id, other id) pairs."""
+  pairs = [(int(k), int(v)) for k, vs in sorted(overlaps.items())
+           for v in np.asarray(vs).ravel()]
+  return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def open_npz(path: str) -> safe_pickle.SafeNpzFile:
+  """Opens an FFN npz (ours or upstream's) without running code from its pickles."""
+  return safe_pickle.load_npz(path, _ADMITTED_PICKLE_GLOBALS)
+
+
 def save_subvolume(labels: np.ndarray, origins: Mapping[int, Any], output_path: str,
                    **misc_items) -> None:
-  """Writes a segmentation npz: `segmentation` (smallest uint dtype), `origins`, and `misc_items`."""
+  """Writes a segmentation npz: `segmentation` (smallest uint dtype), `origins`, and `misc_items`.
+
+  `origins` is written as an ORIGINS_DTYPE table and a dict `overlaps` as an
+  (N, 2) table; other items must be arrays, numbers or strings, never objects.
+  """
   seg = segmentation.reduce_id_bits(np.asarray(labels))
+  if isinstance(misc_items.get('overlaps'), Mapping):
+    misc_items['overlaps'] = encode_overlaps(misc_items['overlaps'])
   with atomic.atomic_open(output_path, 'wb') as f:
-    np.savez_compressed(f, segmentation=seg, origins=dict(origins), **misc_items)
-
-
-def _load_npz_item(data, key: str, path: str):
-  """The python object stored (pickled) under `key` in an open npz."""
-  if key not in data:
-    raise ValueError(f'{path} has no {key!r} entry (has {data.files})')
-  return data[key].item()
+    np.savez_compressed(f, segmentation=seg, origins=encode_origins(origins), **misc_items)
 
 
 def load_origins(segmentation_dir: str, corner: ZYX) -> dict:
@@ -139,8 +177,10 @@ def load_origins(segmentation_dir: str, corner: ZYX) -> dict:
   if path is None:
     raise ValueError(f'no segmentation for corner {tuple(corner)} (zyx) in {segmentation_dir}: '
                      f'{segmentation_path(segmentation_dir, corner)} does not exist')
-  with np.load(path, allow_pickle=True) as data:
-    return _load_npz_item(data, 'origins', path)
+  with open_npz(path) as data:
+    if 'origins' not in data:
+      raise ValueError(f'{path} has no {"origins"!r} entry (has {data.files})')
+    return decode_origins(data['origins'])
 
 
 def threshold_segmentation(segmentation_dir: str, corner: ZYX, labels: np.ndarray,
@@ -177,11 +217,11 @@ def load_segmentation(segmentation_dir: str, corner: ZYX, allow_cpoint: bool = F
                      f'{segmentation_dir!r}; looked for {", ".join(tried)}')
 
   logging.info('loading segmentation from %s', path)
-  with np.load(path, allow_pickle=True) as data:
+  with open_npz(path) as data:
     if 'segmentation' not in data:
       raise ValueError(f'{path} is not an FFN segmentation (no segmentation key; has {data.files})')
     seg = data['segmentation']
-    origins = data['origins'].item() if 'origins' in data else {}
+    origins = decode_origins(data['origins']) if 'origins' in data else {}
 
   if np.issubdtype(seg.dtype, np.signedinteger):
     # Checkpoints mark failed seeds with negative ids; they are not objects.

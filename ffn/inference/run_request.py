@@ -34,13 +34,23 @@ def parse_bounding_box(text: str) -> bounding_box.BoundingBox:
   proto = _parse_text(text, bounding_box_pb2.BoundingBox(), 'bounding_box', 'BoundingBox')
   if not proto.HasField('size'):
     raise ValueError(f'--bounding_box {text!r} has no size')
+  start = (proto.start.x, proto.start.y, proto.start.z)
+  if min(start) < 0:
+    # Results are named by their start; a negative one would segment padding.
+    raise ValueError(f'--bounding_box start (xyz) {start} is negative; the volume begins at '
+                     '0,0,0')
   return bounding_box.BoundingBox(proto)
 
 
-def run_inference(request: inference_pb2.InferenceRequest,
-                  bbox: bounding_box.BoundingBox) -> runner_lib.Runner:
-  """Segments `bbox` as `request` says; writes `<output dir>/counters.txt` at the end."""
+def run_inference(request: inference_pb2.InferenceRequest, bbox: bounding_box.BoundingBox,
+                  reuse_mismatched_results: bool = False) -> runner_lib.Runner:
+  """Segments `bbox` as `request` says; writes `<output dir>/counters.txt` at the end.
+
+  A finished result made with other settings is an error unless
+  `reuse_mismatched_results`.
+  """
   runner = runner_lib.Runner()
+  runner.reuse_mismatched_results = reuse_mismatched_results
   runner.prepare(request)
   # Fail before any output exists (and before the model is built) on a bad box.
   runner.check_box(bbox.start_zyx, bbox.size_zyx)

@@ -30,12 +30,15 @@ from ffn.inference import movement
 from ffn.inference import plan as plan_lib
 from ffn.inference import probmaps
 from ffn.inference import results
+from ffn.inference import settings_check
 from ffn.inference import volumes
 from ffn.utils.axes import ZYX
 from ffn.inference.inference_utils import timer_counter
 from ffn.training import import_util
 from ffn.utils import atomic
 from ffn.utils import bounding_box
+from ffn.utils import channels
+from ffn.utils import locks
 
 
 class Runner:
@@ -49,6 +52,9 @@ class Runner:
     self.request: Optional[inference_pb2.InferenceRequest] = None
     self.plan: Optional[plan_lib.InferencePlan] = None
     self.model = None
+    # Whether a finished result made with other settings is kept (see settings_check).
+    self.reuse_mismatched_results = False
+    self._undecided_image = None  # A 4-D image whose channel axis the first box decides.
     # What runs the model (engine, precision), once load_model has run.
     self.engine_settings: Optional[engine_settings.EngineSettings] = None
 
@@ -88,7 +94,13 @@ class Runner:
                            if plan.reference_histogram else None)
 
     with timer_counter(self.counters, 'volstore-open'):
-      self._image_volume = volumes.decorated_volume(plan.image)
+      image = volumes.decorated_volume(plan.image)
+      try:
+        self._image_volume = channels.channels_first(image, 'InferenceRequest.image')
+        self._undecided_image = None
+      except channels.ChannelAxisError:
+        # The first box decides (see check_box); until then, its spatial shape is unknown.
+        self._image_volume, self._undecided_image = image, image
       self._init_seg_volume = (volumes.decorated_volume(plan.init_segmentation)
                                if plan.init_segmentation is not None else None)
       self._shift_mask_volume = (volumes.decorated_volume(plan.shift_mask)
@@ -156,6 +168,11 @@ class Runner:
     start_xyz, size_xyz = axes.xyz(corner), axes.xyz(size)
     if min(size) <= 0:
       raise ValueError(f'bounding box size (xyz) {size_xyz} must be positive on every axis')
+    if self._undecided_image is not None:
+      end = [c + n for c, n in zip(corner, size)]
+      self._image_volume = channels.channels_first(self._undecided_image,
+                                                   'InferenceRequest.image', end)
+      self._undecided_image = None
     shape = tuple(int(s) for s in self._image_volume.shape[-3:])
     if any(c + n <= 0 or c >= s for c, n, s in zip(corner, size, shape)):
       raise ValueError(
@@ -294,7 +311,17 @@ class Runner:
     seg_path = results.segmentation_path(out_dir, corner)
     prob_path = results.object_prob_path(out_dir, corner)
     cpoint_path = results.checkpoint_path(out_dir, corner)
+    self.check_box(corner, size)  # Before the lock creates the result's directory.
+    with locks.hold(results.subvolume_path(out_dir, corner, 'lock'),
+                    f'subvolume {axes.xyz(corner)} (xyz) of {out_dir}'):
+      return self._run_locked(corner, size, seg_path, prob_path, cpoint_path)
+
+  def _run_locked(self, corner: ZYX, size: ZYX, seg_path: str, prob_path: str,
+                  cpoint_path: str):
+    """`run` once the subvolume's lock is held."""
+    out_dir = self.plan.output_dir
     if os.path.exists(seg_path):
+      self._check_finished(seg_path)
       logging.info('%s exists; subvolume %r already done.', seg_path, corner)
       self._remove(cpoint_path)
       return None
@@ -316,6 +343,17 @@ class Runner:
     self.save_segmentation(canvas, alignment, seg_path, prob_path)
     self._remove(cpoint_path)
     return canvas
+
+  def _check_finished(self, seg_path: str) -> None:
+    """Raises unless a finished result was made with this request (or reuse is allowed)."""
+    with results.open_npz(seg_path) as data:
+      # tobytes, not item: numpy drops trailing zero bytes of 'S' scalars.
+      saved = data['request'].tobytes() if 'request' in data else None
+    diff = settings_check.check_saved_request(saved, self.request, seg_path,
+                                              self.reuse_mismatched_results)
+    if diff:
+      logging.warning('%s was made with other settings (%s); reused as %s asks.', seg_path,
+                      ', '.join(diff), settings_check.REUSE_FLAG)
 
   def run_many(self, boxes: Iterable[tuple[ZYX, ZYX]]) -> None:
     """Runs several zyx (corner, size) boxes, `concurrent_requests` at a time."""

@@ -19,6 +19,9 @@ from ffn.inference.probmaps import load_quantized_probability
 from ffn.inference.probmaps import quantize_probability
 from ffn.inference.probmaps import save_probability_map
 from ffn.inference.results import checkpoint_path
+from ffn.inference.results import decode_origins
+from ffn.inference.results import encode_origins
+from ffn.inference.results import encode_overlaps
 from ffn.inference.results import get_corner_from_path
 from ffn.inference.results import get_existing_corners
 from ffn.inference.results import get_existing_subvolume_path
@@ -29,6 +32,8 @@ from ffn.inference.results import load_origins
 from ffn.inference.results import load_segmentation
 from ffn.inference.results import load_segmentation_from_source
 from ffn.inference.results import object_prob_path
+from ffn.inference.results import open_npz
+from ffn.inference.results import ORIGINS_DTYPE
 from ffn.inference.results import OriginInfo
 from ffn.inference.results import save_subvolume
 from ffn.inference.results import segmentation_path

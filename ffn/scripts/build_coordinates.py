@@ -29,6 +29,7 @@ flags.DEFINE_list('margin', None,
                   'the training FOV radius (fov_size // 2 + deltas).')
 
 
+@cli.guard
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')

@@ -63,6 +63,7 @@ def _parse_mask_configs(text):
     raise partitions.PartitionError(f'--mask_configs is not a text MaskConfigs proto: {e}')
 
 
+@cli.guard
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')

@@ -101,6 +101,7 @@ def _parse_box(text: str) -> bounding_box.BoundingBox:
   return box
 
 
+@cli.guard
 def main(argv):
   del argv
   if FLAGS.groundtruth is None:
@@ -108,6 +109,13 @@ def main(argv):
   for path in (FLAGS.output_json, FLAGS.overview_png):
     if path and os.path.exists(path) and not FLAGS.overwrite:
       cli.fail(f'{path} exists; pass --overwrite to replace it')
+    if path:
+      atomic.check_output(path)
+  if FLAGS.image:
+    # Opened now so that a bad --image fails before the (long) evaluation, not after.
+    volumes.open_volume(FLAGS.image).close()
+  if FLAGS.overview_center:
+    cli.parse_triple(FLAGS.overview_center, 'overview_center')
 
   if FLAGS.segmentation_dir is not None and not os.path.isdir(FLAGS.segmentation_dir):
     cli.fail(f'--segmentation_dir {FLAGS.segmentation_dir!r} is not a directory')

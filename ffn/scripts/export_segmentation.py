@@ -36,6 +36,7 @@ flags.DEFINE_enum('png_mode', 'color', ['color', 'gray16'], 'PNG output: a colou
 flags.DEFINE_boolean('overwrite', False, 'Replace an existing output.')
 
 
+@cli.guard
 def main(argv):
   del argv
   if FLAGS.output is None:

@@ -19,6 +19,7 @@ flags.DEFINE_enum('mode', 'color', npz_to_png.MODES, 'color: RGB per id; gray16:
 flags.DEFINE_string('prefix', 'slice_', 'File name prefix of the slices.')
 
 
+@cli.guard
 def main(argv) -> None:
   if len(argv) != 2:
     cli.fail(f'expected one argument SEGMENTATION.npz, got {list(argv[1:])}')

@@ -19,6 +19,7 @@ flags.DEFINE_string('pattern', '*.png', 'Glob pattern of the slices inside input
 flags.DEFINE_string('dataset', 'raw', 'Name of the HDF5 dataset to write.')
 
 
+@cli.guard
 def main(argv) -> None:
   if len(argv) != 2:
     cli.fail(f'expected one argument OUTPUT.h5, got {list(argv[1:])}')

@@ -82,6 +82,7 @@ def build_request() -> consensus_pb2.ConsensusRequest:
   return request
 
 
+@cli.guard
 def main(argv):
   """Writes the consensus of the two results the flags name."""
   if len(argv) > 1:

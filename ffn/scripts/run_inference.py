@@ -23,18 +23,20 @@ flags.DEFINE_string('inference_options', None,
                     'unused (set inference_options inside --inference_request).')
 flags.DEFINE_string('bounding_box', None,
                     'BoundingBox proto in text format (xyz): the area to segment.')
+flags.DEFINE_boolean('reuse_mismatched_results', False,
+                     'Keep a finished result of this box even if it was made with other '
+                     'settings (without it, such a result is an error).')
 flags.mark_flags_as_required(['inference_request', 'bounding_box'])
 
 
+@cli.guard
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    request = run_request.parse_request(FLAGS.inference_request)
-    bbox = run_request.parse_bounding_box(FLAGS.bounding_box)
-    run_request.run_inference(request, bbox)
-  except (ValueError, NotImplementedError, OSError) as e:
-    cli.fail(str(e))
+  request = run_request.parse_request(FLAGS.inference_request)
+  bbox = run_request.parse_bounding_box(FLAGS.bounding_box)
+  with cli.deferred_interrupt():
+    run_request.run_inference(request, bbox, FLAGS.reuse_mismatched_results)
 
 
 def run() -> None:

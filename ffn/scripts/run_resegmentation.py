@@ -119,6 +119,7 @@ def _output_volume(request) -> str:
   return spec
 
 
+@cli.guard
 def main(argv):
   """Resegments the candidate pairs, writes decisions and the agglomerated segmentation."""
   if len(argv) > 1:

@@ -27,6 +27,7 @@ blockwise_flags.define_flags()
 flags.mark_flags_as_required(['segmentation_dir'])
 
 
+@cli.guard
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')

@@ -10,6 +10,8 @@ for several machines use MultiWorkerMirroredStrategy with TF_CONFIG (see README)
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
 
@@ -29,6 +31,7 @@ from ffn.training import inputs
 from ffn.training import optimizer as optimizer_lib
 from ffn.training import trainer
 from ffn.utils import atomic
+from ffn.utils import locks
 from ffn.utils import volumes
 
 # Training data.
@@ -123,10 +126,15 @@ def _save_flags(train_dir: str) -> None:
                            FLAGS.flags_into_string())
 
 
+@cli.guard
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   _report_tf1_flags()
+  for name in ('batch_size', 'max_steps'):
+    if FLAGS[name].value < 1:
+      raise ValueError(f'--{name} must be at least 1, got {FLAGS[name].value}')
+  atomic.check_writable_directory(FLAGS.train_dir, '--train_dir')
   config = trainer.TrainConfig(
       train_coords=FLAGS.train_coords, data_volumes=FLAGS.data_volumes,
       label_volumes=FLAGS.label_volumes, model_name=FLAGS.model_name,
@@ -145,8 +153,24 @@ def main(argv):
           learning_rate_decay_factor=FLAGS.learning_rate_decay_factor,
           decay_steps=FLAGS.decay_steps, rmsprop_decay=FLAGS.rmsprop_decay,
           adam_beta1=FLAGS.adam_beta1, adam_beta2=FLAGS.adam_beta2, epsilon=FLAGS.epsilon))
-  _save_flags(FLAGS.train_dir)
-  trainer.train(config)
+  with _train_dir_lock(FLAGS.train_dir):
+    _save_flags(FLAGS.train_dir)
+    trainer.train(config)
+
+
+def _train_dir_lock(train_dir: str):
+  """The lock of --train_dir; only the chief of a multi-worker cluster takes it."""
+  try:
+    tf_config = json.loads(os.environ.get('TF_CONFIG') or '{}')
+  except ValueError:
+    tf_config = {}
+  task = tf_config.get('task', {}) if isinstance(tf_config, dict) else {}
+  has_chief = 'chief' in (tf_config.get('cluster') or {}) if isinstance(tf_config, dict) else False
+  chief = (task.get('type') in (None, 'chief') or
+           (task.get('type') == 'worker' and not has_chief and int(task.get('index', 0)) == 0))
+  if not chief:
+    return contextlib.nullcontext()
+  return locks.hold(os.path.join(train_dir, 'train.lock'), f'--train_dir {train_dir}')
 
 
 def _run_main() -> None:

@@ -34,6 +34,7 @@ flags.DEFINE_float('timeout_secs', None, 'Stop after this many seconds (default:
                    'Ctrl-C).')
 
 
+@cli.guard
 def main(argv):
   del argv
   source = result_flags.result_from_flags(required=False)

@@ -68,6 +68,10 @@ def resolve_checkpoint_path(path: str) -> str:
   for suffix in ('.index', '.data-00000-of-00001'):
     if path.endswith(suffix):
       path = path[:-len(suffix)]
+  if not os.path.exists(path + '.index') and os.path.isfile(path):
+    raise CheckpointError(f'{path!r} is a file but not a TensorFlow checkpoint: a checkpoint is '
+                          f'a prefix with a {os.path.basename(path)}.index file beside it, '
+                          'or a directory holding one')
   if not os.path.exists(path + '.index'):
     raise CheckpointError(f'checkpoint {path!r} does not exist (no {path}.index)')
   return path

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ffn.training import tfrecord
+from ffn.utils import atomic
 from ffn.utils import errors
 from ffn.utils import volumes as volumes_lib
 
@@ -140,6 +141,7 @@ def build_coordinates(partition_volumes: Sequence[str], coordinate_output: str,
   """
   start_time = time.monotonic()
   margin = validate_margin(margin_zyx)
+  atomic.check_output(coordinate_output, '--coordinate_output')
   if not partition_volumes:
     raise CoordinatesError('no partition volumes given; expected name:path:dataset[,...]')
   specs = volumes_lib.parse_named_volume_specs(list(partition_volumes))

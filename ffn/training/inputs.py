@@ -13,7 +13,9 @@ import tensorflow as tf
 
 from ffn.utils import axes
 from ffn.training import augmentation
+from ffn.training import coordinate_check
 from ffn.training import tfrecord
+from ffn.utils import channels
 from ffn.utils import errors
 from ffn.utils import volumes
 
@@ -105,9 +107,10 @@ class VolumeSource:
     try:
       self.image_specs = volumes.parse_named_volume_specs(data_volumes)
       self.label_specs = volumes.parse_named_volume_specs(label_volumes)
-      self.images = {n: volumes.open_volume(s) for n, s in self.image_specs.items()}
+      self.images = {n: channels.channels_first(volumes.open_volume(s), f'image {s}')
+                     for n, s in self.image_specs.items()}
       self.labels = {n: volumes.open_volume(s) for n, s in self.label_specs.items()}
-    except volumes.VolumeSpecError as e:
+    except (volumes.VolumeSpecError, channels.ChannelAxisError) as e:
       raise InputError(str(e)) from e
     self._check()
 
@@ -268,6 +271,8 @@ def example_dataset(config: PipelineConfig, source: VolumeSource | None = None
   paths = expand_coordinate_paths(config.train_coords)
   image_size = [int(v) for v in config.image_size]
   label_size = [int(v) for v in config.label_size]
+  coordinate_check.check_coordinate_files(
+      paths, {name: vol.shape for name, vol in source.labels.items()}, (image_size, label_size))
   image_shape = list(axes.xyz_to_zyx(image_size)) + [1]
   label_shape = list(axes.xyz_to_zyx(label_size)) + [1]
 

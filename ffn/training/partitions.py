@@ -14,12 +14,14 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
+import os
 import time
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import scipy.ndimage
 
+from ffn.utils import atomic
 from ffn.utils import axes
 from ffn.utils import labels
 from ffn.utils import masks
@@ -312,6 +314,17 @@ def read_bounding_boxes(dataset) -> list[bounding_box.BoundingBox]:
   return boxes
 
 
+def check_output_file(output_spec) -> None:
+  """Checks, before any work, that the output can be written (an HDF5 file or a new path)."""
+  if not isinstance(output_spec, volumes.VolumeSpec):
+    return  # TensorStore outputs are new directories, written under a temporary name.
+  import h5py  # pylint: disable=g-import-not-at-top
+  path = atomic.check_output(output_spec.path, '--output_volume')
+  if os.path.exists(path) and not h5py.is_hdf5(path):
+    raise PartitionError(f'--output_volume file {output_spec.path} exists and is not an HDF5 '
+                         'file; refusing to replace it')
+
+
 def write_partition_volume(output_spec, shape_zyx: Sequence[int],
                            corner_xyz: Sequence[int], partitions: np.ndarray,
                            boxes: Sequence[bounding_box.BoundingBox]) -> None:
@@ -334,6 +347,7 @@ def run(input_volume: str, output_volume: str, thresholds: Sequence[float],
   input_spec = volumes.parse_spec(input_volume)
   output_spec = volumes.parse_spec(output_volume)
   thresholds = validate_thresholds(thresholds)
+  check_output_file(output_spec)
   start_time = time.monotonic()
   with volumes.open_volume(input_spec, ndims=(3,)) as volume:
     radius = validate_lom_radius(lom_radius, volume.shape)

@@ -1,12 +1,27 @@
-"""Atomic writes: outputs appear complete under their final name, or not at all."""
+"""Atomic writes: outputs appear complete under their final name, or not at all.
+
+The temporary file sits beside the output as `.<name>.<host>-<pid>.<random>.tmp`;
+a later write of the same output removes those whose process died on this
+host, so a killed run leaves nothing behind for long. Symlinked outputs are
+written through to their target; anything that is not a regular file (a
+directory, a device such as /dev/full, a pipe) is refused, never replaced.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
+import stat
 import tempfile
 from typing import Iterator
+
+from ffn.utils import locks
+
+
+class OutputPathError(ValueError):
+  """An output path names something an atomic write must not replace."""
 
 
 def _read_umask() -> int:
@@ -19,6 +34,69 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def resolve_output(path: str) -> str:
+  """The real path to write for `path`: symlinks followed; refuses non-regular files."""
+  real = os.path.realpath(os.fspath(path))
+  try:
+    mode = os.stat(real).st_mode
+  except (FileNotFoundError, NotADirectoryError):
+    parent = os.path.dirname(real)
+    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+      parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+      raise OutputPathError(f'cannot write {path}: {parent} is not a directory') from None
+    return real
+  if not stat.S_ISREG(mode):
+    kind = 'a directory' if stat.S_ISDIR(mode) else 'not a regular file'
+    raise OutputPathError(f'output {path} is {kind}; refusing to replace it '
+                          '(give the path of a new or regular file)')
+  return real
+
+
+def check_writable_directory(directory: str, what: str) -> None:
+  """Raises OutputPathError unless `directory` (or its nearest existing parent) can be written."""
+  probe = os.path.abspath(directory)
+  while not os.path.exists(probe):
+    parent = os.path.dirname(probe)
+    if parent == probe:
+      break
+    probe = parent
+  if not os.path.isdir(probe):
+    raise OutputPathError(f'cannot write {what} {directory}: {probe} is not a directory')
+  if not os.access(probe, os.W_OK | os.X_OK):
+    raise OutputPathError(f'cannot write {what} {directory}: {probe} is not writable '
+                          '(read-only file system or no permission)')
+
+
+def check_output(path: str, what: str = 'output') -> str:
+  """Checks, before any work, that `path` can be written atomically; returns the real path."""
+  real = resolve_output(path)
+  check_writable_directory(os.path.dirname(real), what)
+  return real
+
+
+def temporary_prefix(path: str) -> str:
+  """The name prefix of temporary files for `path` (without the owner tag)."""
+  return '.' + os.path.basename(path) + '.'
+
+
+def remove_stale_temporaries(path: str) -> list[str]:
+  """Removes temporaries of `path` left by dead processes of this host; returns them."""
+  directory = os.path.dirname(os.path.abspath(path))
+  removed = []
+  pattern = os.path.join(glob.escape(directory), glob.escape(temporary_prefix(path)) + '*.tmp*')
+  for candidate in glob.glob(pattern):
+    tag = os.path.basename(candidate)[len(temporary_prefix(path)):].split('.', 1)[0]
+    if locks.tag_is_dead(tag):
+      with contextlib.suppress(FileNotFoundError):
+        if os.path.isdir(candidate) and not os.path.islink(candidate):
+          shutil.rmtree(candidate, ignore_errors=True)
+        else:
+          os.remove(candidate)
+      removed.append(candidate)
+  return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
   """Yields a temporary path beside `path`; renames it to `path` only if the block succeeds.
@@ -26,10 +104,12 @@ def atomic_path(path: str, suffix: str = '') -> Iterator[str]:
   `suffix` keeps an extension on the temporary name for writers that need one
   (numpy appends `.npz` to names without it).
   """
-  path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
+  path = resolve_output(path)
+  directory = os.path.dirname(path)
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.',
+  remove_stale_temporaries(path)
+  fd, tmp = tempfile.mkstemp(dir=directory,
+                             prefix=temporary_prefix(path) + locks.owner_tag() + '.',
                              suffix='.tmp' + suffix)
   os.close(fd)
   # mkstemp creates 0600 files; give outputs the usual permissions (0666 less the umask).
@@ -70,7 +150,9 @@ def atomic_directory(path: str, overwrite: bool = False) -> Iterator[str]:
   path = os.path.abspath(os.fspath(path))
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+  remove_stale_temporaries(path)
+  tmp = tempfile.mkdtemp(dir=parent, prefix=temporary_prefix(path) + locks.owner_tag() + '.',
+                         suffix='.tmp')
   # mkdtemp makes a private (0700) directory; outputs are meant to be shared like any other.
   os.chmod(tmp, 0o777 & ~_UMASK)
   try:

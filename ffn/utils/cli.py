@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
+import signal
 import sys
+import threading
+import zipfile
 from typing import Callable, Iterator, NoReturn, Sequence
 
 from absl import logging
 
 
+def _script_name() -> str:
+  """The running script's file name, for error lines."""
+  return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'ffn'
+
+
 def fail(message: str) -> NoReturn:
   """Exits with status 1 after one clear error line naming the script (no usage dump)."""
-  script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'ffn'
-  print(f'{script}: error: {message}', file=sys.stderr)
+  print(f'{_script_name()}: error: {message}', file=sys.stderr)
   sys.exit(1)
 
 
@@ -37,3 +46,90 @@ def fail_on(*errors: type) -> Iterator[None]:
     logging.error('%s', e)
     fail(str(e))
 
+
+# Errors that come from files and flags rather than from bugs: shown as one line.
+# (KeyError stays out: it is far more often a bug than a bad file, and bugs keep their traceback.)
+_BOUNDARY_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError,
+                    MemoryError)
+
+
+def describe_error(error: BaseException) -> str:
+  """One line naming the path (if any) and the reason of an OS or format error."""
+  if isinstance(error, OSError) and not type(error).__module__.startswith('h5py'):
+    reason = error.strerror or str(error)
+    if error.errno == errno.ENOSPC:
+      reason = 'no space left on device'
+    path = error.filename
+    if path is not None and error.filename2 is not None:
+      path = f'{path} -> {error.filename2}'
+    return f'{path}: {reason}' if path is not None else reason
+  if isinstance(error, MemoryError):
+    return 'out of memory'
+  text = str(error).strip()
+  # Some libraries put their own traceback into the message: keep the first line.
+  first = text.splitlines()[0] if text else type(error).__name__
+  return first if 'Traceback' not in first else type(error).__name__
+
+
+def _is_tensorflow_error(error: BaseException) -> bool:
+  """Whether `error` is a TensorFlow OpError (checked by name: this module never imports TF)."""
+  return any(cls.__name__ == 'OpError' and cls.__module__.startswith('tensorflow')
+             for cls in type(error).__mro__)
+
+
+def guard(main: Callable) -> Callable:
+  """Wraps a script's main: bad files and flags exit 1 with one line, Ctrl-C exits 130."""
+
+  @functools.wraps(main)
+  def guarded(*args, **kwargs):
+    try:
+      return main(*args, **kwargs)
+    except KeyboardInterrupt:
+      print(f'{_script_name()}: interrupted', file=sys.stderr)
+      sys.exit(130)
+    except Interrupted as e:
+      print(f'{_script_name()}: interrupted; {e}', file=sys.stderr)
+      sys.exit(130)
+    except _BOUNDARY_ERRORS as e:
+      fail(describe_error(e))
+    except Exception as e:  # pylint: disable=broad-except
+      if not _is_tensorflow_error(e):
+        raise
+      fail(describe_error(e))
+
+  return guarded
+
+
+class Interrupted(Exception):
+  """The user asked the program to stop (Ctrl-C) and its state was saved."""
+
+
+_STOP = threading.Event()
+
+
+def stop_requested() -> bool:
+  """Whether Ctrl-C was pressed inside `deferred_interrupt`."""
+  return _STOP.is_set()
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+  """Turns the first Ctrl-C into a flag long jobs check at safe points; the second stops now."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def handler(signum, frame):
+    del signum, frame
+    if _STOP.is_set():
+      raise KeyboardInterrupt
+    _STOP.set()
+    print('interrupt: saving progress (press Ctrl-C again to stop now)', file=sys.stderr)
+
+  previous = signal.signal(signal.SIGINT, handler)
+  _STOP.clear()
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+    _STOP.clear()

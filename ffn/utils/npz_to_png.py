@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from ffn.utils import atomic
+from ffn.utils import safe_pickle
 from ffn.utils import errors
 
 MODES = ('color', 'gray16')
@@ -54,7 +55,7 @@ def load_segmentation(npz_path: str) -> np.ndarray:
   """The 3-D `segmentation` array of a saved npz."""
   if not os.path.exists(npz_path):
     raise NpzToPngError(f'{npz_path!r} does not exist')
-  with np.load(npz_path, allow_pickle=False) as data:
+  with safe_pickle.load_npz(npz_path) as data:
     if 'segmentation' not in data:
       raise NpzToPngError(f'{npz_path!r} has no `segmentation` array (keys: {sorted(data)})')
     seg = data['segmentation']
@@ -73,12 +74,23 @@ def npz_to_png(npz_path: str, output_dir: str, mode: str = 'color',
   if mode == 'gray16' and seg.size and (seg.min() < 0 or seg.max() > 0xFFFF):
     raise NpzToPngError(f'gray16 needs ids in 0..65535, but {npz_path!r} holds ids '
                         f'{int(seg.min())}..{int(seg.max())}; use --mode color')
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise NpzToPngError(f'--output_dir {output_dir!r} exists and is not a directory')
+  created_dir = not os.path.exists(output_dir)
   os.makedirs(output_dir, exist_ok=True)
   digits = max(4, len(str(seg.shape[0] - 1)))
   paths = []
-  for z in range(seg.shape[0]):
-    path = os.path.join(output_dir, f'{prefix}{z:0{digits}d}.png')
-    with atomic.atomic_path(path, suffix='.png') as tmp:
-      Image.fromarray(render_slice(seg[z], mode)).save(tmp, format='PNG')
-    paths.append(path)
+  try:
+    for z in range(seg.shape[0]):
+      path = os.path.join(output_dir, f'{prefix}{z:0{digits}d}.png')
+      with atomic.atomic_path(path, suffix='.png') as tmp:
+        Image.fromarray(render_slice(seg[z], mode)).save(tmp, format='PNG')
+      paths.append(path)
+  except BaseException:
+    # A stack with slices missing is no stack: take back this run's slices.
+    for path in paths:
+      os.remove(path)
+    if created_dir:
+      os.rmdir(output_dir)
+    raise
   return paths

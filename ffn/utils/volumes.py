@@ -27,6 +27,7 @@ import numpy as np
 from ffn.utils import atomic
 from ffn.utils import bounding_box
 from ffn.utils import errors
+from ffn.utils import locks
 from ffn.utils import resolve
 
 _DRIVE_RE = re.compile(r'^[A-Za-z]:[\\/]')
@@ -433,9 +434,19 @@ class WritableVolume:
   def _init_hdf5(self, spec, chunks_zyx, fill_value) -> None:
     import h5py  # pylint: disable=g-import-not-at-top
     self._spec = spec if isinstance(spec, VolumeSpec) else parse_volume_spec(spec, with_name=False)
+    path = atomic.check_output(self._spec.path)
+    existing = os.path.exists(path)
+    if existing and not h5py.is_hdf5(path):
+      raise VolumeSpecError(f'{self._spec.path} exists and is not an HDF5 file; refusing to '
+                            f'replace it with dataset {self._spec.dataset!r}')
     self._renaming = contextlib.ExitStack()
     tmp = self._renaming.enter_context(atomic.atomic_path(self._spec.path, suffix='.h5'))
-    self._file = h5py.File(tmp, 'w')
+    if existing:
+      # The file's other datasets stay: the dataset is replaced in a copy renamed back.
+      shutil.copyfile(path, tmp)
+    self._file = h5py.File(tmp, 'a' if existing else 'w')
+    if self._spec.dataset in self._file:
+      del self._file[self._spec.dataset]
     self._dataset = self._file.create_dataset(
         self._spec.dataset, shape=self.shape, dtype=self.dtype, fillvalue=fill_value,
         chunks=tuple(chunks_zyx) if chunks_zyx else True, compression='gzip')
@@ -449,8 +460,10 @@ class WritableVolume:
     if isinstance(kvstore, dict) and kvstore.get('driver') == 'file' and not spec.get('path'):
       # Written under a temporary sibling name, renamed on commit.
       self._final = kvstore['path'].rstrip('/')
+      atomic.remove_stale_temporaries(self._final)
       self._tmp = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(self._final)),
-                                   prefix='.' + os.path.basename(self._final) + '.', suffix='.tmp')
+                                   prefix=atomic.temporary_prefix(self._final) + locks.owner_tag()
+                                   + '.', suffix='.tmp')
       spec = dict(spec, kvstore=dict(kvstore, path=self._tmp))
     chunks = list(chunks_zyx) if chunks_zyx else [min(n, 64) for n in self.shape]
     xyz = _xyz_driver(spec)

@@ -151,3 +151,41 @@ def test_upstream_2019_notebook_names_resolve():
   assert inference.DynamicImage is canvas_visualization.DynamicImage
   with pytest.raises(AttributeError, match='Nope'):
     getattr(inference, 'Nope')
+
+
+def test_channels_last_image_gives_the_same_segmentation(setup, tmp_path):
+  spec, ckpt, labels = setup
+  image, _ = synthetic_ffn.blob_volume()
+  spec_zyxc = synthetic_ffn.write_h5(tmp_path / 'image_zyxc.h5', image[..., np.newaxis])
+  results = []
+  for name, image_spec in (('zyx', spec), ('zyxc', spec_zyxc)):
+    text = synthetic_ffn.request_text(image_spec, ckpt, str(tmp_path / name),
+                                      seed_policy='"PolicyGrid3d"',
+                                      seed_policy_args=r'"{\"step\": 4, \"offsets\": [2]}"')
+    runner = runner_lib.Runner()
+    runner.start(text_format.Parse(text, inference_pb2.InferenceRequest()))
+    try:
+      results.append(runner.run((0, 0, 0), labels.shape).segmentation.copy())
+    finally:
+      runner.stop_executor()
+  assert np.any(results[0] > 0)
+  np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_finished_result_with_other_settings_needs_consent(setup, tmp_path):
+  _, _, labels = setup
+  runner = runner_lib.Runner()
+  runner.start(_request(setup, tmp_path))
+  try:
+    runner.run((0, 0, 0), labels.shape)
+  finally:
+    runner.stop_executor()
+  changed = _request(setup, tmp_path)
+  changed.inference_options.segment_threshold = 0.7
+  changed.batch_size = 3  # Not a result setting: never reported.
+  runner = runner_lib.Runner()
+  runner.prepare(changed)
+  with pytest.raises(ValueError, match=r'other settings \(differing: inference_options\)'):
+    runner.run((0, 0, 0), labels.shape)
+  runner.reuse_mismatched_results = True
+  assert runner.run((0, 0, 0), labels.shape) is None

@@ -137,11 +137,12 @@ def test_bad_inputs_fail_clearly_and_keep_checkpoints(tmp_path):
     trainer.train(_config(tmp_path, data, label, str(tmp_path / 'nope.tfr')))
   corrupt = tmp_path / 'corrupt.tfr'
   corrupt.write_bytes(b'\x1f\x8b' + bytes(range(200)))
-  with pytest.raises(trainer.TrainingError, match='cannot read training examples'):
+  # Coordinate files are read through before the first step (coordinate_check).
+  with pytest.raises(ValueError, match='corrupt.tfr is unreadable or truncated.*compression'):
     trainer.train(_config(tmp_path, data, label, str(corrupt), max_steps=4))
   edge = tmp_path / 'edge.tfr'
   training_fixtures.write_coordinates(edge, [(1, 20, 20)])
-  with pytest.raises(trainer.TrainingError, match=r'coordinate \[1, 20, 20\].*outside'):
+  with pytest.raises(ValueError, match=r'centre \[1, 20, 20\].*leaves the volume'):
     trainer.train(_config(tmp_path, data, label, str(edge), max_steps=4))
   short_dir = tmp_path / 'short'
   short_dir.mkdir()

@@ -61,6 +61,58 @@ def test_outputs_get_umask_permissions(tmp_path):
   assert (tmp_path / 'p.bin').stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK
 
 
+def _dead_pid() -> int:
+  """The pid of a process that has exited (and been reaped)."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+  proc.wait()
+  return proc.pid
+
+
+def test_symlinked_output_is_written_through(tmp_path):
+  target = tmp_path / 'real.txt'
+  target.write_text('old')
+  link = tmp_path / 'link.txt'
+  link.symlink_to(target)
+  atomic.atomic_write_text(str(link), 'new')
+  assert link.is_symlink() and target.read_text() == 'new'
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'directory'])
+def test_non_regular_outputs_are_refused(tmp_path, kind):
+  out = tmp_path / 'out'
+  if kind == 'fifo':
+    os.mkfifo(out)
+  else:
+    out.mkdir()
+  with pytest.raises(atomic.OutputPathError, match=str(out)):
+    atomic.atomic_write_text(str(out), 'x')
+  assert os.path.exists(out) and not out.is_file()
+  assert os.listdir(tmp_path) == ['out']
+
+
+def test_stale_temporaries_of_dead_runs_are_removed(tmp_path):
+  from ffn.utils import locks  # pylint: disable=g-import-not-at-top
+  target = tmp_path / 'out.h5'
+  host = locks.owner_tag().rpartition('-')[0]
+  dead = tmp_path / f'.out.h5.{host}-{_dead_pid()}.abc.tmp.h5'
+  alive = tmp_path / f'.out.h5.{locks.owner_tag()}.def.tmp.h5'
+  other_host = tmp_path / '.out.h5.elsewhere-1.ghi.tmp.h5'
+  unrelated = tmp_path / '.other.h5.x-1.tmp'
+  for path in (dead, alive, other_host, unrelated):
+    path.write_bytes(b'partial')
+  atomic.atomic_write_bytes(str(target), b'whole')
+  assert sorted(os.listdir(tmp_path)) == sorted(
+      [alive.name, other_host.name, unrelated.name, 'out.h5'])
+
+
+def test_check_output_names_unwritable_parents(tmp_path):
+  a_file = tmp_path / 'f'
+  a_file.write_text('x')
+  with pytest.raises(atomic.OutputPathError, match='not a directory'):
+    atomic.check_output(str(a_file / 'out.h5'))
+  assert atomic.check_output(str(tmp_path / 'new' / 'out.h5')) == str(tmp_path / 'new' / 'out.h5')
 def test_atomic_directory_replaces_whole_or_not_at_all(tmp_path):
   target = tmp_path / 'out'
   with atomic.atomic_directory(str(target)) as tmp:
