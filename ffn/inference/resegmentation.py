@@ -143,12 +143,11 @@ def _seed_distances(seg: np.ndarray, margin: np.ndarray, voxel_size_zyx: ZYX,
   return dists
 
 
-def _object_array(items: list) -> np.ndarray:
-  """A 1-D object array of `items` (ragged histories cannot be stacked)."""
-  out = np.empty(len(items), dtype=object)
-  for i, item in enumerate(items):
-    out[i] = item
-  return out
+def _ragged_arrays(name: str, items: list) -> dict[str, np.ndarray]:
+  """Ragged int arrays stacked along their first axis plus `<name>_lengths`: no pickle needed."""
+  arrays = [np.asarray(item, dtype=np.int64) for item in items]
+  stacked = np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
+  return {name: stacked, f'{name}_lengths': np.array([len(a) for a in arrays], np.int64)}
 
 
 def process_point(request: inference_pb2.ResegmentationRequest, runner, point_num: int,
@@ -267,10 +266,10 @@ def _resegment(request: inference_pb2.ResegmentationRequest, canvas, alignment,
   canvas.log_info('saving resegmentation to %s', target_path)
   with atomic.atomic_open(target_path, 'wb') as f:
     np.savez_compressed(
-        f, probs=np.array(probs), raw_probs=np.array(raw_probs), deletes=_object_array(deletes),
-        histories=_object_array(histories),
-        start_points=_object_array([np.array(p, dtype=np.int64).reshape(-1, 3)
-                                    for p in start_points]),
+        f, probs=np.array(probs), raw_probs=np.array(raw_probs),
+        **_ragged_arrays('deletes', deletes), **_ragged_arrays('histories', histories),
+        **_ragged_arrays('start_points', [np.asarray(p, dtype=np.int64).reshape(-1, 3)
+                                          for p in start_points]),
         request=request.SerializeToString(), counters=canvas.counters.dumps(),
         corner_zyx=np.array(canvas.corner_zyx), is_shift=is_shift)
   return target_path

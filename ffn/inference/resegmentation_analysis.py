@@ -66,11 +66,18 @@ def _read_box(seg_volume, center_zyx: ZYX, radius_zyx: ZYX) -> np.ndarray:
   return np.asarray(seg_volume[box])
 
 
-def _load_probs(filename: str) -> dict:
+def load_result(filename: str) -> dict:
   """The arrays of a resegmentation result file, with probabilities dequantised (NaN -> 0)."""
-  # Histories are ragged object arrays: read through the restricted unpickler.
+  # Ours store ragged lists as stacked arrays plus `<key>_lengths`; upstream's as
+  # pickled object arrays, read through the restricted unpickler.
   with safe_pickle.load_npz(filename) as data:
-    out = {key: data[key] for key in ('probs', 'deletes', 'histories', 'start_points')}
+    out = {'probs': data['probs']}
+    for key in ('deletes', 'histories', 'start_points'):
+      if f'{key}_lengths' in data:
+        lengths = data[f'{key}_lengths']
+        out[key] = (np.split(data[key], np.cumsum(lengths)[:-1]) if len(lengths) else [])
+      else:
+        out[key] = data[key]
   # NaN marks voxels never predicted: not part of the object.
   out['probs'] = np.nan_to_num(probmaps.dequantize_probability(out['probs']))
   return out
@@ -114,7 +121,7 @@ def evaluate_endpoint_resegmentation(filename: str, seg_volume, resegmentation_r
   sr = result.segmentation_radius
   sr.z, sr.y, sr.x = (int(r) for r in resegmentation_radius)
 
-  prob = _load_probs(filename)['probs']
+  prob = load_result(filename)['probs']
   orig = _read_box(seg_volume, (z, y, x), resegmentation_radius)
   if not np.any(orig == id_a):
     raise InvalidBaseSegmentatonError(f'segment {id_a} is not near ({x}, {y}, {z}) (xyz)')
@@ -146,7 +153,7 @@ def evaluate_pair_resegmentation(filename: str, seg_volume, resegmentation_radiu
   sr = result.segmentation_radius
   sr.z, sr.y, sr.x = (int(r) for r in resegmentation_radius)
 
-  data = _load_probs(filename)
+  data = load_result(filename)
   prob = data['probs']
   if prob.ndim != 4 or prob.shape[0] != 2:
     raise IncompleteResegmentationError(

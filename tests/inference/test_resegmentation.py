@@ -105,12 +105,14 @@ def test_result_file_layout_and_resume(volumes, tmp_path, runner_for):
   path = resegmentation.process_point(request, runner, 0, VOXEL_SIZE)
   assert path.endswith('1-2_at_23_11_9.npz') and path.startswith(str(tmp_path))
   assert len(path[len(str(tmp_path)) + 1:].split('/')[0]) == 2
-  with np.load(path, allow_pickle=True) as data:
+  with np.load(path) as data:  # no pickles in our result files
     assert data['probs'].shape == (2, 13, 17, 25) and data['probs'].dtype == np.uint8
     assert tuple(data['corner_zyx']) == (3, 3, 11)
-    assert len(data['deletes'][0]) == len(data['histories'][0]) > 0
-    assert data['start_points'][0].shape[1] == 3
     assert inference_pb2.ResegmentationRequest.FromString(data['request'].tobytes()) == request
+  arrays = resegmentation_analysis.load_result(path)
+  assert len(arrays['deletes'][0]) == len(arrays['histories'][0]) > 0
+  assert arrays['histories'][0].shape[1] == 3
+  assert arrays['start_points'][0].shape[1] == 3
   # The result exists: a second call does nothing.
   assert resegmentation.process_point(request, runner, 0, VOXEL_SIZE) is None
 
