@@ -58,6 +58,8 @@ flags.DEFINE_integer('size', 250, 'Edge of the cube to segment (voxels, from 0,0
 flags.DEFINE_integer('overlap', 48, 'Overlap of neighbouring subvolumes (voxels, every axis).')
 flags.DEFINE_integer('num_workers', 2, 'daisy workers per task.')
 flags.DEFINE_integer('min_overlap_size', 100, 'Voxels two objects must share to be joined.')
+flags.DEFINE_float('min_overlap_fraction', 0.1,
+                   "Share of the smaller object's overlap voxels two objects must share.")
 flags.DEFINE_string('config', None, 'InferenceRequest text file (default: the fast sample '
                     'config if it exists, else the fp32 one).')
 flags.DEFINE_string('output_dir', None, 'Where to keep the results, a new or empty directory '
@@ -168,7 +170,8 @@ def main(argv):
     request.segmentation_output_dir = str(out_dir / 'blockwise')
     output = f'{out_dir}/stitched.h5:seg'
     settings = stitching.StitchSettings(request.segmentation_output_dir, grid, output,
-                                        FLAGS.min_overlap_size)
+                                        FLAGS.min_overlap_size,
+                                        min_overlap_fraction=FLAGS.min_overlap_fraction)
     plan = plan_lib.BlockwisePlan(settings, str(request))
     start = time.perf_counter()
     scheduling.run(plan, FLAGS.num_workers)

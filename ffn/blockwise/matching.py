@@ -2,8 +2,11 @@
 
 Two objects, one from each side of an overlap, are the same object when each
 is the other's largest partner there (agreement both ways) and they share at
-least `min_overlap_size` voxels. A thin contact between two neighbouring
-objects is never either one's largest partner, so it merges nothing.
+least `min_overlap_size` voxels and at least `min_overlap_fraction` of the
+smaller one's voxels in the overlap. A thin contact between two neighbouring
+objects is never either one's largest partner, so it merges nothing; and where
+one side left an object unsegmented, the few voxels its neighbour shares with
+the other side's copy fall short of the fraction.
 
 Objects are keyed (block ordinal, local id) packed into one uint64:
 ordinal << 32 | local id.
@@ -42,8 +45,14 @@ def _best_partner(first: np.ndarray, second: np.ndarray, counts: np.ndarray) -> 
   return {int(f): (int(s), int(c)) for f, s, c in zip(first[heads], second[heads], counts[heads])}
 
 
-def match_overlap(labels_a: np.ndarray, labels_b: np.ndarray,
-                  min_overlap_size: int) -> np.ndarray:
+def _sizes(labels: np.ndarray) -> dict:
+  """id -> voxels of each nonzero id."""
+  ids, counts = np.unique(labels[labels != 0], return_counts=True)
+  return dict(zip(ids.tolist(), counts.tolist()))
+
+
+def match_overlap(labels_a: np.ndarray, labels_b: np.ndarray, min_overlap_size: int,
+                  min_overlap_fraction: float = 0.0) -> np.ndarray:
   """The (n, 2) array of (id in a, id in b) pairs that agree both ways in one overlap.
 
   `labels_a` and `labels_b` are the two segmentations of the same voxels; 0 is
@@ -59,8 +68,10 @@ def match_overlap(labels_a: np.ndarray, labels_b: np.ndarray,
   a_ids, b_ids = pairs
   best_of_a = _best_partner(a_ids, b_ids, counts)
   best_of_b = _best_partner(b_ids, a_ids, counts)
+  size_a, size_b = _sizes(labels_a), _sizes(labels_b)
   matched = [(a, b) for a, (b, count) in best_of_a.items()
-             if count >= min_overlap_size and best_of_b[b][0] == a]
+             if count >= min_overlap_size and best_of_b[b][0] == a
+             and count >= min_overlap_fraction * min(size_a[a], size_b[b])]
   return np.array(sorted(matched), dtype=np.uint64).reshape(-1, 2)
 
 

@@ -50,6 +50,7 @@ class BlockwisePlan:
         'segmentation_dir': self.stitch.segmentation_dir, 'grid': self.grid.to_json_dict(),
         'output_volume': self.stitch.output_volume,
         'min_overlap_size': self.stitch.min_overlap_size,
+        'min_overlap_fraction': self.stitch.min_overlap_fraction,
         'output_shape_zyx': self.stitch.output_shape_zyx, 'request': self.request_text,
         'model_factory': self.model_factory, 'max_retries': self.max_retries,
         'block_timeout_secs': self.block_timeout_secs}, indent=1)
@@ -60,7 +61,9 @@ class BlockwisePlan:
     data = json.loads(text)
     settings = stitching.StitchSettings(
         data['segmentation_dir'], grid_lib.BlockGrid(**data['grid']), data['output_volume'],
-        data['min_overlap_size'], data['output_shape_zyx'])
+        data['min_overlap_size'], data['output_shape_zyx'],
+        # Plans saved before the fraction existed matched without one.
+        data.get('min_overlap_fraction', 0.0))
     return cls(settings, data['request'], data['model_factory'], data['max_retries'],
                data['block_timeout_secs'])
 

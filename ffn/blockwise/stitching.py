@@ -43,6 +43,7 @@ class StitchSettings:
   output_volume: str
   min_overlap_size: int = 100
   output_shape_zyx: Optional[tuple[int, int, int]] = None
+  min_overlap_fraction: float = 0.1
 
   def __post_init__(self):
     if self.output_shape_zyx is not None:
@@ -54,7 +55,10 @@ class StitchSettings:
   def digest(self) -> str:
     """A short hash of everything that decides the stitched result."""
     text = json.dumps([self.grid.to_json_dict(), self.output_volume.strip(),
-                       int(self.min_overlap_size), self.output_shape()], sort_keys=True)
+                       int(self.min_overlap_size), self.output_shape()]
+                      # Absent from digests of plans made before it existed (they used 0).
+                      + ([float(self.min_overlap_fraction)] if self.min_overlap_fraction else []),
+                      sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
   @property
@@ -129,7 +133,7 @@ def match_block(settings: StitchSettings, index: grid_lib.Index) -> dict:
     other_labels = load_block(settings, other)
     matched = matching.match_overlap(_crop(labels, box, shared),
                                      _crop(other_labels, other_box, shared),
-                                     settings.min_overlap_size)
+                                     settings.min_overlap_size, settings.min_overlap_fraction)
     pairs.append(np.stack([matching.pack_keys(ordinal, matched[:, 0]),
                            matching.pack_keys(grid.ordinal(other), matched[:, 1])], axis=1))
     del other_labels

@@ -40,6 +40,9 @@ def define_flags() -> None:
                       'else detected).')
   flags.DEFINE_integer('min_overlap_size', 100,
                        'Voxels two objects must share in an overlap to be joined.')
+  flags.DEFINE_float('min_overlap_fraction', 0.1,
+                     'Share of the smaller object\'s voxels in an overlap that two objects '
+                     'must share there to be joined (0 to 1).')
   flags.DEFINE_integer('max_retries', 2, 'Retries of a failing block before it is reported.')
   flags.DEFINE_float('block_timeout_secs', 24 * 3600.0,
                      'A block still running after this long is stopped and retried.')
@@ -68,6 +71,9 @@ def check_run_flags() -> None:
     cli.fail(f'--num_workers must be at least 1, got {FLAGS.num_workers}')
   if FLAGS.min_overlap_size < 1:
     cli.fail(f'--min_overlap_size must be at least 1, got {FLAGS.min_overlap_size}')
+  if not 0.0 <= FLAGS.min_overlap_fraction <= 1.0:
+    cli.fail(f'--min_overlap_fraction must be between 0 and 1, got '
+             f'{FLAGS.min_overlap_fraction}')
   if FLAGS.max_retries < 0:
     cli.fail(f'--max_retries must be at least 0, got {FLAGS.max_retries}')
   if FLAGS.block_timeout_secs <= 0:
@@ -89,7 +95,8 @@ def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
              f'image volume of size {axes.xyz(output_shape_zyx)} (xyz)')
   settings = stitching.StitchSettings(segmentation_dir, grid, FLAGS.output_volume,
                                       FLAGS.min_overlap_size,
-                                      None if output_shape_zyx is None else tuple(output_shape_zyx))
+                                      None if output_shape_zyx is None else tuple(output_shape_zyx),
+                                      FLAGS.min_overlap_fraction)
   try:
     settings.output()
   except ValueError as e:

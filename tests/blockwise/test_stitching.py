@@ -69,6 +69,25 @@ def test_match_needs_agreement_both_ways_and_a_minimum_overlap():
   np.testing.assert_array_equal(matching.match_overlap(a, b, 180), [[1, 7]])
 
 
+def test_match_needs_a_share_of_the_smaller_object():
+  # Side a: object 1 on the left, object 2 at the bottom right, the top right
+  # left unsegmented. Side b: object 6 where a has 2, and object 5 in the top
+  # right, grazing object 1 in 20 voxels. 1 and 5 are each other's only
+  # partner, but those 20 voxels are 2% of object 5.
+  a = np.zeros((10, 20, 20), dtype=np.uint64)
+  b = np.zeros_like(a)
+  a[:, :, :10] = 1
+  a[:, 10:, 10:] = 2
+  b[:, 10:, 10:] = 6
+  b[:, :10, 10:] = 5
+  b[:, :2, 9] = 5
+  assert matching.match_overlap(a, b, 10).tolist() == [[1, 5], [2, 6]]
+  fraction = 20 / np.sum(b == 5)
+  assert matching.match_overlap(a, b, 10, min_overlap_fraction=0.1).tolist() == [[2, 6]]
+  assert matching.match_overlap(a, b, 10, min_overlap_fraction=fraction).tolist() == [
+      [1, 5], [2, 6]]
+
+
 def test_global_ids_are_dense_and_follow_the_smallest_owned_key():
   k = lambda block, local: int(matching.pack_keys(block, [local])[0])
   owned = [k(2, 1), k(0, 5), k(1, 3), k(1, 4)]
