@@ -102,6 +102,22 @@ def test_bad_request(tmp_path, old, new, message):
   assert not out.exists()
 
 
+@pytest.mark.parametrize('old,new', [
+    ('segment_threshold: 0.6', 'segment_treshold: 0.6'),
+    ('grayscale_maps.h5:raw', 'no_such_file.h5:raw'),
+    ('seed_policy: "PolicyPeaks"', 'engine: ONNX'),
+])
+def test_bad_request_is_one_line_before_tensorflow_starts(tmp_path, old, new):
+  # Without TF_CPP_MIN_LOG_LEVEL: TensorFlow's start-up lines would show if it loaded.
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  proc = subprocess.run(
+      [sys.executable, 'run_inference.py',
+       f'--inference_request={_config(tmp_path / "out", old, new)}', f'--bounding_box={CROP}'],
+      cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 1
+  assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
 @pytest.mark.parametrize('bbox,message', [
     ('start { x: 300 y: 0 z: 0 } size { x: 10 y: 10 z: 10 }', 'outside'),
     ('start { x: 0 y: 0 z: 0 } size { x: 0 y: 10 z: 10 }', 'positive'),

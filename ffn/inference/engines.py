@@ -5,6 +5,8 @@ Every engine is model-like: `info` (the model's geometry) and
 returning float32 logits of that shape, so DirectExecutor and BatchExecutor
 serve them alike. The TensorFlow model is the one definition of the network:
 reduced precision casts it, OpenVINO converts its `tf.function` once.
+TensorFlow is imported only when a model is built, so that a bad request
+fails in one line before TensorFlow starts (and logs).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import logging
 import threading
 import time
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import tensorflow as tf
 
 from ffn.inference import engine_settings
-from ffn.training import model as model_lib
-from ffn.training import precision as precision_lib
 from ffn.utils import hardware
+
+if TYPE_CHECKING:
+  import tensorflow as tf
+  from ffn.training import model as model_lib
 
 # OpenVINO's names for the precisions (INFERENCE_PRECISION_HINT).
 OPENVINO_HINTS = {'float32': 'f32', 'bfloat16': 'bf16', 'float16': 'f16'}
@@ -27,7 +32,10 @@ OPENVINO_HINTS = {'float32': 'f32', 'bfloat16': 'bf16', 'float16': 'f16'}
 
 def settings_for(engine: str, precision: str) -> engine_settings.EngineSettings:
   """The settings that run on this machine for the requested engine and precision."""
-  gpu = precision_lib.gpu_capability() if engine == 'tensorflow' else None
+  gpu = None
+  if engine == 'tensorflow':
+    from ffn.training import precision as precision_lib  # pylint: disable=g-import-not-at-top
+    gpu = precision_lib.gpu_capability()
   return engine_settings.resolve(engine, precision, hardware.cpu_features(), gpu)
 
 
@@ -35,6 +43,10 @@ class TensorFlowEngine:
   """The model's network computed in a reduced precision, with float32 inputs and outputs."""
 
   def __init__(self, model: model_lib.FFNModel, precision: str):
+    # pylint: disable=g-import-not-at-top
+    import tensorflow as tf
+    from ffn.training import precision as precision_lib
+    # pylint: enable=g-import-not-at-top
     self.info = model.info
     dtype = precision_lib.DTYPES[precision]
 
@@ -97,6 +109,7 @@ def build(model, settings: engine_settings.EngineSettings, batch_size: int = 1):
   """
   if settings.engine == 'tensorflow' and settings.precision == 'float32':
     return model
+  from ffn.training import model as model_lib  # pylint: disable=g-import-not-at-top
   if not isinstance(model, model_lib.FFNModel):
     raise ValueError(f'engine {settings.engine} with precision {settings.precision} needs a '
                      f'TensorFlow FFN model, got {type(model).__name__}')
