@@ -58,7 +58,7 @@ flags.DEFINE_integer('size', 250, 'Edge of the cube to segment (voxels, from 0,0
 flags.DEFINE_integer('overlap', 48, 'Overlap of neighbouring subvolumes (voxels, every axis).')
 flags.DEFINE_integer('num_workers', 2, 'daisy workers per task.')
 flags.DEFINE_integer('min_overlap_size', 100, 'Voxels two objects must share to be joined.')
-flags.DEFINE_float('min_overlap_fraction', 0.1,
+flags.DEFINE_float('min_overlap_fraction', 0.5,
                    "Share of the smaller object's overlap voxels two objects must share.")
 flags.DEFINE_string('config', None, 'InferenceRequest text file (default: the fast sample '
                     'config if it exists, else the fp32 one).')

@@ -1,12 +1,12 @@
 """Matching objects across block overlaps, and one global id per matched group (no I/O).
 
-Two objects, one from each side of an overlap, are the same object when each
-is the other's largest partner there (agreement both ways) and they share at
-least `min_overlap_size` voxels and at least `min_overlap_fraction` of the
-smaller one's voxels in the overlap. A thin contact between two neighbouring
-objects is never either one's largest partner, so it merges nothing; and where
-one side left an object unsegmented, the few voxels its neighbour shares with
-the other side's copy fall short of the fraction.
+Two objects, one from each side of an overlap, are the same object when they
+share at least `min_overlap_size` voxels there and at least
+`min_overlap_fraction` (default one half) of the smaller one's voxels in the
+overlap: the rule is the same seen from either side. A thin contact between two
+neighbouring objects is a small share of both, so it merges nothing; an object
+that one side split in two has each piece mostly inside the other side's copy,
+so both pieces join it (mutual best partners alone would leave one piece out).
 
 Objects are keyed (block ordinal, local id) packed into one uint64:
 ordinal << 32 | local id.
@@ -35,25 +35,15 @@ def unpack_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return (keys >> np.uint64(_ID_BITS)).astype(np.int64), keys & np.uint64(_MAX_LOCAL_ID)
 
 
-def _best_partner(first: np.ndarray, second: np.ndarray, counts: np.ndarray) -> dict:
-  """first id -> (second id, count) of its largest partner (ties: the smaller id)."""
-  # Sorted by first id, then count descending, then second id ascending.
-  order = np.lexsort((second, -counts, first))
-  first, second, counts = first[order], second[order], counts[order]
-  heads = np.ones(len(first), dtype=bool)
-  heads[1:] = first[1:] != first[:-1]
-  return {int(f): (int(s), int(c)) for f, s, c in zip(first[heads], second[heads], counts[heads])}
-
-
-def _sizes(labels: np.ndarray) -> dict:
-  """id -> voxels of each nonzero id."""
-  ids, counts = np.unique(labels[labels != 0], return_counts=True)
-  return dict(zip(ids.tolist(), counts.tolist()))
+def _sizes_of(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+  """Voxels of each of `ids` (all present in `labels`)."""
+  present, counts = np.unique(labels, return_counts=True)
+  return counts[np.searchsorted(present, ids)]
 
 
 def match_overlap(labels_a: np.ndarray, labels_b: np.ndarray, min_overlap_size: int,
-                  min_overlap_fraction: float = 0.0) -> np.ndarray:
-  """The (n, 2) array of (id in a, id in b) pairs that agree both ways in one overlap.
+                  min_overlap_fraction: float = 0.5) -> np.ndarray:
+  """The (n, 2) array of (id in a, id in b) pairs of the same object in one overlap.
 
   `labels_a` and `labels_b` are the two segmentations of the same voxels; 0 is
   background and never matched.
@@ -65,14 +55,10 @@ def match_overlap(labels_a: np.ndarray, labels_b: np.ndarray, min_overlap_size: 
   pairs, counts = np.unique(
       np.stack([labels_a[both].astype(np.uint64), labels_b[both].astype(np.uint64)]),
       axis=1, return_counts=True)
-  a_ids, b_ids = pairs
-  best_of_a = _best_partner(a_ids, b_ids, counts)
-  best_of_b = _best_partner(b_ids, a_ids, counts)
-  size_a, size_b = _sizes(labels_a), _sizes(labels_b)
-  matched = [(a, b) for a, (b, count) in best_of_a.items()
-             if count >= min_overlap_size and best_of_b[b][0] == a
-             and count >= min_overlap_fraction * min(size_a[a], size_b[b])]
-  return np.array(sorted(matched), dtype=np.uint64).reshape(-1, 2)
+  smaller = np.minimum(_sizes_of(labels_a.astype(np.uint64, copy=False), pairs[0]),
+                       _sizes_of(labels_b.astype(np.uint64, copy=False), pairs[1]))
+  keep = (counts >= min_overlap_size) & (counts >= min_overlap_fraction * smaller)
+  return np.ascontiguousarray(pairs[:, keep].T)
 
 
 def _components(num_nodes: int, edges: np.ndarray) -> np.ndarray:

@@ -61,9 +61,7 @@ class BlockwisePlan:
     data = json.loads(text)
     settings = stitching.StitchSettings(
         data['segmentation_dir'], grid_lib.BlockGrid(**data['grid']), data['output_volume'],
-        data['min_overlap_size'], data['output_shape_zyx'],
-        # Plans saved before the fraction existed matched without one.
-        data.get('min_overlap_fraction', 0.0))
+        data['min_overlap_size'], data['output_shape_zyx'], data['min_overlap_fraction'])
     return cls(settings, data['request'], data['model_factory'], data['max_retries'],
                data['block_timeout_secs'])
 

@@ -43,7 +43,7 @@ class StitchSettings:
   output_volume: str
   min_overlap_size: int = 100
   output_shape_zyx: Optional[tuple[int, int, int]] = None
-  min_overlap_fraction: float = 0.1
+  min_overlap_fraction: float = 0.5
 
   def __post_init__(self):
     if self.output_shape_zyx is not None:
@@ -55,10 +55,8 @@ class StitchSettings:
   def digest(self) -> str:
     """A short hash of everything that decides the stitched result."""
     text = json.dumps([self.grid.to_json_dict(), self.output_volume.strip(),
-                       int(self.min_overlap_size), self.output_shape()]
-                      # Absent from digests of plans made before it existed (they used 0).
-                      + ([float(self.min_overlap_fraction)] if self.min_overlap_fraction else []),
-                      sort_keys=True)
+                       int(self.min_overlap_size), float(self.min_overlap_fraction),
+                       self.output_shape()], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
   @property

@@ -40,9 +40,9 @@ def define_flags() -> None:
                       'else detected).')
   flags.DEFINE_integer('min_overlap_size', 100,
                        'Voxels two objects must share in an overlap to be joined.')
-  flags.DEFINE_float('min_overlap_fraction', 0.1,
+  flags.DEFINE_float('min_overlap_fraction', 0.5,
                      'Share of the smaller object\'s voxels in an overlap that two objects '
-                     'must share there to be joined (0 to 1).')
+                     'must share there to be joined (above 0, at most 1).')
   flags.DEFINE_integer('max_retries', 2, 'Retries of a failing block before it is reported.')
   flags.DEFINE_float('block_timeout_secs', 24 * 3600.0,
                      'A block still running after this long is stopped and retried.')
@@ -71,8 +71,8 @@ def check_run_flags() -> None:
     cli.fail(f'--num_workers must be at least 1, got {FLAGS.num_workers}')
   if FLAGS.min_overlap_size < 1:
     cli.fail(f'--min_overlap_size must be at least 1, got {FLAGS.min_overlap_size}')
-  if not 0.0 <= FLAGS.min_overlap_fraction <= 1.0:
-    cli.fail(f'--min_overlap_fraction must be between 0 and 1, got '
+  if not 0.0 < FLAGS.min_overlap_fraction <= 1.0:
+    cli.fail(f'--min_overlap_fraction must be above 0 and at most 1, got '
              f'{FLAGS.min_overlap_fraction}')
   if FLAGS.max_retries < 0:
     cli.fail(f'--max_retries must be at least 0, got {FLAGS.max_retries}')
