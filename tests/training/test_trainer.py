@@ -77,9 +77,9 @@ def test_small_model_learns_blobs(tmp_path, monkeypatch, precision):
   monkeypatch.setattr(trainer, 'make_train_step', recording_make_train_step)
   _, _, data, label, coords = _data(tmp_path)
   config = _config(tmp_path, data, label, coords, model_args=SMALL, batch_size=4,
-                   max_steps=300, optimizer=opt_lib.OptimizerConfig('adam', 0.002),
+                   max_steps=600, optimizer=opt_lib.OptimizerConfig('adam', 0.002),
                    precision=precision)
-  assert trainer.train(config) == 300
+  assert trainer.train(config) == 600
   assert dtypes == [tf.as_dtype(precision)]
 
   held_dir = tmp_path / 'held_out'
@@ -88,11 +88,12 @@ def test_small_model_learns_blobs(tmp_path, monkeypatch, precision):
   centers = training_fixtures.object_centers(labels, (6, 6, 6), np.random.default_rng(2), 40)
   untrained = import_util.build_model(MODEL, SMALL)
   trained = import_util.build_model(MODEL, SMALL)
-  assert checkpoint.restore_model(trained, config.train_dir) == 300
+  assert checkpoint.restore_model(trained, config.train_dir) == 600
   before, _, constant, majority = _held_out_loss(untrained, image, labels, centers)
   after, accuracy, _, _ = _held_out_loss(trained, image, labels, centers)
   assert after < 0.6 * before
-  # 0.9: training order varies with thread scheduling, and 300 steps land near 0.85 at times.
+  # 0.9: float32 training order varies with thread scheduling; 600 steps landed at 0.60-0.67
+  # here (300 steps at up to 0.96, once under CI).
   assert after < 0.9 * constant
   assert accuracy > majority + 0.05
 
