@@ -184,6 +184,7 @@ def from_request(request: inference_pb2.InferenceRequest,
                  batch_size: Optional[int] = None) -> InferencePlan:
   """The plan of a request; `batch_size` overrides `request.batch_size`."""
   _check_request(request)
+  engine, precision = engine_settings.requested(request)
   return InferencePlan(
       output_dir=request.segmentation_output_dir,
       image=request.image,
@@ -208,7 +209,8 @@ def from_request(request: inference_pb2.InferenceRequest,
       model_checkpoint_path=request.model_checkpoint_path,
       batch_size=int(batch_size if batch_size is not None else request.batch_size) or 1,
       concurrent_requests=max(int(request.concurrent_requests), 1),
-      **dict(zip(('engine', 'precision'), engine_settings.requested(request))),
+      engine=engine,
+      precision=precision,
       checkpoint_interval_sec=float(request.checkpoint_interval),
       save_raw_image=bool(request.alignment_options.save_raw),
   )

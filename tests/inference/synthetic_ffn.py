@@ -115,6 +115,12 @@ def write_h5(path: pathlib.Path, data: np.ndarray, dataset: str = 'raw') -> str:
   return f'{path}:{dataset}'
 
 
+def write_blob_setup(root: pathlib.Path) -> tuple[str, str, np.ndarray]:
+  """Writes the blob image and the hand-built checkpoint under `root`: (image spec, prefix, labels)."""
+  image, labels = blob_volume()
+  return write_h5(root / 'image.h5', image), write_tf_checkpoint(root), labels
+
+
 def request_text(image_spec: str, checkpoint: str, output_dir: str, **extra) -> str:
   """A text InferenceRequest for the hand-built TF model."""
   lines = [

@@ -26,11 +26,7 @@ SLOW_CPU = hardware.CpuFeatures(source='test')
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
   """(image spec, checkpoint prefix, labels) shared by the tests of this module."""
-  root = tmp_path_factory.mktemp('engines')
-  image, labels = synthetic_ffn.blob_volume()
-  spec = synthetic_ffn.write_h5(root / 'image.h5', image)
-  ckpt = synthetic_ffn.write_tf_checkpoint(root)
-  return spec, ckpt, labels
+  return synthetic_ffn.write_blob_setup(tmp_path_factory.mktemp('engines'))
 
 
 @pytest.fixture

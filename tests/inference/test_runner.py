@@ -18,11 +18,7 @@ import synthetic_ffn
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
   """(image spec, checkpoint prefix, labels) shared by the tests of this module."""
-  root = tmp_path_factory.mktemp('runner')
-  image, labels = synthetic_ffn.blob_volume()
-  spec = synthetic_ffn.write_h5(root / 'image.h5', image)
-  ckpt = synthetic_ffn.write_tf_checkpoint(root)
-  return spec, ckpt, labels
+  return synthetic_ffn.write_blob_setup(tmp_path_factory.mktemp('runner'))
 
 
 def _request(setup, out_dir, **extra):
