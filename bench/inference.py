@@ -129,8 +129,9 @@ def main(argv):
   runs = [_parse_run(r) for r in FLAGS.runs]
   results = []
   with tempfile.TemporaryDirectory() as tmp_dir:
-    for engine, precision in runs:
-      out_dir = os.path.join(FLAGS.output_dir or tmp_dir, f'{engine}_{precision}')
+    for i, (engine, precision) in enumerate(runs):
+      # Numbered, so that a run listed twice segments again instead of finding a result.
+      out_dir = os.path.join(FLAGS.output_dir or tmp_dir, f'{i}_{engine}_{precision}')
       logging.info('Running %s %s into %s', engine, precision, out_dir)
       results.append(_run_one(engine, precision, out_dir, FLAGS.size))
 
