@@ -28,10 +28,9 @@ from openvino import opset13 as ops  # pylint: disable=g-import-not-at-top,wrong
 
 from ffn.training import checkpoint  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ffn.training import import_util  # pylint: disable=g-import-not-at-top,wrong-import-position
+import readme_model  # bench/, the script's own directory
 
 CONFIG = {'INFERENCE_PRECISION_HINT': 'bf16', 'PERFORMANCE_HINT': 'LATENCY'}
-README_ARGS = {'depth': 12, 'fov_size': [33, 33, 33], 'deltas': [8, 8, 8]}
-CHECKPOINT = os.path.join(REPO, 'models', 'fib25', 'model.ckpt-27465036')
 
 
 def _conv_flops(depth: int, fov: int = 33, features: int = 32) -> float:
@@ -64,8 +63,8 @@ def main():
   w = ops.constant(rng.normal(size=(n, n)).astype(np.float32))
   chain = openvino.Model([ops.matmul(ops.matmul(a, w, False, False), w, False, False)], [a])
   matmul = core.compile_model(chain, 'CPU', CONFIG).create_infer_request()
-  model = import_util.build_model('convstack_3d.ConvStack3DFFNModel', README_ARGS)
-  checkpoint.restore_model(model, CHECKPOINT)
+  model = import_util.build_model(readme_model.MODEL_NAME, readme_model.MODEL_ARGS)
+  checkpoint.restore_model(model, readme_model.CHECKPOINT)
   fov = core.compile_model(openvino.convert_model(model.predict_logits), 'CPU',
                            CONFIG).create_infer_request()
   matrix = rng.normal(size=(n, n)).astype(np.float32)
@@ -78,7 +77,7 @@ def main():
   for _ in range(args.rounds):
     for name, request in requests.items():
       times[name] += _time(request, inputs[name], 5)
-  flops = {'matmul': 2 * 2 * n ** 3, 'fov': _conv_flops(README_ARGS['depth'])}
+  flops = {'matmul': 2 * 2 * n ** 3, 'fov': _conv_flops(readme_model.MODEL_ARGS['depth'])}
   labels = {'matmul': f'two {n}^2 matmuls', 'fov': 'README model, one 33^3 FOV'}
   print(f'OpenVINO {openvino.__version__}, bfloat16, LATENCY hint, {os.cpu_count()} CPUs; '
         f'{args.rounds} rounds of 5 calls each, alternated')

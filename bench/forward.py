@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from ffn.training import import_util
+import readme_model  # bench/, the script's own directory
 
-README_ARGS = {'depth': 12, 'fov_size': [33, 33, 33], 'deltas': [8, 8, 8]}
 
 
 def bare_stack(kernels, biases, depth, batch):
@@ -47,7 +47,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--repeats', type=int, default=10)
   args = parser.parse_args()
-  model = import_util.build_model('convstack_3d.ConvStack3DFFNModel', README_ARGS)
+  model = import_util.build_model(readme_model.MODEL_NAME, readme_model.MODEL_ARGS)
   variables = list(model.named_variables().values())
   kernels = [tf.constant(v) for v in variables[0::2]]
   biases = [tf.constant(v) for v in variables[1::2]]

@@ -37,9 +37,9 @@ from ffn.training import optimizer as optimizer_lib
 from ffn.training import precision as precision_lib
 from ffn.training import trainer
 from ffn.utils import hardware
+import readme_model  # bench/, the script's own directory
 
 SAMPLE = os.path.join(REPO, 'third_party', 'neuroproof_examples', 'training_sample2')
-README_ARGS = {'depth': 12, 'fov_size': [33, 33, 33], 'deltas': [8, 8, 8]}
 
 
 def write_random_coordinates(path: str, count: int = 2000, margin: int = 24) -> None:
@@ -60,7 +60,7 @@ def write_random_coordinates(path: str, count: int = 2000, margin: int = 24) -> 
 def _rates(precision: str, args, coords: str) -> tuple[float, float]:
   """(steps/s of the training step alone, steps/s of the full loop) in `precision`."""
   b = args.batch_size
-  model = import_util.build_model('convstack_3d.ConvStack3DFFNModel', README_ARGS,
+  model = import_util.build_model(readme_model.MODEL_NAME, readme_model.MODEL_ARGS,
                                   batch_size=b)
   optimizer = optimizer_lib.Optimizer(optimizer_lib.OptimizerConfig(),
                                       list(model.named_variables().values()))

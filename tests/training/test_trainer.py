@@ -42,7 +42,7 @@ def _config(tmp_path, data, label, coords, **kwargs):
   return trainer.TrainConfig(**args)
 
 
-def _held_out_loss(model, image, labels, centers):
+def _held_out_scores(model, image, labels, centers):
   """Mean first-step loss, voxel accuracy and majority-class accuracy on FOVs around `centers`."""
   size = model.info.input_image_size
   seed = examples.make_seed_canvas(size[::-1], 0.05)
@@ -87,8 +87,8 @@ def test_small_model_learns_blobs(tmp_path, monkeypatch, precision):
   untrained = import_util.build_model(MODEL, SMALL)
   trained = import_util.build_model(MODEL, SMALL)
   assert checkpoint.restore_model(trained, config.train_dir) == 600
-  before, _, majority = _held_out_loss(untrained, image, labels, centers)
-  after, accuracy, _ = _held_out_loss(trained, image, labels, centers)
+  before, _, majority = _held_out_scores(untrained, image, labels, centers)
+  after, accuracy, _ = _held_out_scores(trained, image, labels, centers)
   # Training varies with thread scheduling. In 59 runs here (21 with a decaying learning rate)
   # the loss landed at 0.27-0.49 of the untrained model's and the accuracy 0.09-0.32 above
   # the majority class; the loss against the best constant guess (0.58-1.04) was too wide.
