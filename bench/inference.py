@@ -1,16 +1,20 @@
 #!/usr/bin/env python
 """Inference speed of each engine and precision on one crop of the bundled sample.
 
-  python bench/inference.py [--size 100] [--runs tensorflow:float32,openvino:bfloat16]
+  python bench/inference.py [--size 100] [--runs tensorflow:float32,openvino:bfloat16,openvino:bfloat16:2]
 
 Segments the crop start (0,0,0), size `--size`^3 (xyz) of training_sample2
 with the bundled checkpoint and the sample config once per engine:precision of
-`--runs` (default: TensorFlow and OpenVINO, each in float32 and bfloat16), in
-one process, and prints for each:
+`--runs` (default: TensorFlow and OpenVINO, each in float32 and bfloat16, and
+OpenVINO bfloat16 growing 2 objects at once), in one process, and prints for
+each:
   * FOVs, wall time and FOVs/s of the whole subvolume (image, seeds, every FOV,
     saving), and FOVs/s as a ratio to the first run (TensorFlow float32);
   * the model-call time per FOV, and the time outside it, per FOV, as a share
-    of the wall time and of the model time;
+    of the wall time and of the model time (one object at a time only);
+  * with objects grown at once (`engine:precision:N`), FOVs/s counts the FOVs
+    of the objects kept; `redone` is the share of computed FOVs spent on
+    objects grown again, in vain or abandoned (see ffn/inference/object_pool.py);
   * how far the segmentation is from the first run's (voxels labelled
     differently after matching objects by their largest overlap).
 Model restore, conversion, compilation and a first warm-up call (once per run)
@@ -48,8 +52,9 @@ from ffn.inference import storage
 FLAGS = flags.FLAGS
 flags.DEFINE_integer('size', 100, 'Edge of the cubic crop to segment (voxels).')
 flags.DEFINE_list('runs', ['tensorflow:float32', 'tensorflow:bfloat16', 'openvino:float32',
-                           'openvino:bfloat16'],
-                  'engine:precision pairs to run, in order; ratios are to the first.')
+                           'openvino:bfloat16', 'openvino:bfloat16:2'],
+                  'engine:precision[:objects grown at once] to run, in order; ratios are '
+                  'to the first.')
 flags.DEFINE_string('output_dir', None,
                     'Where to keep the segmentations (default: a temporary directory).')
 flags.DEFINE_string('config', str(REPO_ROOT / 'configs' / 'inference_training_sample2.pbtxt'),
@@ -74,18 +79,22 @@ class _TimedModel:
     return out
 
 
-def _parse_run(text: str) -> tuple[str, str]:
-  engine, _, precision = text.partition(':')
+def _parse_run(text: str) -> tuple[str, str, int]:
+  engine, precision, *objects = text.split(':')
   engine_settings.check_names(engine, precision)
-  return engine, precision
+  if len(objects) > 1 or (objects and not objects[0].isdigit()):
+    raise app.UsageError(f'--runs entry {text!r}: expected engine:precision[:objects]')
+  return engine, precision, int(objects[0]) if objects else 1
 
 
-def _request(engine: str, precision: str, out_dir: str) -> inference_pb2.InferenceRequest:
+def _request(engine: str, precision: str, objects: int,
+             out_dir: str) -> inference_pb2.InferenceRequest:
   request = run_request.parse_request(pathlib.Path(FLAGS.config).read_text())
   request.segmentation_output_dir = out_dir
   request.checkpoint_interval = 0
   request.engine = inference_pb2.InferenceRequest.Engine.Value(engine.upper())
   request.precision = inference_pb2.InferenceRequest.Precision.Value(precision.upper())
+  request.concurrent_objects = objects
   return request
 
 
@@ -100,17 +109,18 @@ def _differing_voxels(seg: np.ndarray, ref: np.ndarray) -> int:
   return int(seg.size - agree)
 
 
-def _run_one(engine: str, precision: str, out_dir: str, size: int) -> dict:
-  """Segments the crop with one engine and precision; returns its numbers."""
+def _run_one(engine: str, precision: str, objects: int, out_dir: str, size: int) -> dict:
+  """Segments the crop with one engine, precision and object count; returns its numbers."""
   runner = runner_lib.Runner()
   start = time.perf_counter()
-  runner.start(_request(engine, precision, out_dir))
+  runner.start(_request(engine, precision, objects, out_dir))
   # The first call traces (TensorFlow) or allocates; it is set-up, not inference.
   zeros = np.zeros((1,) + tuple(runner.model.info.input_image_size[::-1]) + (1,), np.float32)
-  runner.model.predict_logits(zeros, zeros)
+  for model in (runner.model,) + runner.object_models:
+    model.predict_logits(zeros, zeros)
   setup = time.perf_counter() - start
-  timed = _TimedModel(runner.model)
-  runner.model = timed
+  timed = [_TimedModel(m) for m in (runner.model,) + runner.object_models]
+  runner.model, runner.object_models = timed[0], tuple(timed[1:])
   runner.start_executor()
   start = time.perf_counter()
   try:
@@ -119,8 +129,13 @@ def _run_one(engine: str, precision: str, out_dir: str, size: int) -> dict:
     runner.stop_executor()
   wall = time.perf_counter() - start
   seg, _ = storage.load_segmentation(out_dir, (0, 0, 0), split_cc=False)
-  return dict(settings=runner.engine_settings, setup=setup, wall=wall, fovs=timed.calls,
-              model=timed.seconds, objects=len(canvas.origins), seg=seg)
+  counters = dict(canvas.counters)
+  redone = sum(counters[k].value for k in ('fovs-regrown', 'fovs-grown-in-vain', 'fovs-abandoned')
+               if k in counters)
+  computed = sum(t.calls for t in timed)
+  return dict(settings=runner.engine_settings, objects_at_once=objects, setup=setup,
+              wall=wall, fovs=computed - redone, redone=redone / max(computed, 1),
+              model=sum(t.seconds for t in timed), objects=len(canvas.origins), seg=seg)
 
 
 def main(argv):
@@ -129,17 +144,18 @@ def main(argv):
   runs = [_parse_run(r) for r in FLAGS.runs]
   results = []
   with tempfile.TemporaryDirectory() as tmp_dir:
-    for i, (engine, precision) in enumerate(runs):
+    for i, (engine, precision, objects) in enumerate(runs):
       # Numbered, so that a run listed twice segments again instead of finding a result.
-      out_dir = os.path.join(FLAGS.output_dir or tmp_dir, f'{i}_{engine}_{precision}')
-      logging.info('Running %s %s into %s', engine, precision, out_dir)
-      results.append(_run_one(engine, precision, out_dir, FLAGS.size))
+      out_dir = os.path.join(FLAGS.output_dir or tmp_dir, f'{i}_{engine}_{precision}_{objects}')
+      logging.info('Running %s %s (%d at once) into %s', engine, precision, objects, out_dir)
+      results.append(_run_one(engine, precision, objects, out_dir, FLAGS.size))
 
   first = results[0]
   base_rate = first['fovs'] / first['wall']
   print(f'crop: start (0,0,0) size {FLAGS.size}^3; {os.cpu_count()} CPUs; '
         f'CPU offers {first["settings"].cpu}')
-  print(f'{"engine":10s} {"precision":9s} {"FOVs":>6s} {"objs":>5s} {"wall s":>7s} '
+  print(f'{"engine":10s} {"precision":9s} {"at once":>7s} {"FOVs":>6s} {"redone":>6s} '
+        f'{"objs":>5s} {"wall s":>7s} '
         f'{"FOVs/s":>7s} {"x first":>7s} {"model ms/FOV":>12s} {"outside ms/FOV":>14s} '
         f'{"outside % wall":>14s} {"outside % model":>15s} {"voxels != first":>15s} '
         f'{"set-up s":>8s}')
@@ -148,12 +164,17 @@ def main(argv):
     precision = s.precision if s.precision == s.requested_precision else (
         f'{s.precision}*')
     rate = r['fovs'] / r['wall']
-    outside = r['wall'] - r['model']
     fovs = max(r['fovs'], 1)
-    print(f'{s.engine:10s} {precision:9s} {r["fovs"]:6d} {r["objects"]:5d} {r["wall"]:7.1f} '
-          f'{rate:7.2f} {rate / base_rate:7.2f} {1000 * r["model"] / fovs:12.1f} '
-          f'{1000 * outside / fovs:14.2f} {100 * outside / r["wall"]:14.1f} '
-          f'{100 * outside / max(r["model"], 1e-9):15.1f} '
+    if r['objects_at_once'] == 1:
+      outside = r['wall'] - r['model']
+      split = (f'{1000 * r["model"] / fovs:12.1f} {1000 * outside / fovs:14.2f} '
+               f'{100 * outside / r["wall"]:14.1f} '
+               f'{100 * outside / max(r["model"], 1e-9):15.1f}')
+    else:  # Model calls overlap in time: no share of the wall time is theirs alone.
+      split = f'{"-":>12s} {"-":>14s} {"-":>14s} {"-":>15s}'
+    print(f'{s.engine:10s} {precision:9s} {r["objects_at_once"]:7d} {r["fovs"]:6d} '
+          f'{100 * r["redone"]:5.1f}% {r["objects"]:5d} {r["wall"]:7.1f} '
+          f'{rate:7.2f} {rate / base_rate:7.2f} {split} '
           f'{_differing_voxels(r["seg"], first["seg"]):15d} {r["setup"]:8.1f}')
   if any(r['settings'].note for r in results):
     print('* ' + '; '.join(sorted({r['settings'].note for r in results if r['settings'].note})))

@@ -62,7 +62,8 @@ EXPECTED = {
             'seed_policy_args': (19, STRING), 'self_prediction': (18, MESSAGE),
             'alignment_options': (20, MESSAGE), 'init_segmentation': (25, MESSAGE),
             # This port's settings, numbered clear of upstream's.
-            'engine': (1001, ENUM), 'precision': (1002, ENUM)},
+            'engine': (1001, ENUM), 'precision': (1002, ENUM),
+            'concurrent_objects': (1003, INT32)},
         'ResegmentationPoint': {'id_a': (1, UINT64), 'id_b': (2, UINT64), 'point': (3, MESSAGE)},
         'ResegmentationRequest': {
             'inference': (1, MESSAGE), 'points': (2, MESSAGE), 'radius': (5, MESSAGE),

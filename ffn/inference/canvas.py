@@ -12,15 +12,18 @@ All positions and arrays are zyx.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from ffn.inference import canvas_checkpoint
 from ffn.inference import canvas_visualization
 from ffn.inference import movement
+from ffn.inference import object_pool
 from ffn.inference import plan
 from ffn.inference import seed as seed_policies
 from ffn.utils.axes import Position
@@ -40,6 +43,22 @@ MAX_SELF_CONSISTENT_ITERS = 32
 _BACKGROUND_LOGIT = np.float32(0.0)
 _STRONG_LOGIT = np.float32(probability.logit(0.8))
 
+
+@dataclasses.dataclass
+class GrownObject:
+  """An object grown from `pos`: the box of the object map its FOVs could change."""
+  pos: Position
+  num_iters: int
+  seconds: float
+  box: tuple[slice, ...]
+  seed_box: np.ndarray  # The object map (logits) within `box`.
+  min_pos: Position  # The extreme FOV centres.
+  max_pos: Position
+  history: list
+  # Positions whose being unsegmented let the FOV go there (concurrent growth only).
+  free_queries: Optional[np.ndarray] = None
+
+
 class Canvas:
   """Tracks the state of FFN inference within a subvolume."""
 
@@ -53,7 +72,8 @@ class Canvas:
                checkpoint_interval_sec: float = 0,
                corner_zyx=None,
                keep_probability_maps: bool = True,
-               voxel_size_zyx=(1, 1, 1)):
+               voxel_size_zyx=(1, 1, 1),
+               object_executors: Sequence[Any] = ()):
     """Builds a canvas over the normalised zyx float32 `image`.
 
     `model_info` gives the xyz geometry (`input_image_size`,
@@ -61,6 +81,8 @@ class Canvas:
     network (`start_client`, `finish_client`, `predict(client, seed, image)`).
     The thresholds in `options` are float32 logits. `voxel_size_zyx`
     (physical units) shapes the distance transforms of seed policies.
+    Two or more `object_executors` (one per model instance) grow that many
+    objects at once in `segment_all`, with the one-at-a-time result.
     """
     self.model_info = model_info
     self.executor = executor
@@ -118,11 +140,17 @@ class Canvas:
     self._keep_client = False
     # Called after every FOV (e.g. to log progress); must be cheap.
     self.on_fov: Optional[Callable[[], None]] = None
+    self.object_executors = tuple(object_executors)
+    # Concurrent growth (object_pool): the positions `is_valid_pos` found
+    # unsegmented, and a request to stop growing.
+    self._free_queries: Optional[list] = None
+    self.abandon = False
 
     if movement_policy_fn is None:
       movement_policy_fn = plan.movement_policy_fn(
           plan.PolicyPlan(movement.FaceMaxMovementPolicy, {}), model_info,
           self.options.move_threshold)
+    self._movement_policy_fn = movement_policy_fn
     self.movement_policy = movement_policy_fn(self)
     self.movement_policy.reset_state((0, 0, 0))
 
@@ -168,6 +196,8 @@ class Canvas:
     if self.segmentation[pos] > 0:
       self.counters['skip_invalid_pos'].Increment()
       return False
+    if self._free_queries is not None:
+      self._free_queries.append(pos)
     return True
 
   def predict(self, pos: Position, logit_seed: np.ndarray) -> np.ndarray:
@@ -273,6 +303,8 @@ class Canvas:
 
       with timer_counter(self.counters, 'segment_at-loop'):
         for pos in self.movement_policy:
+          if self.abandon:
+            break
           if self.seed[start_pos] < self.options.move_threshold:
             self.counters['seed_got_too_weak'].Increment()
             break
@@ -312,56 +344,104 @@ class Canvas:
       self._seed_policy_state = None
     partial_iters, self._partial_segment_iters = self._partial_segment_iters, 0
 
-    mbd = np.array(self.options.min_boundary_dist, dtype=np.int64)
     # Registered from the first object on (not while the seed policy computes
     # its seeds, which would hold up the batches of other canvases) to the end.
     self._keep_client = True
     try:
       with timer_counter(self.counters, 'segment_all'):
-        for pos in TimedIter(self.seed_policy, self.counters, 'seed-policy'):
-          if not (self.is_valid_pos(pos, ignore_move_threshold=True)
-                  and self.restrictor.is_valid_pos(pos)
-                  and self.restrictor.is_valid_seed(pos)):
-            continue
-          if not partial_iters:
-            # The seed at `pos` is not processed yet: a restart must redo it.
-            self._maybe_save_checkpoint(partial_segment_iters=0, seed_pending=True)
-            near = tuple(slice(max(p - d, 0), p + d + 1) for p, d in zip(pos, mbd))
-            if np.any(self.segmentation[near] > 0):
-              self.segmentation[pos] = -1
-              continue
-          self._segment_from(pos, partial_iters)
-          partial_iters = 0
+        seeds = TimedIter(self.seed_policy, self.counters, 'seed-policy')
+        if partial_iters:
+          # The object in flight at the checkpoint continues in this canvas.
+          pos = next(seeds, None)
+          if pos is not None:
+            self.try_seed(pos, partial_iters)
+        if len(self.object_executors) > 1:
+          object_pool.segment_all(self, seeds)
+        else:
+          for pos in seeds:
+            self.try_seed(pos)
       self.log_info('Segmentation done.')
     finally:
       # Waiting clients would otherwise block the executor's batches.
       self._keep_client = False
       self._deregister_client()
 
-  def _segment_from(self, pos: Position, partial_iters: int) -> None:
-    """Grows an object from `pos` and, if it qualifies, adds it as a segment."""
+  def seed_may_start(self, pos: Position) -> bool:
+    """Whether an object may be grown from `pos` given the segmentation now (no side effects)."""
+    if not all(low <= p < high for p, low, high in zip(pos, self._margin_t, self._high_t)):
+      return False
+    if self.segmentation[pos] > 0:
+      return False
+    if not (self.restrictor.is_valid_pos(pos) and self.restrictor.is_valid_seed(pos)):
+      return False
+    return not np.any(self.segmentation[self._near(pos)] > 0)
+
+  def _near(self, pos: Position) -> tuple[slice, ...]:
+    """The box within min_boundary_dist of `pos`, where a segment keeps a seed from starting."""
+    return tuple(slice(max(p - int(d), 0), p + int(d) + 1)
+                 for p, d in zip(pos, self.options.min_boundary_dist))
+
+  def try_seed(self, pos: Position, partial_iters: int = 0) -> None:
+    """Grows and adds the object seeded at `pos` unless the segmentation rules the seed out."""
+    if self.take_seed(pos, partial_iters):
+      self.grow_and_add(pos, partial_iters)
+
+  def take_seed(self, pos: Position, partial_iters: int = 0) -> bool:
+    """Whether an object is grown from `pos` now (a seed too near a segment is marked -1)."""
+    if not (self.is_valid_pos(pos, ignore_move_threshold=True)
+            and self.restrictor.is_valid_pos(pos)
+            and self.restrictor.is_valid_seed(pos)):
+      return False
+    if not partial_iters:
+      # The seed at `pos` is not processed yet: a restart must redo it.
+      self._maybe_save_checkpoint(partial_segment_iters=0, seed_pending=True)
+      if np.any(self.segmentation[self._near(pos)] > 0):
+        self.segmentation[pos] = -1
+        return False
+    return True
+
+  def grow_and_add(self, pos: Position, partial_iters: int = 0) -> None:
+    """Grows the object seeded at `pos` in this canvas and adds it."""
     self.log_info('Starting segmentation at %r (zyx)', pos)
     seg_start = time.time()
     num_iters = self.segment_at(pos, partial_segment_iters=partial_iters)
-    t_seg = time.time() - seg_start
+    self.add_object(self.grown(pos, num_iters, time.time() - seg_start))
 
-    if num_iters <= 0:
+  def grown(self, pos: Position, num_iters: int, seconds: float,
+            copy_seed: bool = False) -> GrownObject:
+    """The object just grown from `pos` (its object map box a copy with `copy_seed`)."""
+    # Only the box the FOV visited can have changed.
+    half = self._pred_size // 2
+    box = tuple(slice(max(int(s), 0), int(e) + 1)
+                for s, e in zip(np.subtract(self._min_pos, half), np.add(self._max_pos, half)))
+    seed_box = self.seed[box]
+    free = None
+    if self._free_queries is not None:
+      free = np.array(self._free_queries, dtype=np.int64).reshape(-1, 3)
+    return GrownObject(pos=pos, num_iters=num_iters, seconds=seconds, box=box,
+                       seed_box=seed_box.copy() if copy_seed else seed_box,
+                       min_pos=tuple(self._min_pos), max_pos=tuple(self._max_pos),
+                       history=list(self.history), free_queries=free)
+
+  def add_object(self, obj: GrownObject) -> None:
+    """Adds a grown object as a segment if it qualifies (else marks its seed as failed)."""
+    pos, t_seg = obj.pos, obj.seconds
+    self._min_pos, self._max_pos = obj.min_pos, obj.max_pos
+    self.history = obj.history
+    if obj.num_iters <= 0:
       self.counters['invalid-other-time-ms'].IncrementBy(t_seg * MSEC_IN_SEC)
-      self.log_info('Failed: num iters was %d', num_iters)
+      self.log_info('Failed: num iters was %d', obj.num_iters)
       return
-    if self.seed[pos] < self.options.move_threshold:
+    local_pos = tuple(p - b.start for p, b in zip(pos, obj.box))
+    if obj.seed_box[local_pos] < self.options.move_threshold:
       if self.segmentation[pos] == 0:
         self.segmentation[pos] = -1
       self.log_info('Failed: weak seed')
       self.counters['invalid-weak-time-ms'].IncrementBy(t_seg * MSEC_IN_SEC)
       return
 
-    # Only the box the FOV visited can have changed.
-    half = self._pred_size // 2
-    sel = tuple(slice(max(int(s), 0), int(e) + 1)
-                for s, e in zip(np.subtract(self._min_pos, half), np.add(self._max_pos, half)))
-    seg_view = self.segmentation[sel]
-    seed_view = self.seed[sel]
+    seg_view = self.segmentation[obj.box]
+    seed_view = obj.seed_box
     mask = seed_view >= self.options.segment_threshold
     raw_voxels = int(np.sum(mask))
     overlapped_ids, counts = np.unique(seg_view[mask], return_counts=True)
@@ -382,15 +462,38 @@ class Canvas:
     sid = self.next_segment_id()
     seg_view[mask] = sid
     if self.keep_probability_maps:
-      self.seg_prob[sel][mask] = quantize_probability(
+      self.seg_prob[obj.box][mask] = quantize_probability(
           probability.expit(seed_view[mask]))
     self.overlaps[sid] = np.array([overlapped_ids, counts])
-    self.origins[sid] = OriginInfo(tuple(int(v) for v in pos), num_iters, t_seg)
+    self.origins[sid] = OriginInfo(tuple(int(v) for v in pos), obj.num_iters, t_seg)
     self.counters['valid-time-ms'].IncrementBy(t_seg * MSEC_IN_SEC)
     self.counters['segments-created'].Increment()
     self.log_info('Created supervoxel:%d  seed(zyx):%s  size:%d  iters:%d',
-                  sid, pos, new_voxels, num_iters)
+                  sid, pos, new_voxels, obj.num_iters)
     self._maybe_save_checkpoint(partial_segment_iters=0)
+
+  def object_grower(self, executor) -> Canvas:
+    """A canvas growing objects into its own object map, against this one's segmentation.
+
+    It shares the image, segmentation, options and counters, has its own
+    object map, movement policy and `executor`, and records the positions it
+    found unsegmented (see object_pool). It never writes the segmentation.
+    """
+    grower = copy.copy(self)
+    grower.executor = executor
+    grower.seed = np.full(self.shape, np.nan, dtype=np.float32)
+    grower._seed_extent = None
+    grower.history, grower.history_deleted = [], []
+    grower.checkpoint_path = None
+    grower.seed_policy = None
+    grower._exec_client_id = None
+    grower._keep_client = False
+    grower.object_executors = ()
+    grower._free_queries = []
+    grower.abandon = False
+    grower.movement_policy = self._movement_policy_fn(grower)
+    grower.movement_policy.reset_state((0, 0, 0))
+    return grower
 
   def next_segment_id(self) -> int:
     """Takes the next free segment id."""

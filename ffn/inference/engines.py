@@ -11,6 +11,7 @@ fails in one line before TensorFlow starts (and logs).
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -60,7 +61,9 @@ class TensorFlowEngine:
 class OpenVinoEngine:
   """The model's `predict_logits` converted to OpenVINO, compiled per batch size for the CPU."""
 
-  def __init__(self, model: model_lib.FFNModel, precision: str, batch_size: int = 1):
+  def __init__(self, model: model_lib.FFNModel, precision: str, batch_size: int = 1,
+               threads: int = 0):
+    """`threads` > 0 caps the CPU threads of one call (default: OpenVINO's, all cores)."""
     import openvino  # pylint: disable=g-import-not-at-top  (slow to import; only used here)
     self.info = model.info
     start = time.perf_counter()
@@ -71,13 +74,28 @@ class OpenVinoEngine:
     self._seed_input = self._inputs.index('seed') if 'seed' in self._inputs else 1
     self._config = {'INFERENCE_PRECISION_HINT': OPENVINO_HINTS[precision],
                     'PERFORMANCE_HINT': 'LATENCY'}
+    if threads > 0:
+      self._config['INFERENCE_NUM_THREADS'] = int(threads)
     self._core = openvino.Core()
     self._requests: dict[int, object] = {}
     self._lock = threading.Lock()
+    self._batch_size = batch_size
     logging.info('Model converted to OpenVINO in %.1f s (inputs %s).',
                  time.perf_counter() - start, self._inputs)
     # Compiled now rather than inside the first FOV; other sizes on first use.
     self._request_for(batch_size)
+
+  def with_threads(self, threads: int) -> OpenVinoEngine:
+    """Another instance of this engine (the same converted model) using `threads` CPU threads."""
+    other = copy.copy(self)
+    # Unpinned: pinned instances of few threads would all sit on the first cores.
+    other._config = dict(self._config, INFERENCE_NUM_THREADS=int(threads),
+                         ENABLE_CPU_PINNING=False)
+    # Its own compiled model: requests of one compiled model share its threads.
+    other._requests = {}
+    other._lock = threading.Lock()
+    other._request_for(self._batch_size)
+    return other
 
   def _request_for(self, batch: int):
     """The infer request of the model compiled for this batch size (compiled on first use)."""
@@ -100,6 +118,61 @@ class OpenVinoEngine:
       request.get_input_tensor(self._seed_input).data[...] = seed
       request.infer()
       return request.get_output_tensor(0).data.copy()
+
+
+class _ObjectInstance:
+  """One object's model: its own share of the cores, or all of them while no other object's call runs."""
+
+  def __init__(self, own, full, in_flight: list[int], lock: threading.Lock):
+    self.info = own.info
+    self._own, self._full = own, full
+    self._in_flight, self._lock = in_flight, lock
+
+  def predict_logits(self, image: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    with self._lock:
+      alone = self._in_flight[0] == 0
+      self._in_flight[0] += 1
+    try:
+      return (self._full if alone else self._own).predict_logits(image, seed)
+    finally:
+      with self._lock:
+        self._in_flight[0] -= 1
+
+
+def _same_logits(engines_: list, info) -> bool:
+  """Whether the engines give bit-identical logits on one random FOV."""
+  shape = (1,) + tuple(int(v) for v in info.input_image_size[::-1]) + (1,)
+  rng = np.random.default_rng(0)
+  image = rng.normal(size=shape).astype(np.float32)
+  seed = (3 * rng.normal(size=shape)).astype(np.float32)
+  first = engines_[0].predict_logits(image, seed)
+  return all(np.array_equal(first, e.predict_logits(image, seed)) for e in engines_[1:])
+
+
+def instances(engine, count: int) -> list:
+  """`count` model-like engines to grow objects at once, sharing the CPU threads.
+
+  Each OpenVINO instance is compiled with its share of the threads, so that
+  each object's calls run on their own cores: one call spread over all cores
+  waits for the slowest of them at every layer. A call made while no other
+  object's call runs uses all the cores. TensorFlow runs concurrent calls of
+  one function itself. Instances must compute bit-identical logits (checked
+  here), or the objects would not be those grown one at a time.
+  """
+  if count <= 1:
+    return [engine]
+  if not isinstance(engine, OpenVinoEngine):
+    return [engine] * count
+  threads = max(1, hardware.usable_cpus() // count)
+  own = [engine.with_threads(threads) for _ in range(count)]
+  if not _same_logits([engine] + own, engine.info):
+    logging.warning('OpenVINO instances of %d thread(s) compute other logits than one of all '
+                    'cores; growing one object at a time.', threads)
+    return [engine]
+  logging.info('%d OpenVINO instances of %d CPU thread(s) each, one per object grown.',
+               count, threads)
+  in_flight, lock = [0], threading.Lock()
+  return [_ObjectInstance(o, engine, in_flight, lock) for o in own]
 
 
 def build(model, settings: engine_settings.EngineSettings, batch_size: int = 1):

@@ -17,6 +17,7 @@ from ffn.inference import inference_pb2
 from ffn.inference import movement
 from ffn.inference import resolve
 from ffn.inference import seed
+from ffn.inference import seed_base
 from ffn.utils import bounding_box
 from ffn.utils import probability
 
@@ -128,6 +129,8 @@ class InferencePlan:
   # requests, which do not say, run TensorFlow in float32.
   engine: str = 'tensorflow'
   precision: str = 'float32'
+  # Objects grown at once per subvolume (speculatively; the result is that of 1).
+  concurrent_objects: int = 1
 
   def movement_policy_fn(self, model_info) -> Callable[[Any], movement.BaseMovementPolicy]:
     """canvas -> movement policy, with the model's deltas unless the request sets them."""
@@ -180,11 +183,38 @@ def _check_request(request: inference_pb2.InferenceRequest) -> None:
                        'expected a probability strictly between 0 and 1')
 
 
+def _concurrent_objects(request: inference_pb2.InferenceRequest, batch_size: int,
+                        policy: PolicyPlan, engine: str) -> int:
+  """InferenceRequest.concurrent_objects (1 when unset), checked against what it needs."""
+  value = int(request.concurrent_objects)
+  if value < 0:
+    raise ValueError(f'InferenceRequest.concurrent_objects is {value}; expected 0 or more '
+                     '(0 and 1: one object at a time)')
+  if value <= 1:
+    return 1
+  if engine != 'openvino':
+    # TensorFlow's calls of one function from several threads are not safe here (they crash).
+    raise ValueError(f'InferenceRequest.concurrent_objects {value} needs engine: OPENVINO '
+                     f'(got {engine.upper()})')
+  if batch_size != 1 or request.concurrent_requests > 1:
+    raise ValueError(f'InferenceRequest.concurrent_objects {value} needs batch_size 1 and '
+                     f'concurrent_requests 1 (got {batch_size} and '
+                     f'{request.concurrent_requests}): each object runs its own model instance')
+  if not seed_base.seeds_fixed_up_front(policy.cls):
+    raise ValueError(f'InferenceRequest.concurrent_objects {value} needs a seed policy whose '
+                     f'seeds are listed before the first object grows; {policy.cls.__name__} '
+                     'yields its own (it overrides __next__)')
+  return value
+
+
 def from_request(request: inference_pb2.InferenceRequest,
                  batch_size: Optional[int] = None) -> InferencePlan:
   """The plan of a request; `batch_size` overrides `request.batch_size`."""
   _check_request(request)
   engine, precision = engine_settings.requested(request)
+  batch_size = int(batch_size if batch_size is not None else request.batch_size) or 1
+  policy = seed_policy(request)
+  concurrent_objects = _concurrent_objects(request, batch_size, policy, engine)
   return InferencePlan(
       output_dir=request.segmentation_output_dir,
       image=request.image,
@@ -202,13 +232,14 @@ def from_request(request: inference_pb2.InferenceRequest,
                       if request.HasField('shift_mask_fov') else None),
       shift_mask_threshold=int(request.shift_mask_threshold),
       canvas_options=CanvasOptions.from_proto(request.inference_options),
-      seed_policy=seed_policy(request),
+      seed_policy=policy,
       movement_policy=movement_policy(request),
       model_name=request.model_name,
       model_args=request.model_args,
       model_checkpoint_path=request.model_checkpoint_path,
-      batch_size=int(batch_size if batch_size is not None else request.batch_size) or 1,
+      batch_size=batch_size,
       concurrent_requests=max(int(request.concurrent_requests), 1),
+      concurrent_objects=concurrent_objects,
       engine=engine,
       precision=precision,
       checkpoint_interval_sec=float(request.checkpoint_interval),

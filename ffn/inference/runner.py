@@ -49,6 +49,9 @@ class Runner:
   def __init__(self):
     self.counters = inference_utils.Counters()
     self.executor = None
+    # Model instances, and a direct executor for each, when objects grow concurrently.
+    self.object_models: tuple = ()
+    self.object_executors: tuple = ()
     self.request: Optional[inference_pb2.InferenceRequest] = None
     self.plan: Optional[plan_lib.InferencePlan] = None
     self.model = None
@@ -123,7 +126,11 @@ class Runner:
     log('%s', self.engine_settings.describe())
     with timer_counter(self.counters, 'engine-build'):
       model = engines.build(model, self.engine_settings, self.batch_size)
+      instances = engines.instances(model, self.plan.concurrent_objects)
     self.model = model
+    self.object_models = tuple(instances) if len(instances) > 1 else ()
+    if self.object_models:
+      logging.info('Growing %d objects at once per subvolume.', len(instances))
     self.movement_policy_fn = self.plan.movement_policy_fn(model.info)
     self.start_executor()
 
@@ -136,6 +143,8 @@ class Runner:
       self.executor = executor_lib.BatchExecutor(self.model.predict_logits, self.counters,
                                                  self.batch_size)
     self.executor.start()
+    self.object_executors = tuple(executor_lib.DirectExecutor(m.predict_logits, self.counters)
+                                  for m in self.object_models)
 
   def _load_model(self):
     """Builds the model of the request and restores its checkpoint."""
@@ -269,7 +278,7 @@ class Runner:
         movement_policy_fn=self.movement_policy_fn,
         checkpoint_path=results.checkpoint_path(self.plan.output_dir, corner),
         checkpoint_interval_sec=self.plan.checkpoint_interval_sec,
-        corner_zyx=dst_corner, **canvas_kwargs)
+        corner_zyx=dst_corner, object_executors=self.object_executors, **canvas_kwargs)
     if self._init_seg_volume is not None:
       canvas.init_segmentation_from_volume(self._init_seg_volume, src_corner,
                                            np.asarray(src_corner) + src_size, align_and_crop)

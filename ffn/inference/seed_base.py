@@ -61,6 +61,11 @@ class BaseSeedPolicy:
     return excluded
 
 
+def seeds_fixed_up_front(cls: type) -> bool:
+  """Whether policy `cls` yields the coords it lists on first use, not seeds chosen as objects grow."""
+  return issubclass(cls, BaseSeedPolicy) and cls.__next__ is BaseSeedPolicy.__next__
+
+
 def _reproducible_noise(shape) -> np.ndarray:
   """U[0, 1) noise from numpy's legacy MT19937 seeded with 42 (upstream's stream)."""
   return np.random.RandomState(_NOISE_SEED).random_sample(shape)

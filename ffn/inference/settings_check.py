@@ -15,7 +15,7 @@ from ffn.inference import inference_pb2
 
 # Fields that change how a run is carried out, not its result.
 _NOT_RESULT_FIELDS = ('segmentation_output_dir', 'concurrent_requests', 'batch_size',
-                      'checkpoint_interval')
+                      'concurrent_objects', 'checkpoint_interval')
 
 REUSE_FLAG = '--reuse_mismatched_results'
 

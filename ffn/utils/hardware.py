@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import sys
 from typing import Optional
 
@@ -68,6 +69,13 @@ def _openvino_features() -> CpuFeatures:
   bf16, fp16 = 'BF16' in capabilities, 'FP16' in capabilities
   return CpuFeatures(amx_bf16=bf16, avx512_bf16=bf16, amx_fp16=fp16, avx512_fp16=fp16,
                      source='OpenVINO CPU capabilities')
+
+
+def usable_cpus() -> int:
+  """CPUs this process may run on (its affinity mask, else the machine's count)."""
+  if hasattr(os, 'sched_getaffinity'):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
 
 
 @functools.lru_cache(maxsize=1)

@@ -103,7 +103,8 @@ def test_fast_sample_config_is_upstreams_plus_openvino_bfloat16(repo_root):
   assert engine_settings.requested(upstream) == ('tensorflow', 'float32')
   assert engine_settings.requested(fast) == ('openvino', 'bfloat16')
   assert fast.segmentation_output_dir != upstream.segmentation_output_dir
-  for field in ('engine', 'precision', 'segmentation_output_dir'):
+  assert fast.concurrent_objects == 2
+  for field in ('engine', 'precision', 'concurrent_objects', 'segmentation_output_dir'):
     fast.ClearField(field)
   upstream.ClearField('segmentation_output_dir')
   assert fast == upstream

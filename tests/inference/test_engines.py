@@ -85,6 +85,7 @@ def test_request_without_settings_runs_the_model_itself(setup, tmp_path, float32
     ('OPENVINO', 'FLOAT16', {}),
     ('TENSORFLOW', 'BFLOAT16', {'batch_size': 2, 'concurrent_requests': 2}),
     ('OPENVINO', 'BFLOAT16', {'batch_size': 2, 'concurrent_requests': 2}),
+    ('OPENVINO', 'BFLOAT16', {'concurrent_objects': 2}),
 ])
 def test_engine_and_precision_give_the_float32_segmentation(setup, tmp_path, cpu,
                                                            float32_result, engine, precision,
@@ -145,6 +146,31 @@ def test_openvino_serves_any_batch_size_and_copies_its_output():
   single = engine.predict_logits(image[:1], seed[:1])
   np.testing.assert_allclose(single, expected[:1], rtol=1e-5, atol=1e-5)
   np.testing.assert_array_equal(first, kept)
+
+
+def test_openvino_instances_per_object_share_the_cores_and_agree(monkeypatch, caplog):
+  model = synthetic_ffn.build_tf_model()
+  engine = engines.OpenVinoEngine(model, 'float32')
+  monkeypatch.setattr(hardware, 'usable_cpus', lambda: 4)
+  objects = engines.instances(engine, 2)
+  assert len(objects) == 2
+  # pylint: disable=protected-access
+  assert [o._own._config['INFERENCE_NUM_THREADS'] for o in objects] == [2, 2]
+  assert objects[0]._own is not objects[1]._own and objects[0]._full is engine
+  rng = np.random.default_rng(2)
+  shape = (1,) + synthetic_ffn.FOV_XYZ[::-1] + (1,)
+  image = rng.normal(size=shape).astype(np.float32)
+  seed = rng.normal(size=shape).astype(np.float32)
+  expected = engine.predict_logits(image, seed)
+  for instance in objects:
+    np.testing.assert_array_equal(instance.predict_logits(image, seed), expected)
+    np.testing.assert_array_equal(instance._own.predict_logits(image, seed), expected)
+  # Instances that disagree with the engine would change the objects: one at a time then.
+  monkeypatch.setattr(engines, '_same_logits', lambda *args: False)
+  caplog.set_level('WARNING')
+  assert engines.instances(engine, 2) == [engine]
+  assert any('one object at a time' in r.getMessage() for r in caplog.records)
+  assert engines.instances(model, 3) == [model] * 3
 
 
 def test_reduced_precision_needs_a_tensorflow_model(cpu):

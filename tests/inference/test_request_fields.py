@@ -61,6 +61,8 @@ FIELD_TESTS = {
     'InferenceRequest.batch_size': f'{_RUNNER}::test_concurrent_batched_runs_match_sequential',
     'InferenceRequest.concurrent_requests':
         f'{_RUNNER}::test_concurrent_batched_runs_match_sequential',
+    'InferenceRequest.concurrent_objects':
+        'tests/inference/test_object_pool.py::test_plan_takes_concurrent_objects',
     'InferenceRequest.inference_options': f'{_HERE}::test_inference_options_must_be_probabilities',
     'InferenceRequest.segmentation_output_dir': f'{_HERE}::test_required_fields',
     'InferenceRequest.checkpoint_interval':

@@ -1,0 +1,209 @@
+"""Objects grown concurrently (InferenceRequest.concurrent_objects) give the one-at-a-time result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ffn.inference import executor
+from ffn.inference import inference
+from ffn.inference import inference_pb2
+from ffn.inference import plan
+from ffn.inference import seed
+from ffn.inference import settings_check
+
+import synthetic_ffn
+
+
+class _ListedSeeds(seed.BaseSeedPolicy):
+  """Seeds in the order of `coords` (zyx)."""
+
+  def __init__(self, canvas, coords=(), **kwargs):
+    super().__init__(canvas, **kwargs)
+    self._listed = coords
+
+  def init_coords(self) -> None:
+    self.coords = np.array(self._listed, np.int64).reshape(-1, 3)
+
+
+def _listed(coords):
+  return lambda canvas: _ListedSeeds(canvas, coords)
+
+
+def _options():
+  options = inference_pb2.InferenceOptions(
+      init_activation=0.95, pad_value=0.05, move_threshold=0.9, segment_threshold=0.6,
+      min_segment_size=30)
+  options.min_boundary_dist.x = options.min_boundary_dist.y = options.min_boundary_dist.z = 1
+  return options
+
+
+def _canvas(image, growers=1, model=None, **kwargs):
+  """A canvas over `image` growing `growers` objects at once (1: one at a time)."""
+  model = model or synthetic_ffn.NumpyModel()
+  norm = (image.astype(np.float32) - synthetic_ffn.IMAGE_MEAN) / synthetic_ffn.IMAGE_STDDEV
+  object_executors = ([executor.DirectExecutor(model.predict_logits) for _ in range(growers)]
+                      if growers > 1 else ())
+  return inference.Canvas(model.info, executor.DirectExecutor(model.predict_logits), norm,
+                          _options(), object_executors=object_executors, **kwargs)
+
+
+def _segment(image, seed_policy, growers=1, **kwargs):
+  canvas = _canvas(image, growers, **kwargs)
+  canvas.segment_all(seed_policy=seed_policy)
+  return canvas
+
+
+def _assert_same_result(a, b):
+  np.testing.assert_array_equal(a.segmentation, b.segmentation)
+  np.testing.assert_array_equal(a.seg_prob, b.seg_prob)
+  assert {k: (v.start_zyx, v.iters) for k, v in a.origins.items()} == {
+      k: (v.start_zyx, v.iters) for k, v in b.origins.items()}
+  assert a.overlaps.keys() == b.overlaps.keys()
+  for sid in a.overlaps:
+    np.testing.assert_array_equal(a.overlaps[sid], b.overlaps[sid])
+
+
+def _counter(canvas, name):
+  return dict(canvas.counters)[name].value if name in canvas.counters else 0
+
+
+def _two_rooms():
+  """Two bright boxes behind a 3-voxel dark wall (x 16-18), zyx (12, 24, 40).
+
+  An object grown in the right room sees the left room's edge across the wall
+  and takes it into its segment, without its FOV ever going there.
+  """
+  image = np.full((12, 24, 40), synthetic_ffn.DARK, np.uint8)
+  image[3:9, 4:20, 4:16] = synthetic_ffn.BRIGHT
+  image[3:9, 4:20, 19:36] = synthetic_ffn.BRIGHT
+  return image
+
+
+def test_object_steered_by_an_earlier_one_is_grown_again():
+  image = _two_rooms()
+  first, second = (6, 12, 29), (6, 12, 9)
+  one_at_a_time = _segment(image, _listed([first, second]))
+  concurrent = _segment(image, _listed([first, second]), growers=2)
+  _assert_same_result(one_at_a_time, concurrent)
+  # Grown alone, the second object takes another course: its FOV goes where
+  # the first object's segment is, which one at a time forbids.
+  alone = _segment(image, _listed([second]))
+  assert alone.origins[1].iters != one_at_a_time.origins[2].iters
+  assert _counter(concurrent, 'objects-regrown') == 1
+  assert _counter(concurrent, 'fovs-regrown') == alone.origins[1].iters
+
+
+def test_seed_covered_by_an_earlier_object_is_grown_in_vain():
+  image, _ = synthetic_ffn.blob_volume()
+  seeds = _listed([(10, 10, 6), (10, 10, 18)])  # both in blob 1 (x 4-19)
+  one_at_a_time = _segment(image, seeds)
+  concurrent = _segment(image, seeds, growers=2)
+  _assert_same_result(one_at_a_time, concurrent)
+  assert len(concurrent.origins) == 1
+  assert _counter(concurrent, 'objects-grown-in-vain') == 1
+
+
+def _random_rooms(shape=(16, 40, 44), count=40, seed_value=3, sizes=(3, 12)):
+  """Bright boxes of random sizes on dark, many touching or a thin wall apart."""
+  rng = np.random.default_rng(seed_value)
+  image = np.full(shape, synthetic_ffn.DARK, np.uint8)
+  for _ in range(count):
+    size = rng.integers(*sizes, size=3)
+    start = [rng.integers(0, s - n) for s, n in zip(shape, size)]
+    image[tuple(slice(a, a + n) for a, n in zip(start, size))] = synthetic_ffn.BRIGHT
+  return image
+
+
+@pytest.mark.parametrize('growers', [2, 3])
+def test_many_objects_equal_one_at_a_time(growers):
+  image = _random_rooms()
+  grid = lambda canvas: seed.PolicyGrid3d(canvas, step=3, offsets=(1,))
+  one_at_a_time = _segment(image, grid)
+  concurrent = _segment(image, grid, growers=growers)
+  assert len(one_at_a_time.origins) > 10
+  # Which objects are grown ahead, and redone, depends on thread timing; the
+  # result must not.
+  _assert_same_result(one_at_a_time, concurrent)
+
+
+def test_peaks_on_a_non_cubic_volume_equal_one_at_a_time():
+  image = _random_rooms(shape=(14, 30, 50), count=30, seed_value=3, sizes=(3, 9))
+  one_at_a_time = _segment(image, seed.PolicyPeaks)
+  concurrent = _segment(image, seed.PolicyPeaks, growers=2)
+  assert len(one_at_a_time.origins) > 5
+  _assert_same_result(one_at_a_time, concurrent)
+
+
+class _Interrupt(Exception):
+  pass
+
+
+class _FailingModel(synthetic_ffn.NumpyModel):
+  """Fails once `fail_after` FOVs have been computed, in whichever thread asks next."""
+
+  def __init__(self, fail_after):
+    super().__init__()
+    self.fail_after = fail_after
+
+  def predict_logits(self, image, seed_logits):
+    if self.calls >= self.fail_after:
+      raise _Interrupt()
+    return super().predict_logits(image, seed_logits)
+
+
+@pytest.mark.parametrize('fail_after', [300, 700])
+def test_checkpoint_of_a_concurrent_run_resumes_to_the_same_result(tmp_path, fail_after):
+  image = _random_rooms()
+  grid = lambda canvas: seed.PolicyGrid3d(canvas, step=3, offsets=(1,))
+  reference = _segment(image, grid)
+
+  path = str(tmp_path / 'seg.cpoint')
+  # A checkpoint at every point where one may be taken.
+  checkpointing = dict(checkpoint_path=path, checkpoint_interval_sec=1e-9)
+  failing = _canvas(image, 2, model=_FailingModel(fail_after), **checkpointing)
+  with pytest.raises(_Interrupt):
+    failing.segment_all(seed_policy=grid)
+  resumed = _canvas(image, 2, **checkpointing)
+  resumed.restore_checkpoint(path)
+  assert len(resumed.origins) < len(reference.origins)
+  resumed.segment_all(seed_policy=grid)
+  _assert_same_result(reference, resumed)
+
+
+def _request(**fields):
+  fields.setdefault('engine', inference_pb2.InferenceRequest.OPENVINO)
+  request = inference_pb2.InferenceRequest(
+      image=inference_pb2.DecoratedVolume(hdf5='image.h5:raw'), image_stddev=1,
+      segmentation_output_dir='out', **fields)
+  request.inference_options.CopyFrom(_options())
+  return request
+
+
+def test_plan_takes_concurrent_objects():
+  assert plan.from_request(_request()).concurrent_objects == 1
+  assert plan.from_request(_request(concurrent_objects=0)).concurrent_objects == 1
+  assert plan.from_request(_request(concurrent_objects=3)).concurrent_objects == 3
+
+
+class _OwnNext(seed.BaseSeedPolicy):
+
+  def __next__(self):
+    raise StopIteration()
+
+
+@pytest.mark.parametrize('fields,message', [
+    ({'concurrent_objects': -1}, 'concurrent_objects is -1'),
+    ({'concurrent_objects': 2, 'engine': inference_pb2.InferenceRequest.TENSORFLOW},
+     'needs engine: OPENVINO'),
+    ({'concurrent_objects': 2, 'batch_size': 4}, 'needs batch_size 1'),
+    ({'concurrent_objects': 2, 'concurrent_requests': 2}, 'needs batch_size 1'),
+    ({'concurrent_objects': 2, 'seed_policy': f'{__name__}._OwnNext'}, '_OwnNext yields'),
+])
+def test_bad_concurrent_objects_is_one_clear_error(fields, message):
+  with pytest.raises(ValueError, match=message):
+    plan.from_request(_request(**fields))
+
+
+def test_concurrent_objects_does_not_change_the_result_settings():
+  assert not settings_check.differences(_request(), _request(concurrent_objects=2))
