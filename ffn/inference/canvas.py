@@ -26,6 +26,7 @@ from ffn.inference import movement
 from ffn.inference import object_pool
 from ffn.inference import plan
 from ffn.inference import seed as seed_policies
+from ffn.inference import seed_base
 from ffn.utils.axes import Position
 from ffn.utils.axes import zyx
 from ffn.inference.inference_utils import Counters
@@ -355,7 +356,7 @@ class Canvas:
           pos = next(seeds, None)
           if pos is not None:
             self.try_seed(pos, partial_iters)
-        if len(self.object_executors) > 1:
+        if len(self.object_executors) > 1 and self._seeds_listed():
           object_pool.segment_all(self, seeds)
         else:
           for pos in seeds:
@@ -365,6 +366,14 @@ class Canvas:
       # Waiting clients would otherwise block the executor's batches.
       self._keep_client = False
       self._deregister_client()
+
+  def _seeds_listed(self) -> bool:
+    """Whether the seed policy lists its seeds up front, as growing objects at once needs."""
+    if seed_base.seeds_fixed_up_front(type(self.seed_policy)):
+      return True
+    logging.warning('%s chooses seeds as objects grow: growing one object at a time.',
+                    type(self.seed_policy).__name__)
+    return False
 
   def seed_may_start(self, pos: Position) -> bool:
     """Whether an object may be grown from `pos` given the segmentation now (no side effects)."""
