@@ -191,7 +191,7 @@ class Canvas:
     if not ignore_move_threshold and self.seed[pos] < self.options.move_threshold:
       self.counters['skip_threshold'].Increment()
       return False
-    if not all(low <= p < high for p, low, high in zip(pos, self._margin_t, self._high_t)):
+    if not self._in_bounds(pos):
       self.counters['skip_invalid_pos'].Increment()
       return False
     if self.segmentation[pos] > 0:
@@ -200,6 +200,10 @@ class Canvas:
     if self._free_queries is not None:
       self._free_queries.append(pos)
     return True
+
+  def _in_bounds(self, pos: Position) -> bool:
+    """Whether the FOV centred at `pos` lies within the image."""
+    return all(low <= p < high for p, low, high in zip(pos, self._margin_t, self._high_t))
 
   def predict(self, pos: Position, logit_seed: np.ndarray) -> np.ndarray:
     """Runs the network with its FOV centred at `pos`; returns zyx logits."""
@@ -377,18 +381,17 @@ class Canvas:
 
   def seed_may_start(self, pos: Position) -> bool:
     """Whether an object may be grown from `pos` given the segmentation now (no side effects)."""
-    if not all(low <= p < high for p, low, high in zip(pos, self._margin_t, self._high_t)):
-      return False
-    if self.segmentation[pos] > 0:
-      return False
-    if not (self.restrictor.is_valid_pos(pos) and self.restrictor.is_valid_seed(pos)):
-      return False
-    return not np.any(self.segmentation[self._near(pos)] > 0)
+    return (self._in_bounds(pos) and self.segmentation[pos] <= 0
+            and self._restrictor_allows_seed(pos) and not self._near_segment(pos))
 
-  def _near(self, pos: Position) -> tuple[slice, ...]:
-    """The box within min_boundary_dist of `pos`, where a segment keeps a seed from starting."""
-    return tuple(slice(max(p - int(d), 0), p + int(d) + 1)
+  def _restrictor_allows_seed(self, pos: Position) -> bool:
+    return self.restrictor.is_valid_pos(pos) and self.restrictor.is_valid_seed(pos)
+
+  def _near_segment(self, pos: Position) -> bool:
+    """Whether a segment lies within min_boundary_dist of `pos` (no seed starts there)."""
+    near = tuple(slice(max(p - int(d), 0), p + int(d) + 1)
                  for p, d in zip(pos, self.options.min_boundary_dist))
+    return bool(np.any(self.segmentation[near] > 0))
 
   def try_seed(self, pos: Position, partial_iters: int = 0) -> None:
     """Grows and adds the object seeded at `pos` unless the segmentation rules the seed out."""
@@ -398,13 +401,12 @@ class Canvas:
   def take_seed(self, pos: Position, partial_iters: int = 0) -> bool:
     """Whether an object is grown from `pos` now (a seed too near a segment is marked -1)."""
     if not (self.is_valid_pos(pos, ignore_move_threshold=True)
-            and self.restrictor.is_valid_pos(pos)
-            and self.restrictor.is_valid_seed(pos)):
+            and self._restrictor_allows_seed(pos)):
       return False
     if not partial_iters:
       # The seed at `pos` is not processed yet: a restart must redo it.
       self._maybe_save_checkpoint(partial_segment_iters=0, seed_pending=True)
-      if np.any(self.segmentation[self._near(pos)] > 0):
+      if self._near_segment(pos):
         self.segmentation[pos] = -1
         return False
     return True

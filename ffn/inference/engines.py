@@ -61,9 +61,7 @@ class TensorFlowEngine:
 class OpenVinoEngine:
   """The model's `predict_logits` converted to OpenVINO, compiled per batch size for the CPU."""
 
-  def __init__(self, model: model_lib.FFNModel, precision: str, batch_size: int = 1,
-               threads: int = 0):
-    """`threads` > 0 caps the CPU threads of one call (default: OpenVINO's, all cores)."""
+  def __init__(self, model: model_lib.FFNModel, precision: str, batch_size: int = 1):
     import openvino  # pylint: disable=g-import-not-at-top  (slow to import; only used here)
     self.info = model.info
     start = time.perf_counter()
@@ -74,8 +72,6 @@ class OpenVinoEngine:
     self._seed_input = self._inputs.index('seed') if 'seed' in self._inputs else 1
     self._config = {'INFERENCE_PRECISION_HINT': OPENVINO_HINTS[precision],
                     'PERFORMANCE_HINT': 'LATENCY'}
-    if threads > 0:
-      self._config['INFERENCE_NUM_THREADS'] = int(threads)
     self._core = openvino.Core()
     self._requests: dict[int, object] = {}
     self._lock = threading.Lock()
@@ -121,7 +117,7 @@ class OpenVinoEngine:
 
 
 class _ObjectInstance:
-  """One object's model: its own share of the cores, or all of them while no other object's call runs."""
+  """One object's model: its share of the cores, or all of them while no other object calls."""
 
   def __init__(self, own, full, in_flight: list[int], lock: threading.Lock):
     self.info = own.info
@@ -155,9 +151,10 @@ def instances(engine, count: int) -> list:
   Each OpenVINO instance is compiled with its share of the threads, so that
   each object's calls run on their own cores: one call spread over all cores
   waits for the slowest of them at every layer. A call made while no other
-  object's call runs uses all the cores. TensorFlow runs concurrent calls of
-  one function itself. Instances must compute bit-identical logits (checked
-  here), or the objects would not be those grown one at a time.
+  object's call runs uses all the cores. Instances must compute bit-identical
+  logits (checked here), or the objects would not be those grown one at a
+  time. Other engines come back as they are: the request plan allows objects
+  at once on OpenVINO only (TensorFlow crashes on concurrent calls here).
   """
   if count <= 1:
     return [engine]

@@ -48,7 +48,7 @@ class _Seed:
   future: Optional[concurrent.futures.Future] = None
 
   def covers(self, pos: Position, threshold: float) -> bool:
-    """Whether this seed's object, as grown so far, already holds `pos` (see _assign)."""
+    """Whether this seed's object, as grown so far, already holds `pos` (see _Pool.assign)."""
     if self.grower is not None:
       return bool(self.grower.seed[pos] >= threshold)
     if self.future is None or not self.future.done() or self.future.exception() is not None:
@@ -70,21 +70,26 @@ def _grow(grower, pos: Position):
   return grower.grown(pos, num_iters, time.time() - start, copy_seed=True)
 
 
+def _any_segmented(segmentation: np.ndarray, positions) -> bool:
+  """Whether any of the zyx `positions` (an (N, 3) array or list of triples) is segmented."""
+  positions = np.asarray(positions, dtype=np.int64).reshape(-1, 3)
+  return bool(np.any(segmentation[tuple(positions.T)] > 0))
+
+
 def _steered_by_now(segmentation: np.ndarray, grower) -> bool:
   """Whether a position the grower found unsegmented is segmented now (it must be redone)."""
   queries = list(grower._free_queries or ())  # pylint: disable=protected-access
-  return bool(queries) and bool(np.any(segmentation[tuple(np.array(queries).T)] > 0))
+  return _any_segmented(segmentation, queries)
 
 
 def still_valid(segmentation: np.ndarray, obj) -> bool:
   """Whether every position the object's growth found unsegmented still is."""
-  queries = obj.free_queries
-  return queries is None or not np.any(segmentation[tuple(queries.T)] > 0)
+  return obj.free_queries is None or not _any_segmented(segmentation, obj.free_queries)
 
 
 @contextlib.contextmanager
 def _policy_at(policy, idx: int):
-  """The seed policy rewound to `idx` (checkpoints name the seed being added, not the last taken)."""
+  """The seed policy rewound to `idx`: checkpoints name the seed being added, not the last taken."""
   current, policy.idx = policy.idx, idx
   try:
     yield

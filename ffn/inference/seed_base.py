@@ -62,7 +62,7 @@ class BaseSeedPolicy:
 
 
 def seeds_fixed_up_front(cls: type) -> bool:
-  """Whether policy `cls` yields the coords it lists on first use, not seeds chosen as objects grow."""
+  """Whether policy `cls` yields the coords it lists on first use (not seeds chosen on the fly)."""
   return issubclass(cls, BaseSeedPolicy) and cls.__next__ is BaseSeedPolicy.__next__
 
 
