@@ -13,8 +13,8 @@ each:
   * the model-call time per FOV, and the time outside it, per FOV, as a share
     of the wall time and of the model time (one object at a time only);
   * with objects grown at once (`engine:precision:N`), FOVs/s counts the FOVs
-    of the objects kept; `redone` is the share of computed FOVs spent on
-    objects grown again, in vain or abandoned (see ffn/inference/object_pool.py);
+    of the objects added; `redone` is the share of model calls spent on FOVs
+    grown again, in vain or abandoned (see ffn/inference/object_pool.py);
   * how far the segmentation is from the first run's (voxels labelled
     differently after matching objects by their largest overlap).
 Model restore, conversion, compilation and a first warm-up call (once per run)
@@ -109,6 +109,11 @@ def _differing_voxels(seg: np.ndarray, ref: np.ndarray) -> int:
   return int(seg.size - agree)
 
 
+# What growing objects at once did (see ffn/inference/object_pool.py).
+_POOL_COUNTERS = ('objects-regrown', 'objects-restarted', 'objects-grown-in-vain',
+                  'objects-abandoned', 'fovs-replayed')
+
+
 def _run_one(engine: str, precision: str, objects: int, out_dir: str, size: int) -> dict:
   """Segments the crop with one engine, precision and object count; returns its numbers."""
   runner = runner_lib.Runner()
@@ -130,11 +135,11 @@ def _run_one(engine: str, precision: str, objects: int, out_dir: str, size: int)
   wall = time.perf_counter() - start
   seg, _ = storage.load_segmentation(out_dir, (0, 0, 0), split_cc=False)
   counters = dict(canvas.counters)
-  redone = sum(counters[k].value for k in ('fovs-regrown', 'fovs-grown-in-vain', 'fovs-abandoned')
-               if k in counters)
   computed = sum(t.calls for t in timed)
+  kept = counters['fovs-of-objects'].value
   return dict(settings=runner.engine_settings, objects_at_once=objects, setup=setup,
-              wall=wall, fovs=computed - redone, redone=redone / max(computed, 1),
+              wall=wall, fovs=kept, redone=(computed - kept) / max(computed, 1),
+              pool={k: counters[k].value for k in _POOL_COUNTERS if k in counters},
               model=sum(t.seconds for t in timed), objects=len(canvas.origins), seg=seg)
 
 
@@ -176,6 +181,10 @@ def main(argv):
           f'{100 * r["redone"]:5.1f}% {r["objects"]:5d} {r["wall"]:7.1f} '
           f'{rate:7.2f} {rate / base_rate:7.2f} {split} '
           f'{_differing_voxels(r["seg"], first["seg"]):15d} {r["setup"]:8.1f}')
+  for r in results:
+    if r['objects_at_once'] > 1:
+      print(f'{r["objects_at_once"]} at once: ' +
+            ', '.join(f'{k} {r["pool"].get(k, 0)}' for k in _POOL_COUNTERS))
   if any(r['settings'].note for r in results):
     print('* ' + '; '.join(sorted({r['settings'].note for r in results if r['settings'].note})))
   print('"outside": wall time not spent in the model call (image, seeds, movement, '

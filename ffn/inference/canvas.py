@@ -22,6 +22,7 @@ import numpy as np
 
 from ffn.inference import canvas_checkpoint
 from ffn.inference import canvas_visualization
+from ffn.inference import growth_record
 from ffn.inference import movement
 from ffn.inference import object_pool
 from ffn.inference import plan
@@ -56,8 +57,8 @@ class GrownObject:
   min_pos: Position  # The extreme FOV centres.
   max_pos: Position
   history: list
-  # Positions whose being unsegmented let the FOV go there (concurrent growth only).
-  free_queries: Optional[np.ndarray] = None
+  # What its growth read of the segmentation and computed (concurrent growth only).
+  record: Optional[growth_record.GrowthRecord] = None
 
 
 class Canvas:
@@ -142,9 +143,9 @@ class Canvas:
     # Called after every FOV (e.g. to log progress); must be cheap.
     self.on_fov: Optional[Callable[[], None]] = None
     self.object_executors = tuple(object_executors)
-    # Concurrent growth (object_pool): the positions `is_valid_pos` found
-    # unsegmented, and a request to stop growing.
-    self._free_queries: Optional[list] = None
+    # Concurrent growth (object_pool): what the growth in progress read of the
+    # segmentation and computed, and a request to stop growing.
+    self.record: Optional[growth_record.GrowthRecord] = None
     self.abandon = False
 
     if movement_policy_fn is None:
@@ -194,12 +195,12 @@ class Canvas:
     if not self._in_bounds(pos):
       self.counters['skip_invalid_pos'].Increment()
       return False
-    if self.segmentation[pos] > 0:
+    free = self.segmentation[pos] <= 0
+    if self.record is not None:
+      self.record.query(pos, free)
+    if not free:
       self.counters['skip_invalid_pos'].Increment()
-      return False
-    if self._free_queries is not None:
-      self._free_queries.append(pos)
-    return True
+    return free
 
   def _in_bounds(self, pos: Position) -> bool:
     """Whether the FOV centred at `pos` lies within the image."""
@@ -207,11 +208,19 @@ class Canvas:
 
   def predict(self, pos: Position, logit_seed: np.ndarray) -> np.ndarray:
     """Runs the network with its FOV centred at `pos`; returns zyx logits."""
+    if self.record is not None:
+      replayed = self.record.replayed_output()
+      if replayed is not None:
+        self.counters['fovs-replayed'].Increment()
+        return replayed
     with timer_counter(self.counters, 'predict'):
       image = self.image[tuple(slice(p - m, p - m + n) for p, m, n in
                                zip(pos, self._margin_t, self._image_size_t))]
       with timer_counter(self.counters, 'inference'):
-        return self.executor.predict(self._exec_client_id, logit_seed, image)
+        logits = self.executor.predict(self._exec_client_id, logit_seed, image)
+    if self.record is not None:
+      self.record.computed_output(logits)
+    return logits
 
   def update_at(self, pos: Position) -> np.ndarray:
     """Predicts at `pos`, writes the result into `seed` and returns it (logits)."""
@@ -411,11 +420,21 @@ class Canvas:
         return False
     return True
 
-  def grow_and_add(self, pos: Position, partial_iters: int = 0) -> None:
-    """Grows the object seeded at `pos` in this canvas and adds it."""
+  def grow_and_add(self, pos: Position, partial_iters: int = 0,
+                   replay: Optional[growth_record.GrowthRecord] = None) -> None:
+    """Grows the object seeded at `pos` in this canvas and adds it.
+
+    `replay`, an earlier growth from `pos`, stands in for the model calls for
+    as long as that growth's course still holds.
+    """
     self.log_info('Starting segmentation at %r (zyx)', pos)
     seg_start = time.time()
-    num_iters = self.segment_at(pos, partial_segment_iters=partial_iters)
+    if replay is not None and not partial_iters:
+      self.record = growth_record.GrowthRecord(replay, max_outputs=0)
+    try:
+      num_iters = self.segment_at(pos, partial_segment_iters=partial_iters)
+    finally:
+      self.record = None
     self.add_object(self.grown(pos, num_iters, time.time() - seg_start))
 
   def grown(self, pos: Position, num_iters: int, seconds: float,
@@ -426,17 +445,15 @@ class Canvas:
     box = tuple(slice(max(int(s), 0), int(e) + 1)
                 for s, e in zip(np.subtract(self._min_pos, half), np.add(self._max_pos, half)))
     seed_box = self.seed[box]
-    free = None
-    if self._free_queries is not None:
-      free = np.array(self._free_queries, dtype=np.int64).reshape(-1, 3)
     return GrownObject(pos=pos, num_iters=num_iters, seconds=seconds, box=box,
                        seed_box=seed_box.copy() if copy_seed else seed_box,
                        min_pos=tuple(self._min_pos), max_pos=tuple(self._max_pos),
-                       history=list(self.history), free_queries=free)
+                       history=list(self.history), record=self.record)
 
   def add_object(self, obj: GrownObject) -> None:
     """Adds a grown object as a segment if it qualifies (else marks its seed as failed)."""
     pos, t_seg = obj.pos, obj.seconds
+    self.counters['fovs-of-objects'].IncrementBy(obj.num_iters)
     self._min_pos, self._max_pos = obj.min_pos, obj.max_pos
     self.history = obj.history
     if obj.num_iters <= 0:
@@ -487,8 +504,8 @@ class Canvas:
     """A canvas growing objects into its own object map, against this one's segmentation.
 
     It shares the image, segmentation, options and counters, has its own
-    object map, movement policy and `executor`, and records the positions it
-    found unsegmented (see object_pool). It never writes the segmentation.
+    object map, movement policy and `executor`, and a record of each growth
+    (see object_pool). It never writes the segmentation.
     """
     grower = copy.copy(self)
     grower.executor = executor
@@ -500,7 +517,7 @@ class Canvas:
     grower._exec_client_id = None
     grower._keep_client = False
     grower.object_executors = ()
-    grower._free_queries = []
+    grower.record = None
     grower.abandon = False
     grower.movement_policy = self._movement_policy_fn(grower)
     grower.movement_policy.reset_state((0, 0, 0))

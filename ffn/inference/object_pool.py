@@ -4,12 +4,17 @@ Growing an object reads the segmentation in one place only: a position already
 segmented is no place for the FOV (`Canvas.is_valid_pos`). Worker canvases
 ("growers", `Canvas.object_grower`), each with its own object map and model
 instance, grow the objects of the next seeds against the segmentation as it
-is, and record every position they found unsegmented. Objects are added in
-seed order, each after the seed checks one at a time would make at that
-point; a grown object is kept if every position it found unsegmented still is.
-The segmentation only grows, so then the objects added before it could not
-have changed its course, and it is exactly the object one at a time would have
-grown. Otherwise it is grown again, in order, by the canvas itself.
+is, and record what they read of it and what the model computed
+(`growth_record`). Objects are added in seed order, each after the seed checks
+one at a time would make at that point; a grown object is kept if every
+position it found unsegmented still is. The segmentation only grows, so then
+the objects added before it could not have changed its course, and it is
+exactly the object one at a time would have grown. Otherwise it is grown
+again, in order, by the canvas itself.
+
+Growing again replays the record up to the first read that now gives another
+answer: only the FOVs after it run the model. A grower whose object was
+steered by an object added meanwhile starts it again the same way.
 
 Why: one model call spread over all cores waits at every layer for the
 slowest core, and on shared machines cores slow down independently; objects
@@ -27,6 +32,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
+from ffn.inference import growth_record
 from ffn.utils.axes import Position
 
 # How many seeds are kept in hand beyond the one being added (bounds the work
@@ -46,45 +52,75 @@ class _Seed:
   ruled_out: bool = False  # By the segmentation (for good: it only grows).
   grower: Any = None  # While growing.
   future: Optional[concurrent.futures.Future] = None
+  record: Optional[growth_record.GrowthRecord] = None  # Of a growth stopped half-way.
+  restart: bool = False  # Its growth was steered: start again, replaying what holds.
 
-  def covers(self, pos: Position, threshold: float) -> bool:
-    """Whether this seed's object, as grown so far, already holds `pos` (see _Pool.assign)."""
+  def visited(self) -> np.ndarray:
+    """The seed and the positions its growth so far found free for the FOV, zyx (N, 3)."""
+    grower = self.grower
+    record = (grower.record if grower is not None else None) or self.record
+    own = np.array([self.pos], dtype=np.int64)
+    return own if record is None else np.concatenate([own, record.free_positions()])
+
+  def holds_any(self, positions: np.ndarray, threshold: float) -> bool:
+    """Whether this seed's object, as grown so far, holds any of the zyx `positions`."""
     if self.grower is not None:
-      return bool(self.grower.seed[pos] >= threshold)
+      return bool(np.any(self.grower.seed[tuple(positions.T)] >= threshold))
     if self.future is None or not self.future.done() or self.future.exception() is not None:
       return False
     obj = self.future.result()
-    if obj is None or not all(b.start <= p < b.stop for p, b in zip(pos, obj.box)):
+    if obj is None:
       return False
-    return bool(obj.seed_box[tuple(p - b.start for p, b in zip(pos, obj.box))] >= threshold)
+    local = positions - np.array([b.start for b in obj.box])
+    local = local[np.all((local >= 0) & (local < obj.seed_box.shape), axis=1)]
+    return bool(np.any(obj.seed_box[tuple(local.T)] >= threshold))
+
+  def likely_covered(self, earlier: list[_Seed], threshold: float) -> bool:
+    """Whether an earlier object already holds this seed or a place its FOV went.
+
+    Then that object most likely covers it, or steers its course: growing it
+    now would be wasted.
+    """
+    if not earlier:
+      return False
+    visited = self.visited()
+    return any(s.holds_any(visited, threshold) for s in earlier)
 
 
-def _grow(grower, pos: Position):
-  """The object `grower` grows from `pos` (None if abandoned)."""
-  grower._free_queries = []  # pylint: disable=protected-access
+def _grow(grower, seed: _Seed):
+  """The object `grower` grows from `seed` (None if abandoned; its record stays with `seed`)."""
   start = time.time()
-  num_iters = grower.segment_at(pos)
-  if grower.abandon:
-    grower.counters['fovs-abandoned'].IncrementBy(num_iters)
-    return None
-  return grower.grown(pos, num_iters, time.time() - start, copy_seed=True)
+  while True:
+    grower.record = growth_record.GrowthRecord(seed.record)
+    seed.restart = False
+    num_iters = grower.segment_at(seed.pos)
+    seed.record = grower.record
+    try:
+      if not grower.abandon:
+        return grower.grown(seed.pos, num_iters, time.time() - start, copy_seed=True)
+    finally:
+      grower.record = None
+    if not seed.restart:
+      grower.counters['objects-abandoned'].Increment()
+      return None
+    grower.abandon = False
+    grower.counters['objects-restarted'].Increment()
 
 
-def _any_segmented(segmentation: np.ndarray, positions) -> bool:
-  """Whether any of the zyx `positions` (an (N, 3) array or list of triples) is segmented."""
-  positions = np.asarray(positions, dtype=np.int64).reshape(-1, 3)
+def _any_segmented(segmentation: np.ndarray, positions: np.ndarray) -> bool:
+  """Whether any of the zyx `positions` (an (N, 3) array) is segmented."""
   return bool(np.any(segmentation[tuple(positions.T)] > 0))
 
 
 def _steered_by_now(segmentation: np.ndarray, grower) -> bool:
-  """Whether a position the grower found unsegmented is segmented now (it must be redone)."""
-  queries = list(grower._free_queries or ())  # pylint: disable=protected-access
-  return _any_segmented(segmentation, queries)
+  """Whether a position the grower found unsegmented is segmented now (its course changed)."""
+  record = grower.record
+  return record is not None and _any_segmented(segmentation, record.free_positions())
 
 
 def still_valid(segmentation: np.ndarray, obj) -> bool:
   """Whether every position the object's growth found unsegmented still is."""
-  return obj.free_queries is None or not _any_segmented(segmentation, obj.free_queries)
+  return obj.record is None or not _any_segmented(segmentation, obj.record.free_positions())
 
 
 @contextlib.contextmanager
@@ -121,10 +157,11 @@ class _Pool:
       self.queue.append(_Seed(pos, policy.idx))
 
   def assign(self) -> None:
-    """Starts idle growers on the first seeds that no earlier object holds so far.
+    """Starts idle growers on the first seeds that are not likely covered.
 
     A seed that an earlier object, still growing or waiting to be added,
     already holds would most likely be covered by it: it waits for its turn.
+    So does one whose earlier growth went where such an object is.
     """
     grown_ahead = sum(s.future is not None for s in self.queue)
     earlier: list[_Seed] = []
@@ -137,10 +174,10 @@ class _Pool:
       if seed.future is None and not seed.ruled_out:
         if not self.canvas.seed_may_start(seed.pos):
           seed.ruled_out = True
-        elif not any(s.covers(seed.pos, self._threshold) for s in earlier):
+        elif not seed.likely_covered(earlier, self._threshold):
           seed.grower = self.idle.pop()
           seed.grower.abandon = False
-          seed.future = self.threads.submit(_grow, seed.grower, seed.pos)
+          seed.future = self.threads.submit(_grow, seed.grower, seed)
           grown_ahead += 1
       if seed.future is not None:
         earlier.append(seed)
@@ -155,14 +192,16 @@ class _Pool:
           seed.future = None
 
   def prune(self) -> None:
-    """Stops growing objects that will be redone, or that an earlier object likely covers."""
+    """Restarts objects whose course changed; stops those an earlier object likely covers."""
     earlier: list[_Seed] = []
     for seed in self.queue:
-      if seed.grower is not None and earlier and not seed.grower.abandon and (
-          not self.canvas.seed_may_start(seed.pos)
-          or _steered_by_now(self.canvas.segmentation, seed.grower)
-          or any(s.covers(seed.pos, self._threshold) for s in earlier)):
-        seed.grower.abandon = True
+      if seed.grower is not None and earlier and not seed.grower.abandon:
+        if (not self.canvas.seed_may_start(seed.pos)
+            or seed.likely_covered(earlier, self._threshold)):
+          seed.grower.abandon = True
+        elif _steered_by_now(self.canvas.segmentation, seed.grower):
+          seed.restart = True  # Set first: the grower reads it once it sees `abandon`.
+          seed.grower.abandon = True
       if seed.future is not None:
         earlier.append(seed)
 
@@ -175,6 +214,8 @@ class _Pool:
     self.reclaim()
 
   def stop(self) -> None:
+    for seed in self.queue:
+      seed.restart = False
     for grower in self.growers:
       grower.abandon = True
 
@@ -212,12 +253,10 @@ def _add_in_order(canvas, pos: Position, grown, counters) -> None:
   if not canvas.take_seed(pos):
     if grown is not None:
       counters['objects-grown-in-vain'].Increment()
-      counters['fovs-grown-in-vain'].IncrementBy(grown.num_iters)
     return
   if grown is not None and still_valid(canvas.segmentation, grown):
     canvas.add_object(grown)
     return
   if grown is not None:
     counters['objects-regrown'].Increment()
-    counters['fovs-regrown'].IncrementBy(grown.num_iters)
-  canvas.grow_and_add(pos)
+  canvas.grow_and_add(pos, replay=grown.record if grown is not None else None)

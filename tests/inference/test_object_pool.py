@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from ffn.inference import executor
+from ffn.inference import growth_record
 from ffn.inference import inference
+from ffn.inference import object_pool
 from ffn.inference import inference_pb2
 from ffn.inference import plan
 from ffn.inference import seed
@@ -89,6 +91,63 @@ def test_object_steered_by_an_earlier_one_is_grown_again():
   # Grown ahead of the first, the second object is finished and grown again, or
   # stopped once the first is added; or it starts late enough to see the first
   # (thread timing decides). Either way the result must be one at a time's.
+
+
+def _grown_ahead(canvas, pos):
+  """The object a grower of `canvas` grows from `pos` against the segmentation now."""
+  grower = canvas.object_grower(canvas.executor)
+  grower.record = growth_record.GrowthRecord()
+  return grower.grown(pos, grower.segment_at(pos), 0.0, copy_seed=True)
+
+
+def test_object_grown_again_replays_its_course_up_to_the_first_changed_read():
+  image = _two_rooms()
+  first, second = (6, 12, 29), (6, 12, 9)
+  one_at_a_time = _segment(image, _listed([first, second]))
+  model = synthetic_ffn.NumpyModel()
+  canvas = _canvas(image, model=model)
+  ahead = _grown_ahead(canvas, second)  # Before the first object is there.
+  canvas.try_seed(first)
+  assert not object_pool.still_valid(canvas.segmentation, ahead)
+
+  calls = model.calls
+  assert canvas.take_seed(second)
+  canvas.grow_and_add(second, replay=ahead.record)
+  _assert_same_result(one_at_a_time, canvas)
+  replayed = canvas.counters['fovs-replayed'].value
+  computed = model.calls - calls
+  assert replayed > 0 and computed > 0
+  assert replayed + computed == one_at_a_time.origins[2].iters
+
+
+def test_steered_grower_starts_again_replaying_what_still_holds():
+  image = _two_rooms()
+  first, second = (6, 12, 29), (6, 12, 9)
+  one_at_a_time = _segment(image, _listed([first, second]))
+  canvas = _canvas(image)
+  model = synthetic_ffn.NumpyModel()
+  steer_at = 3
+  seed_ahead = object_pool._Seed(second, policy_idx=0)  # pylint: disable=protected-access
+
+  def predict(image_fov, seed_fov):
+    if model.calls == steer_at:
+      # The first object is added while the second grows, and the pool sees it.
+      canvas.try_seed(first)
+      seed_ahead.restart = True
+      grower.abandon = True
+    return model.predict_logits(image_fov, seed_fov)
+
+  grower = canvas.object_grower(executor.DirectExecutor(predict))
+  obj = object_pool._grow(grower, seed_ahead)  # pylint: disable=protected-access
+  assert canvas.counters['objects-restarted'].value == 1
+  replayed = canvas.counters['fovs-replayed'].value
+  assert replayed > 0
+  # The first try ran steer_at + 1 FOVs; the second, only those it did not replay.
+  assert model.calls == steer_at + 1 + obj.num_iters - replayed
+  assert object_pool.still_valid(canvas.segmentation, obj)
+  assert canvas.take_seed(second)
+  canvas.add_object(obj)
+  _assert_same_result(one_at_a_time, canvas)
 
 
 def test_seed_covered_by_an_earlier_object_is_skipped():
