@@ -183,8 +183,8 @@ def main(argv):
           f'{_differing_voxels(r["seg"], first["seg"]):15d} {r["setup"]:8.1f}')
   for r in results:
     if r['objects_at_once'] > 1:
-      print(f'{r["objects_at_once"]} at once: ' +
-            ', '.join(f'{k} {r["pool"].get(k, 0)}' for k in _POOL_COUNTERS))
+      print(f'{r["objects_at_once"]} at once: model calls in flight {r["model"] / r["wall"]:.2f} '
+            'on average; ' + ', '.join(f'{k} {r["pool"].get(k, 0)}' for k in _POOL_COUNTERS))
   if any(r['settings'].note for r in results):
     print('* ' + '; '.join(sorted({r['settings'].note for r in results if r['settings'].note})))
   print('"outside": wall time not spent in the model call (image, seeds, movement, '

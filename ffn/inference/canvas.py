@@ -430,7 +430,7 @@ class Canvas:
     self.log_info('Starting segmentation at %r (zyx)', pos)
     seg_start = time.time()
     if replay is not None and not partial_iters:
-      self.record = growth_record.GrowthRecord(replay, max_outputs=0)
+      self.record = growth_record.GrowthRecord(replay, max_bytes=0)
     try:
       num_iters = self.segment_at(pos, partial_segment_iters=partial_iters)
     finally:

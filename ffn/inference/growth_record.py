@@ -17,21 +17,22 @@ import numpy as np
 
 from ffn.utils.axes import Position
 
-# Outputs kept per record: 33^3 float32 logits are 144 KiB each, so at most
-# ~150 MiB per object; a longer growth replays its first outputs only.
-MAX_OUTPUTS = 1024
+# Bytes of outputs kept per record: 33^3 float32 logits are 144 KiB, so 910
+# FOVs; a longer growth replays its first outputs only.
+MAX_BYTES = 128 << 20
 
 
 class GrowthRecord:
   """One growth's segmentation reads and model outputs, replaying `source` while they agree."""
 
-  def __init__(self, source: Optional[GrowthRecord] = None, max_outputs: int = MAX_OUTPUTS):
+  def __init__(self, source: Optional[GrowthRecord] = None, max_bytes: int = MAX_BYTES):
     self.queries: list[tuple[Position, bool]] = []
     self.outputs: list[np.ndarray] = []
     self.calls = 0  # Model calls of this growth, replayed ones included.
     self.replayed = 0
     self._source = source
-    self._max_outputs = max_outputs
+    self._max_bytes = max_bytes
+    self.nbytes = 0  # Of the outputs kept.
     self._same_course = source is not None
 
   def query(self, pos: Position, free: bool) -> None:
@@ -48,21 +49,21 @@ class GrowthRecord:
       self._same_course = False
       return None
     out = self._source.outputs[self.calls]
-    if self._keeps_next():
-      self.outputs.append(out)  # Never changed in place: shared, not copied.
+    self._keep(out)  # Never changed in place: shared, not copied.
     self.calls += 1
     self.replayed += 1
     return out.copy()
 
   def computed_output(self, logits: np.ndarray) -> None:
     """Notes the model output of this call (before the canvas changes it in place)."""
-    if self._keeps_next():
-      self.outputs.append(logits.copy())
+    self._keep(logits, copy=True)
     self.calls += 1
 
-  def _keeps_next(self) -> bool:
+  def _keep(self, out: np.ndarray, copy: bool = False) -> None:
     # Outputs are kept from the first call on without gaps, so call k's is outputs[k].
-    return len(self.outputs) == self.calls < self._max_outputs
+    if len(self.outputs) == self.calls and self.nbytes + out.nbytes <= self._max_bytes:
+      self.outputs.append(out.copy() if copy else out)
+      self.nbytes += out.nbytes
 
   @property
   def computed(self) -> int:

@@ -42,6 +42,9 @@ _SEEDS_IN_HAND = 64
 _GROWN_AHEAD_PER_GROWER = 4
 # How often objects grown ahead are checked against the objects before them.
 _PRUNE_EVERY_SEC = 0.05
+# Model outputs kept for seeds waiting to be grown again after a growth
+# stopped half-way; beyond this, the latest seeds' records are dropped.
+_WAITING_RECORD_BYTES = 512 << 20
 
 
 @dataclasses.dataclass
@@ -105,6 +108,17 @@ def _grow(grower, seed: _Seed):
       return None
     grower.abandon = False
     grower.counters['objects-restarted'].Increment()
+
+
+def drop_records_over(seeds, budget: int) -> None:
+  """Drops the records of waiting seeds, latest first, until the rest hold at most `budget` bytes."""
+  waiting = [s for s in seeds if s.record is not None and s.future is None]
+  total = sum(s.record.nbytes for s in waiting)
+  for seed in reversed(waiting):
+    if total <= budget:
+      return
+    total -= seed.record.nbytes
+    seed.record = None
 
 
 def _any_segmented(segmentation: np.ndarray, positions: np.ndarray) -> bool:
@@ -190,6 +204,7 @@ class _Pool:
         seed.grower = None
         if seed.future.exception() is None and seed.future.result() is None:
           seed.future = None
+    drop_records_over(self.queue, _WAITING_RECORD_BYTES)
 
   def prune(self) -> None:
     """Restarts objects whose course changed; stops those an earlier object likely covers."""

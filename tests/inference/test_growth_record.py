@@ -67,11 +67,12 @@ def test_a_longer_course_computes_past_the_record():
 
 
 def test_outputs_past_the_limit_are_not_kept_and_not_replayed():
-  source = GrowthRecord(max_outputs=2)
+  source = GrowthRecord(max_bytes=10)  # Two float32 outputs of one value each.
   for value in range(4):
     source.computed_output(np.full((1,), value, np.float32))
   assert [float(o[0]) for o in source.outputs] == [0.0, 1.0]
-  replay = GrowthRecord(source, max_outputs=0)
+  assert source.nbytes == 8
+  replay = GrowthRecord(source, max_bytes=0)
   assert [float(replay.replayed_output()[0]) for _ in range(2)] == [0.0, 1.0]
   assert replay.replayed_output() is None
   assert replay.outputs == []

@@ -150,6 +150,23 @@ def test_steered_grower_starts_again_replaying_what_still_holds():
   _assert_same_result(one_at_a_time, canvas)
 
 
+def _waiting_seed(nbytes):
+  record = growth_record.GrowthRecord()
+  record.computed_output(np.zeros(nbytes // 4, np.float32))
+  return object_pool._Seed((0, 0, 0), 0, record=record)  # pylint: disable=protected-access
+
+
+def test_records_of_waiting_seeds_are_dropped_latest_first_over_the_budget():
+  seeds = [_waiting_seed(400) for _ in range(4)]
+  growing = _waiting_seed(400)
+  growing.future = object()  # Growing or grown: its record is not a waiting one.
+  seeds.insert(1, growing)
+  object_pool.drop_records_over(seeds, 1000)
+  assert [s.record is not None for s in seeds] == [True, True, True, False, False]
+  object_pool.drop_records_over(seeds, 0)
+  assert [s.record is not None for s in seeds] == [False, True, False, False, False]
+
+
 def test_seed_covered_by_an_earlier_object_is_skipped():
   image, _ = synthetic_ffn.blob_volume()
   seeds = _listed([(10, 10, 6), (10, 10, 18)])  # both in blob 1 (x 4-19)
