@@ -35,11 +35,15 @@ import numpy as np
 from ffn.inference import growth_record
 from ffn.utils.axes import Position
 
-# How many seeds are kept in hand beyond the one being added (bounds the work
-# redone when a later object turns out to be covered by an earlier one), and
-# how many grown objects may wait to be added (each holds its object map box).
+# How many seeds that may still start an object are kept in hand beyond the
+# one being added (bounds the work redone when a later object turns out to be
+# covered by an earlier one); seeds already ruled out do not count, up to a
+# queue of _MAX_SEEDS_QUEUED. Then how many grown objects may wait to be added,
+# and how much memory they may hold (object map boxes and records).
 _SEEDS_IN_HAND = 64
-_GROWN_AHEAD_PER_GROWER = 4
+_MAX_SEEDS_QUEUED = 4096
+_GROWN_AHEAD_PER_GROWER = 16
+_GROWN_AHEAD_BYTES = 2 << 30
 # How often objects grown ahead are checked against the objects before them.
 _PRUNE_EVERY_SEC = 0.05
 # Model outputs kept for seeds waiting to be grown again after a growth
@@ -58,6 +62,19 @@ class _Seed:
   record: Optional[growth_record.GrowthRecord] = None  # Of a growth stopped half-way.
   restart: bool = False  # Its growth was steered: start again, replaying what holds.
 
+  def finished(self):
+    """The object grown from this seed, waiting to be added (None if none)."""
+    if self.future is None or not self.future.done() or self.future.exception() is not None:
+      return None
+    return self.future.result()
+
+  def grown_bytes(self) -> int:
+    """Memory held by this seed's grown object, waiting to be added (0 if none)."""
+    obj = self.finished()
+    if obj is None:
+      return 0
+    return obj.seed_box.nbytes + (obj.record.nbytes if obj.record is not None else 0)
+
   def visited(self) -> np.ndarray:
     """The seed and the positions its growth so far found free for the FOV, zyx (N, 3)."""
     grower = self.grower
@@ -69,9 +86,7 @@ class _Seed:
     """Whether this seed's object, as grown so far, holds any of the zyx `positions`."""
     if self.grower is not None:
       return bool(np.any(self.grower.seed[tuple(positions.T)] >= threshold))
-    if self.future is None or not self.future.done() or self.future.exception() is not None:
-      return False
-    obj = self.future.result()
+    obj = self.finished()
     if obj is None:
       return False
     local = positions - np.array([b.start for b in obj.box])
@@ -161,14 +176,18 @@ class _Pool:
     self._threshold = canvas.options.segment_threshold
 
   def fill(self) -> None:
-    """Takes seeds from the policy until enough are in hand."""
+    """Takes seeds from the policy until enough that may start an object are in hand."""
     policy = self.canvas.seed_policy
-    while not self.exhausted and len(self.queue) < _SEEDS_IN_HAND:
+    live = sum(not s.ruled_out for s in self.queue)
+    while not self.exhausted and live < _SEEDS_IN_HAND and len(self.queue) < _MAX_SEEDS_QUEUED:
       pos = next(self.seeds, None)
       if pos is None:
         self.exhausted = True
         return
-      self.queue.append(_Seed(pos, policy.idx))
+      # Ruled out now is ruled out for good: the segmentation only grows.
+      seed = _Seed(pos, policy.idx, ruled_out=not self.canvas.seed_may_start(pos))
+      self.queue.append(seed)
+      live += not seed.ruled_out
 
   def assign(self) -> None:
     """Starts idle growers on the first seeds that are not likely covered.
@@ -178,12 +197,14 @@ class _Pool:
     So does one whose earlier growth went where such an object is.
     """
     grown_ahead = sum(s.future is not None for s in self.queue)
+    ahead_bytes = sum(s.grown_bytes() for s in self.queue)
     earlier: list[_Seed] = []
     for i, seed in enumerate(self.queue):
       if not self.idle:
         return
       # The first seed always goes: nothing waits on it.
-      if i and grown_ahead >= _GROWN_AHEAD_PER_GROWER * len(self.growers):
+      if i and (grown_ahead >= _GROWN_AHEAD_PER_GROWER * len(self.growers)
+                or ahead_bytes >= _GROWN_AHEAD_BYTES):
         return
       if seed.future is None and not seed.ruled_out:
         if not self.canvas.seed_may_start(seed.pos):

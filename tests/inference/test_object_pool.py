@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 
@@ -165,6 +167,21 @@ def test_records_of_waiting_seeds_are_dropped_latest_first_over_the_budget():
   assert [s.record is not None for s in seeds] == [True, True, True, False, False]
   object_pool.drop_records_over(seeds, 0)
   assert [s.record is not None for s in seeds] == [False, True, False, False, False]
+
+
+def test_seeds_ruled_out_do_not_count_as_seeds_in_hand():
+  image, _ = synthetic_ffn.blob_volume()
+  canvas = _canvas(image, growers=2)
+  canvas.segmentation[:, :, :24] = 1
+  canvas.seed_policy = types.SimpleNamespace(idx=0)
+  # First every seed in the segmented half (x < 24), then the rest.
+  positions = sorted(((10, y, x) for y in range(8, 32) for x in range(6, 42)),
+                     key=lambda p: p[2] >= 24)
+  pool = object_pool._Pool(canvas, iter(positions), threads=None)  # pylint: disable=protected-access
+  pool.fill()
+  live = [s.pos for s in pool.queue if not s.ruled_out]
+  assert len(live) == object_pool._SEEDS_IN_HAND  # pylint: disable=protected-access
+  assert len(pool.queue) > 24 * 18 and all(x > 24 for _, _, x in live)
 
 
 def test_seed_covered_by_an_earlier_object_is_skipped():
