@@ -126,7 +126,7 @@ def _grow(grower, seed: _Seed):
 
 
 def drop_records_over(seeds, budget: int) -> None:
-  """Drops the records of waiting seeds, latest first, until the rest hold at most `budget` bytes."""
+  """Drops waiting seeds' records, latest first, until the rest hold at most `budget` bytes."""
   waiting = [s for s in seeds if s.record is not None and s.future is None]
   total = sum(s.record.nbytes for s in waiting)
   for seed in reversed(waiting):

@@ -1,4 +1,4 @@
-"""Objects grown concurrently (InferenceRequest.concurrent_objects) give the one-at-a-time result."""
+"""Objects grown at once (InferenceRequest.concurrent_objects) give the one-at-a-time result."""
 
 from __future__ import annotations
 
@@ -177,7 +177,8 @@ def test_seeds_ruled_out_do_not_count_as_seeds_in_hand():
   # First every seed in the segmented half (x < 24), then the rest.
   positions = sorted(((10, y, x) for y in range(8, 32) for x in range(6, 42)),
                      key=lambda p: p[2] >= 24)
-  pool = object_pool._Pool(canvas, iter(positions), threads=None)  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  pool = object_pool._Pool(canvas, iter(positions), threads=None)
   pool.fill()
   live = [s.pos for s in pool.queue if not s.ruled_out]
   assert len(live) == object_pool._SEEDS_IN_HAND  # pylint: disable=protected-access
