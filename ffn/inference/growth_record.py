@@ -27,6 +27,7 @@ class GrowthRecord:
 
   def __init__(self, source: Optional[GrowthRecord] = None, max_bytes: int = MAX_BYTES):
     self.queries: list[tuple[Position, bool]] = []
+    self._free: list[Position] = []  # The positions of the queries found free, in order.
     self.outputs: list[np.ndarray] = []
     self.calls = 0  # Model calls of this growth, replayed ones included.
     self.replayed = 0
@@ -42,6 +43,8 @@ class GrowthRecord:
       i = len(self.queries)
       self._same_course = i < len(self._source.queries) and self._source.queries[i] == entry
     self.queries.append(entry)
+    if free:
+      self._free.append(entry[0])
 
   def replayed_output(self) -> Optional[np.ndarray]:
     """The source's output for this model call while the course is the same (a copy), else None."""
@@ -72,5 +75,5 @@ class GrowthRecord:
 
   def free_positions(self) -> np.ndarray:
     """The zyx positions found unsegmented, as an (N, 3) array."""
-    free = [pos for pos, is_free in list(self.queries) if is_free]
-    return np.array(free, dtype=np.int64).reshape(-1, 3)
+    # Read while a grower may append: the copy is taken at once (atomic in CPython).
+    return np.array(list(self._free), dtype=np.int64).reshape(-1, 3)

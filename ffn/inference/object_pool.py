@@ -141,15 +141,14 @@ def _any_segmented(segmentation: np.ndarray, positions: np.ndarray) -> bool:
   return bool(np.any(segmentation[tuple(positions.T)] > 0))
 
 
-def _steered_by_now(segmentation: np.ndarray, grower) -> bool:
-  """Whether a position the grower found unsegmented is segmented now (its course changed)."""
-  record = grower.record
+def _steered(segmentation: np.ndarray, record) -> bool:
+  """Whether a position the recorded growth found unsegmented is segmented now."""
   return record is not None and _any_segmented(segmentation, record.free_positions())
 
 
 def still_valid(segmentation: np.ndarray, obj) -> bool:
   """Whether every position the object's growth found unsegmented still is."""
-  return obj.record is None or not _any_segmented(segmentation, obj.record.free_positions())
+  return not _steered(segmentation, obj.record)
 
 
 @contextlib.contextmanager
@@ -235,7 +234,7 @@ class _Pool:
         if (not self.canvas.seed_may_start(seed.pos)
             or seed.likely_covered(earlier, self._threshold)):
           seed.grower.abandon = True
-        elif _steered_by_now(self.canvas.segmentation, seed.grower):
+        elif _steered(self.canvas.segmentation, seed.grower.record):
           seed.restart = True  # Set first: the grower reads it once it sees `abandon`.
           seed.grower.abandon = True
       if seed.future is not None:
@@ -278,14 +277,15 @@ def segment_all(canvas, seeds: Iterator[Position]) -> None:
         pool.queue.popleft()
         grown = head.future.result() if head.future is not None else None
         with _policy_at(policy, head.policy_idx):
-          _add_in_order(canvas, head.pos, grown, canvas.counters)
+          _add_in_order(canvas, head.pos, grown)
         pool.prune()
     finally:
       pool.stop()
 
 
-def _add_in_order(canvas, pos: Position, grown, counters) -> None:
+def _add_in_order(canvas, pos: Position, grown) -> None:
   """Adds the object of `pos` as one at a time would now: `grown` if still valid, else regrown."""
+  counters = canvas.counters
   if not canvas.take_seed(pos):
     if grown is not None:
       counters['objects-grown-in-vain'].Increment()
