@@ -153,7 +153,7 @@ def main(argv):
           learning_rate_decay_factor=FLAGS.learning_rate_decay_factor,
           decay_steps=FLAGS.decay_steps, rmsprop_decay=FLAGS.rmsprop_decay,
           adam_beta1=FLAGS.adam_beta1, adam_beta2=FLAGS.adam_beta2, epsilon=FLAGS.epsilon))
-  with _train_dir_lock(FLAGS.train_dir):
+  with cli.deferred_interrupt(), _train_dir_lock(FLAGS.train_dir):
     _save_flags(FLAGS.train_dir)
     trainer.train(config)
 

@@ -22,6 +22,7 @@ from ffn.training import optimizer as optimizer_lib
 from ffn.training import precision as precision_lib
 from ffn.training import summaries
 from ffn.training import tracker as tracker_lib
+from ffn.utils import cli
 from ffn.utils import errors
 
 
@@ -243,6 +244,10 @@ def train(config: TrainConfig) -> int:
       if chief and now - last_checkpoint >= config.save_checkpoint_secs:
         logging.info('Saved %s', manager.save(checkpoint_number=step))
         last_checkpoint = now
+      if cli.stop_requested():
+        # Ctrl-C, seen between steps (see cli.deferred_interrupt): save, then stop.
+        saved = manager.save(checkpoint_number=step) if chief else 'nothing (not the chief)'
+        raise cli.Interrupted(f'saved {saved}')
   except KeyboardInterrupt:
     # Every finished step is in the variables; keep them, then stop as asked.
     if chief:
