@@ -10,9 +10,13 @@ import signal
 import sys
 import threading
 import zipfile
-from typing import Callable, Iterator, NoReturn, Sequence
+from typing import Callable, Iterator, Mapping, NoReturn, Optional, Sequence
 
+from absl import flags
 from absl import logging
+
+from ffn.utils import checks
+from ffn.utils import errors
 
 
 def _script_name() -> str:
@@ -22,28 +26,51 @@ def _script_name() -> str:
 
 def fail(message: str) -> NoReturn:
   """Exits with status 1 after one clear error line naming the script (no usage dump)."""
-  print(f'{_script_name()}: error: {message}', file=sys.stderr)
+  print(f'{_script_name()}: error: {errors.shorten_line(message)}', file=sys.stderr)
   sys.exit(1)
 
 
-def parse_triple(values: Sequence[str], name: str, kind: Callable = int) -> tuple:
-  """Parses the x,y,z value of flag --`name` into `kind`s, or fails naming the flag."""
+def no_arguments(argv: Sequence[str]) -> None:
+  """Fails naming the positional arguments a script that takes only flags was given."""
+  if len(argv) > 1:
+    fail(f'unexpected arguments (this script takes only --flags): '
+         f'{errors.cut(" ".join(argv[1:]))}')
+
+
+def parse_triple(values: Sequence[str], name: str, kind: Callable = int,
+                 valid: Optional[checks.Range] = None) -> tuple:
+  """Parses the x,y,z value of flag --`name` into `kind`s in `valid`, or fails naming the flag."""
   try:
     triple = tuple(kind(v) for v in values)
-  except ValueError:
+  except (ValueError, OverflowError):
     triple = ()
   if len(triple) != 3:
-    fail(f'--{name} must be three {kind.__name__}s x,y,z, got {",".join(values)!r}')
+    fail(f'--{name} must be three {kind.__name__}s x,y,z, got {errors.shown(",".join(values))}')
+  if valid is not None:
+    try:
+      checks.check_numbers(triple, f'--{name}', valid)
+    except errors.FFNError as e:
+      fail(str(e))
   return triple
 
 
+def check_flag_ranges(ranges: Mapping[str, checks.Range]) -> None:
+  """Makes absl refuse, before main runs, a value of each named flag outside its range.
+
+  A flag left unset (None) passes; absl's error names the flag and the value.
+  """
+  for name, valid in ranges.items():
+    flags.register_validator(name, lambda value, valid=valid: value is None or value in valid,
+                             message=f'expected {valid.describe()}')
+
+
 @contextlib.contextmanager
-def fail_on(*errors: type) -> Iterator[None]:
+def fail_on(*error_types: type) -> Iterator[None]:
   """Turns the listed bad-input errors raised in the block into one logged, printed error line."""
   try:
     yield
-  except errors as e:
-    logging.error('%s', e)
+  except error_types as e:
+    logging.error('%s', errors.shorten_line(str(e)))
     fail(str(e))
 
 

@@ -6,6 +6,12 @@ dicts of `OriginInfo` namedtuples, numpy arrays and scalars; this module reads
 those through an unpickler that admits only numpy's array and scalar
 reconstructors, builtin containers and the classes a caller names, and refuses
 every other global before anything is called.
+
+An entry is inflated only once its declared size is known to be sane: the
+zip directory's size must fit the reader's byte limit (by default half of
+this machine's memory), and a plain array's header must account for exactly
+the bytes the entry holds. A crafted header or a zip bomb is then one error
+naming the file, not an allocation that fails.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import _compat_pickle
 import collections
 import io
+import os
 import pickle
 import zipfile
 from typing import Any, Iterator, Mapping, Optional
@@ -94,29 +101,52 @@ def loads(data: bytes, extra_globals: Optional[Mapping[tuple[str, str], Any]] = 
   return RestrictedUnpickler(io.BytesIO(data), extra_globals, source).load()
 
 
-def _read_npy(fp, extra_globals, source: str) -> np.ndarray:
-  """Reads one .npy stream; object arrays go through the restricted unpickler."""
+def default_max_bytes() -> int:
+  """The default limit on one inflated npz entry: half of this machine's physical memory."""
+  try:
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2
+  except (ValueError, OSError, AttributeError):  # No sysconf (Windows): a fixed 8 GiB.
+    return 8 << 30
+
+
+def _read_header(fp) -> tuple[tuple[int, ...], np.dtype]:
+  """The (shape, dtype) of the .npy stream at `fp`, which is left just past the header."""
   version = np.lib.format.read_magic(fp)
   if version == (1, 0):
-    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+    shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
   else:
-    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+    shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+  return tuple(int(n) for n in shape), dtype
+
+
+def _read_npy(fp, extra_globals, source: str) -> np.ndarray:
+  """Reads one .npy stream; object arrays go through the restricted unpickler."""
+  _, dtype = _read_header(fp)
   if not dtype.hasobject:
     fp.seek(0)
     return np.lib.format.read_array(fp, allow_pickle=False)
   array = RestrictedUnpickler(fp, extra_globals, source).load()
   if not isinstance(array, np.ndarray):
     raise UnsafePickleError(f'{source} holds a {type(array).__name__}, expected an array')
-  del shape, fortran
   return array
 
 
-class SafeNpzFile(Mapping[str, np.ndarray]):
-  """An npz archive read lazily by key, with object arrays unpickled restrictedly."""
+def _size(n: int) -> str:
+  return f'{n:,} bytes'
 
-  def __init__(self, path: str, extra_globals: Optional[Mapping[tuple[str, str], Any]] = None):
+
+class SafeNpzFile(Mapping[str, np.ndarray]):
+  """An npz archive read lazily by key, with object arrays unpickled restrictedly.
+
+  No entry larger than `max_bytes` once inflated is read (default:
+  `default_max_bytes()`).
+  """
+
+  def __init__(self, path: str, extra_globals: Optional[Mapping[tuple[str, str], Any]] = None,
+               max_bytes: Optional[int] = None):
     self.path = str(path)
     self._extra = extra_globals
+    self.max_bytes = default_max_bytes() if max_bytes is None else int(max_bytes)
     try:
       self._zip = zipfile.ZipFile(self.path)
       members = self._zip.namelist()
@@ -124,14 +154,32 @@ class SafeNpzFile(Mapping[str, np.ndarray]):
       raise BadNpzError(f'{self.path} is not a readable npz file ({e})') from None
     self.files = [m[:-4] for m in members if m.endswith('.npy')]
 
+  def _check_declared_size(self, key: str, source: str) -> None:
+    """Refuses an entry whose declared sizes exceed the limit or disagree with each other."""
+    info = self._zip.getinfo(key + '.npy')
+    if info.file_size > self.max_bytes:
+      raise BadNpzError(f'{source} declares {_size(info.file_size)} once inflated, more than '
+                        f'the {_size(self.max_bytes)} allowed here; refusing to inflate it')
+    with self._zip.open(info) as member:
+      header = io.BytesIO(member.read(min(info.file_size, 1 << 16)))
+    shape, dtype = _read_header(header)
+    if dtype.hasobject:
+      return  # A pickle's size is its entry's size, checked above.
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if declared != info.file_size - header.tell():
+      raise BadNpzError(f'{source} is corrupt: its header declares shape {shape} of {dtype} '
+                        f'({_size(declared)}) but the entry holds '
+                        f'{_size(info.file_size - header.tell())} of data')
+
   def __getitem__(self, key: str) -> np.ndarray:
     if key not in self.files:
       raise KeyError(f'{key} is not a file in the archive {self.path}')
     source = f'{self.path} (entry {key!r})'
     try:
+      self._check_declared_size(key, source)
       with self._zip.open(key + '.npy') as member:
         return _read_npy(io.BytesIO(member.read()), self._extra, source)
-    except UnsafePickleError:
+    except (UnsafePickleError, BadNpzError):
       raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, pickle.UnpicklingError,
             TypeError, AttributeError, IndexError) as e:
@@ -157,11 +205,14 @@ class SafeNpzFile(Mapping[str, np.ndarray]):
     self.close()
 
 
-def load_npz(path: str,
-             extra_globals: Optional[Mapping[tuple[str, str], Any]] = None) -> SafeNpzFile:
-  """Opens an npz for reading; object entries admit only numpy, builtins and `extra_globals`."""
+def load_npz(path: str, extra_globals: Optional[Mapping[tuple[str, str], Any]] = None,
+             max_bytes: Optional[int] = None) -> SafeNpzFile:
+  """Opens an npz for reading; object entries admit only numpy, builtins and `extra_globals`.
+
+  `max_bytes` bounds each inflated entry (see SafeNpzFile).
+  """
   try:
-    return SafeNpzFile(path, extra_globals)
+    return SafeNpzFile(path, extra_globals, max_bytes)
   except FileNotFoundError:
     raise
   except OSError as e:

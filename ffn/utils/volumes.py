@@ -158,6 +158,49 @@ def open_hdf5_dataset(spec, mode: str = 'r'):
   return h5file[spec.dataset]
 
 
+def _location(spec) -> Optional[tuple[str, str]]:
+  """(real path, dataset or key) where a spec's data lives on this file system; None if elsewhere."""
+  if isinstance(spec, VolumeSpec):
+    return os.path.realpath(spec.path), spec.dataset
+  if not isinstance(spec, str):
+    return None
+  if _is_tensorstore(spec):
+    try:
+      parsed = tensorstore_spec(spec)
+    except VolumeSpecError:
+      return None
+    kvstore = parsed.get('kvstore')
+    if isinstance(kvstore, dict) and kvstore.get('driver') == 'file' and kvstore.get('path'):
+      return os.path.realpath(kvstore['path']), str(parsed.get('path', ''))
+    return None
+  try:
+    return _location(parse_volume_spec(spec))
+  except VolumeSpecError:
+    return os.path.realpath(spec), ''  # A plain file or directory.
+
+
+def check_output_not_input(output, inputs: Iterable, what: str = 'output') -> None:
+  """Raises VolumeSpecError if the `output` volume spec names the data of one of `inputs`.
+
+  Another dataset of the same HDF5 file is allowed (writes keep a file's other
+  datasets); the same dataset, or a store inside an input's, is not.
+  """
+  out = _location(output)
+  if out is None:
+    return
+  for spec in inputs:
+    here = _location(spec) if spec is not None else None
+    if here is None:
+      continue
+    same_place = here[0] == out[0] and (here[1] == out[1] or not here[1] or not out[1])
+    inside = out[0].startswith(here[0].rstrip(os.sep) + os.sep) or here[0].startswith(
+        out[0].rstrip(os.sep) + os.sep)
+    if same_place or inside:
+      raise VolumeSpecError(f'{what} {errors.cut(str(output))} is the input {errors.cut(str(spec))}'
+                            '; writing it would destroy what is being read. Give another '
+                            f'{what}')
+
+
 # ----------------------------------------------------------------------------
 # TensorStore specs.
 

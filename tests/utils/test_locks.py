@@ -58,3 +58,35 @@ def test_release_leaves_other_owners_lock(tmp_path):
   lock.write_text(json.dumps({'host': 'elsewhere', 'pid': 1}))
   locks.release(str(lock))
   assert lock.exists()
+
+
+@pytest.mark.parametrize('content', [b'', b'{"host": "h", "pi', b'\x00\xff', b'[1, 2]'])
+def test_lock_without_an_owner_record_is_stale(tmp_path, content):
+  # An empty lock was once left by a disk that filled while the lock was written.
+  path = tmp_path / 'x.lock'
+  path.write_bytes(content)
+  with locks.hold(str(path), 'the work'):
+    assert json.loads(path.read_text())['pid'] == os.getpid()
+  assert not path.exists()
+
+
+def test_lock_appears_whole(tmp_path, monkeypatch):
+  # The record is written beside the lock and linked into place: a failed write leaves no lock.
+  path = tmp_path / 'x.lock'
+  def no_space(*args, **kwargs):
+    raise OSError(28, 'No space left on device')
+  monkeypatch.setattr(os, 'link', no_space)
+  with pytest.raises(OSError, match='No space'):
+    locks.acquire(str(path), 'the work')
+  assert os.listdir(tmp_path) == []
+
+
+def test_directories_made_for_a_lock_go_when_left_empty(tmp_path):
+  path = tmp_path / 'a' / 'b' / 'x.lock'
+  with pytest.raises(RuntimeError):
+    with locks.hold(str(path), 'the work'):
+      raise RuntimeError('the work failed before writing anything')
+  assert os.listdir(tmp_path) == []
+  with locks.hold(str(path), 'the work'):
+    (tmp_path / 'a' / 'b' / 'result').write_text('done')
+  assert sorted(os.listdir(tmp_path / 'a' / 'b')) == ['result']

@@ -82,3 +82,41 @@ def test_corrupt_npz_is_one_clear_error(tmp_path):
   with pytest.raises(safe_pickle.BadNpzError, match='cut.npz'):
     with safe_pickle.load_npz(str(truncated)) as data:
       data['a']  # pylint: disable=pointless-statement
+
+
+def _declaring(path, shape, zip_size=None):
+  """An npz whose entry header declares `shape` (and its zip directory `zip_size` bytes)."""
+  import io  # pylint: disable=g-import-not-at-top
+  import zipfile  # pylint: disable=g-import-not-at-top
+  header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.uint8))
+  header['shape'] = shape
+  buf = io.BytesIO()
+  np.lib.format.write_array_header_1_0(buf, header)
+  size = buf.tell()
+  buf.write(b'\0' * 64)
+  with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as zf:
+    with zf.open('a.npy', 'w', force_zip64=True) as f:
+      f.write(buf.getvalue())
+    if zip_size is not None:
+      zf.filelist[0].file_size = size + zip_size
+  return str(path)
+
+
+def test_declared_sizes_are_checked_before_inflating(tmp_path):
+  lying = _declaring(tmp_path / 'lying.npz', (10**5, 10**5, 10**5))
+  with safe_pickle.load_npz(lying) as data, pytest.raises(
+      safe_pickle.BadNpzError, match=r'lying.npz \(entry .a.\) is corrupt: its header declares '
+      r'shape \(100000, 100000, 100000\)'):
+    data['a']
+  bomb = _declaring(tmp_path / 'bomb.npz', (10**4, 10**4, 10**4), zip_size=10**12)
+  with safe_pickle.load_npz(bomb) as data, pytest.raises(
+      safe_pickle.BadNpzError, match=r'declares 1,000,000,000,128 bytes once inflated, more '
+      'than the'):
+    data['a']
+  honest = str(tmp_path / 'honest.npz')
+  np.savez(honest, a=np.arange(1000))
+  with safe_pickle.load_npz(honest, max_bytes=100) as data, pytest.raises(
+      safe_pickle.BadNpzError, match='more than the 100 bytes allowed'):
+    data['a']
+  with safe_pickle.load_npz(honest) as data:
+    np.testing.assert_array_equal(data['a'], np.arange(1000))
