@@ -75,7 +75,8 @@ class Canvas:
                corner_zyx=None,
                keep_probability_maps: bool = True,
                voxel_size_zyx=(1, 1, 1),
-               object_executors: Sequence[Any] = ()):
+               object_executors: Sequence[Any] = (),
+               checkpoint_request: bytes = b''):
     """Builds a canvas over the normalised zyx float32 `image`.
 
     `model_info` gives the xyz geometry (`input_image_size`,
@@ -85,6 +86,8 @@ class Canvas:
     (physical units) shapes the distance transforms of seed policies.
     Two or more `object_executors` (one per model instance) grow that many
     objects at once in `segment_all`, with the one-at-a-time result.
+    `checkpoint_request` (opaque bytes: the settings of the run) is stored in
+    every checkpoint, so that a resume can be checked against it.
     """
     self.model_info = model_info
     self.executor = executor
@@ -95,6 +98,7 @@ class Canvas:
     self.restrictor = restrictor if restrictor is not None else movement.MovementRestrictor()
     self.checkpoint_path = checkpoint_path
     self.checkpoint_interval_sec = checkpoint_interval_sec
+    self.checkpoint_request = checkpoint_request
     self.voxel_size_zyx = tuple(float(v) for v in voxel_size_zyx)
     self.checkpoint_last = time.time()
     self._keep_history = keep_history

@@ -19,10 +19,12 @@ import sys
 import time
 from typing import Iterable, Optional
 
+from google.protobuf import message
 import numpy as np
 
 from ffn.inference import consensus_pb2
 from ffn.inference import results
+from ffn.utils import checks
 from ffn.utils import errors
 from ffn.utils import labels
 from ffn.utils.axes import ZYX
@@ -52,9 +54,41 @@ def _check_method(request: consensus_pb2.ConsensusRequest) -> None:
 def check_request(request: consensus_pb2.ConsensusRequest) -> None:
   """Raises ConsensusError naming the first unusable field of `request`."""
   for field in ('segmentation1', 'segmentation2'):
-    if not getattr(request, field).directory:
+    source = getattr(request, field)
+    if not source.directory:
       raise ConsensusError(f'ConsensusRequest.{field}.directory must be set')
+    if source.HasField('threshold'):
+      checks.check_number(source.threshold, f'ConsensusRequest.{field}.threshold', checks.UNIT)
+    checks.check_number(source.min_size, f'ConsensusRequest.{field}.min_size',
+                        checks.NON_NEGATIVE_INT)
+    out = request.segmentation_output_dir
+    if out and os.path.realpath(out) == os.path.realpath(source.directory):
+      raise ConsensusError(f'ConsensusRequest.segmentation_output_dir {out!r} is the '
+                           f'{field} directory; writing there would replace its results')
   _check_method(request)
+
+
+def _check_finished(path: str, request: consensus_pb2.ConsensusRequest) -> None:
+  """Raises ConsensusError unless an existing output was made with `request`."""
+  with results.open_npz(path) as data:
+    saved = data['request'].tobytes() if 'request' in data else None
+  if saved is None:
+    return  # Written by other tools: nothing to compare.
+  before = consensus_pb2.ConsensusRequest()
+  try:
+    before.ParseFromString(saved)
+  except message.DecodeError:
+    raise ConsensusError(f'{path} holds an unreadable request; remove it') from None
+  now = consensus_pb2.ConsensusRequest()
+  now.CopyFrom(request)
+  before.ClearField('segmentation_output_dir')
+  now.ClearField('segmentation_output_dir')
+  if before != now:
+    differing = [f.name for f in now.DESCRIPTOR.fields
+                 if getattr(before, f.name) != getattr(now, f.name)]
+    raise ConsensusError(f'{path} exists but was made with other settings (differing: '
+                         f'{", ".join(differing)}); remove it (or the output directory) to '
+                         'compute the consensus again')
 
 
 def compute_consensus_for_segmentations(v1: np.ndarray, v2: np.ndarray,
@@ -124,6 +158,7 @@ def run_consensus(request: consensus_pb2.ConsensusRequest,
     path = results.segmentation_path(out_dir, corner)
     paths.append(path)
     if os.path.exists(path):
+      _check_finished(path, request)
       logging.info('%s exists; subvolume %r skipped.', path, corner)
       continue
     seg, origins = compute_consensus(corner, request)

@@ -7,17 +7,32 @@ from __future__ import annotations
 
 import collections
 import weakref
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ffn.inference import resolve
+from ffn.utils import checks
 from ffn.utils.axes import Position
 from ffn.utils.axes import zyx
 from ffn.utils.fov import get_scored_move_offsets
 
 
 class BaseMovementPolicy:
-  """A queue of candidate FOV positions fed by the predictions of the FFN."""
+  """A queue of candidate FOV positions fed by the predictions of the FFN.
+
+  A policy is built as `cls(canvas, deltas=..., score_threshold=..., **args)`:
+  the plan gives the model's deltas (zyx) and the move threshold (a logit)
+  unless the request's `movement_policy_args` (`args`) set them.
+  """
+
+  # Allowed values of numeric arguments (each element, for lists).
+  ARGUMENT_RANGES: Mapping[str, checks.Range] = {}
+
+  @classmethod
+  def check_arguments(cls, kwargs: Mapping[str, Any], field: str) -> None:
+    """Raises FFNError unless the policy takes the keyword arguments `kwargs`."""
+    resolve.check_keywords(cls, kwargs, field, supplied=('deltas', 'score_threshold'))
 
   def __init__(self, canvas, scored_coords, deltas: Sequence[int]):
     # A proxy, so that the canvas (which owns the policy) can be collected.
@@ -47,7 +62,7 @@ class BaseMovementPolicy:
     raise NotImplementedError()
 
   def restore_state(self, state: Any) -> None:
-    """Restores a state returned by `get_state`."""
+    """Restores a state returned by `get_state`; ValueError for a state it cannot take."""
     raise NotImplementedError()
 
   def reset_state(self, start_pos: Position) -> None:
@@ -57,6 +72,8 @@ class BaseMovementPolicy:
 
 class FaceMaxMovementPolicy(BaseMovementPolicy):
   """Breadth-first moves to the maxima of the prediction's cuboid faces."""
+
+  ARGUMENT_RANGES = {'deltas': checks.NON_NEGATIVE_INT, 'score_threshold': checks.ANY}
 
   def __init__(self, canvas, deltas: Sequence[int] = (4, 8, 8),
                score_threshold: float = 0.9):
@@ -77,11 +94,16 @@ class FaceMaxMovementPolicy(BaseMovementPolicy):
     return [(self.scored_coords, self.done_rounded_coords, self._start_pos)]
 
   def restore_state(self, state) -> None:
-    entry = state[0]
-    self.scored_coords = collections.deque(entry[0])
-    self.done_rounded_coords = set(entry[1])
-    if len(entry) > 2:  # 2019 checkpoints did not record the start position.
-      self._start_pos = tuple(int(p) for p in entry[2])
+    try:
+      entry = state[0]
+      queue = collections.deque((float(score), _position(pos)) for score, pos in entry[0])
+      done = set(_position(cell) for cell in entry[1])
+      # 2019 checkpoints did not record the start position.
+      start = _position(entry[2]) if len(entry) > 2 else self._start_pos
+    except (TypeError, ValueError, IndexError, KeyError) as e:
+      raise ValueError(f'{type(self).__name__} state is malformed ({type(e).__name__}: '
+                       f'{e})') from None
+    self.scored_coords, self.done_rounded_coords, self._start_pos = queue, done, start
 
   def quantize_pos(self, pos: Sequence[int]) -> Position:
     """The cell of `pos` on a grid of spacing `deltas` centred on the object's seed."""
@@ -108,6 +130,14 @@ class FaceMaxMovementPolicy(BaseMovementPolicy):
     for score, offset in moves:
       self.scored_coords.append(
           (score, tuple(int(p + o) for p, o in zip(position, offset))))
+
+
+def _position(value) -> Position:
+  """A stored zyx position as a tuple of three ints; ValueError if it is not one."""
+  position = tuple(int(v) for v in value)
+  if len(position) != 3:
+    raise ValueError(f'{value!r} is not a zyx position')
+  return position
 
 
 class MovementRestrictor:

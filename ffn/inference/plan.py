@@ -19,6 +19,8 @@ from ffn.inference import resolve
 from ffn.inference import seed
 from ffn.inference import seed_base
 from ffn.utils import bounding_box
+from ffn.utils import checks
+from ffn.utils import errors
 from ffn.utils import probability
 
 # The InferenceOptions given as probabilities and used as logits.
@@ -61,8 +63,9 @@ def movement_policy(request: inference_pb2.InferenceRequest) -> PolicyPlan:
   cls = resolve.resolve_class(request.movement_policy_name or 'FaceMaxMovementPolicy',
                               movement, movement.BaseMovementPolicy,
                               'InferenceRequest.movement_policy_name')
-  kwargs = resolve.json_object(request.movement_policy_args,
-                               'InferenceRequest.movement_policy_args')
+  field = 'InferenceRequest.movement_policy_args'
+  kwargs = resolve.json_object(request.movement_policy_args, field)
+  cls.check_arguments(kwargs, field)
   return PolicyPlan(cls, kwargs)
 
 
@@ -70,7 +73,9 @@ def seed_policy(request: inference_pb2.InferenceRequest) -> PolicyPlan:
   """The seed policy the request names (default PolicyPeaks) and its arguments."""
   cls = resolve.resolve_class(request.seed_policy or 'PolicyPeaks', seed,
                               seed.BaseSeedPolicy, 'InferenceRequest.seed_policy')
-  kwargs = resolve.json_object(request.seed_policy_args, 'InferenceRequest.seed_policy_args')
+  field = 'InferenceRequest.seed_policy_args'
+  kwargs = resolve.json_object(request.seed_policy_args, field)
+  cls.check_arguments(kwargs, field)
   return PolicyPlan(cls, kwargs)
 
 
@@ -161,6 +166,58 @@ def _check_unused_settings(request: inference_pb2.InferenceRequest) -> None:
         'computes; remove the field')
 
 
+# The numeric fields of a request and their allowed values (0 leaves the
+# counts and intervals at their defaults).
+_REQUEST_NUMBERS = {
+    'image_mean': checks.ANY,
+    'image_stddev': checks.POSITIVE,
+    'batch_size': checks.NON_NEGATIVE_INT,
+    'concurrent_requests': checks.NON_NEGATIVE_INT,
+    'checkpoint_interval': checks.NON_NEGATIVE_INT,
+    'shift_mask_scale': checks.NON_NEGATIVE_INT,
+    'shift_mask_threshold': checks.NON_NEGATIVE_INT,
+}
+_OPTION_NUMBERS = {
+    **{name: checks.PROBABILITY for name in _PROBABILITY_OPTIONS},
+    # The mean change of probability between repeated predictions; 0 predicts once.
+    'consistency_threshold': checks.Range(0, 1),
+    # The active fraction of a FOV above which background is frozen; negative: never.
+    'disco_seed_threshold': checks.Range(high=1),
+    'min_segment_size': checks.NON_NEGATIVE_INT,
+}
+
+
+def _check_masks(masks, field: str) -> None:
+  """Raises FFNError for a mask channel whose settings are not finite numbers in range."""
+  for i, mask in enumerate(masks):
+    source = mask.image if mask.HasField('image') else mask.volume
+    for j, channel in enumerate(getattr(source, 'channels', ())):
+      where = f'{field}[{i}] channels[{j}]'
+      checks.check_number(channel.channel, f'{where}.channel', checks.NON_NEGATIVE_INT)
+      if not channel.values:
+        checks.check_number(channel.min_value, f'{where}.min_value')
+        checks.check_number(channel.max_value, f'{where}.max_value')
+
+
+def _check_numbers(request: inference_pb2.InferenceRequest) -> None:
+  """Raises FFNError naming the first numeric field that is not finite and in its range."""
+  for name, valid in _REQUEST_NUMBERS.items():
+    checks.check_number(getattr(request, name), f'InferenceRequest.{name}', valid)
+  options = request.inference_options
+  for name, valid in _OPTION_NUMBERS.items():
+    checks.check_number(getattr(options, name), f'InferenceRequest.inference_options.{name}',
+                        valid)
+  mbd = options.min_boundary_dist
+  checks.check_numbers((mbd.x, mbd.y, mbd.z), 'InferenceRequest.inference_options.'
+                       'min_boundary_dist (x, y, z)', checks.NON_NEGATIVE_INT)
+  if request.HasField('shift_mask_fov') and min(
+      (request.shift_mask_fov.size.x, request.shift_mask_fov.size.y,
+       request.shift_mask_fov.size.z)) <= 0:
+    raise errors.FFNError('InferenceRequest.shift_mask_fov size must be positive on every axis')
+  for field in ('masks', 'seed_masks', 'histogram_masks'):
+    _check_masks(getattr(request, field), f'InferenceRequest.{field}')
+
+
 def _check_request(request: inference_pb2.InferenceRequest) -> None:
   """Raises ValueError (NotImplementedError for alignments) naming a bad request field."""
   if not request.segmentation_output_dir:
@@ -168,19 +225,12 @@ def _check_request(request: inference_pb2.InferenceRequest) -> None:
   if request.image.WhichOneof('volume_path') is None:
     raise ValueError('InferenceRequest.image must name a volume '
                      '(hdf5: "file.h5:dataset" or tensorstore: JSON spec)')
-  if request.image_stddev == 0:
-    raise ValueError('InferenceRequest.image_stddev must be non-zero '
-                     '(the image is normalised as (image - image_mean) / image_stddev)')
   if request.alignment_options.type not in (inference_pb2.AlignmentOptions.NO_ALIGNMENT,):
     name = inference_pb2.AlignmentOptions.AlignType.Name(request.alignment_options.type)
     raise NotImplementedError(f'InferenceRequest.alignment_options.type {name} is not '
                               'supported; only NO_ALIGNMENT')
   _check_unused_settings(request)
-  for field in _PROBABILITY_OPTIONS:
-    value = getattr(request.inference_options, field)
-    if not 0 < value < 1:
-      raise ValueError(f'InferenceRequest.inference_options.{field} is {value}; '
-                       'expected a probability strictly between 0 and 1')
+  _check_numbers(request)
 
 
 def _concurrent_objects(request: inference_pb2.InferenceRequest, batch_size: int,

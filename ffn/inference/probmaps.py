@@ -42,11 +42,15 @@ def save_probability_map(prob: np.ndarray, path: str, quantized: bool = False) -
 
 
 def load_quantized_probability(path: str) -> np.ndarray:
-  """The uint8 `qprob` array of a `.prob` file."""
+  """The 3-D uint8 `qprob` array of a `.prob` file; ValueError naming the file for anything else."""
   with safe_pickle.load_npz(path) as data:
     if 'qprob' not in data:
       raise ValueError(f'{path} is not an FFN probability map (no qprob key; has {data.files})')
-    return data['qprob']
+    qprob = data['qprob']
+  if qprob.dtype != np.uint8 or qprob.ndim != 3:
+    raise ValueError(f"{path} (entry 'qprob') is a {qprob.ndim}-D {qprob.dtype} array; a "
+                     'probability map is a 3-D uint8 array (quantised probabilities)')
+  return qprob
 
 
 def load_probability_map(path: str) -> np.ndarray:

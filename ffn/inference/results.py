@@ -29,7 +29,10 @@ from ffn.utils.axes import ZYX
 from ffn.inference.masks import build_mask
 from ffn.inference.probmaps import load_probability_map
 from ffn.utils import atomic
+from ffn.utils import checks
+from ffn.utils import errors
 from ffn.utils import safe_pickle
+from ffn.utils import state_codec
 
 # Pickled into every npz and checkpoint under upstream's name, so that files
 # written here and by upstream load in both.
@@ -119,11 +122,20 @@ def _subvolume_candidates(segmentation_dir: str, corner: ZYX, allow_cpoint: bool
   return candidates
 
 
+class ResultFileError(errors.FFNError):
+  """A result, probability map or checkpoint file whose contents are not what it must hold."""
+
+
 # Origins and overlaps are stored as plain numeric tables, so our files hold no
 # pickles; upstream's files (pickled dicts) are read through safe_pickle.
 ORIGINS_DTYPE = np.dtype([('id', '<u8'), ('start_zyx', '<i8', (3,)), ('iters', '<i8'),
                           ('walltime_sec', '<f8')])
+# One row per (segment, earlier segment it overlapped when it was grown): how
+# many of its voxels above segment_threshold lay on that earlier segment.
+OVERLAPS_DTYPE = np.dtype([('id', '<u8'), ('overlapped_id', '<u8'), ('voxels', '<i8')])
 _ADMITTED_PICKLE_GLOBALS = {('ffn.inference.storage', 'OriginInfo'): OriginInfo}
+# Namedtuples kept by name in the tagged-JSON state of checkpoints.
+STATE_NAMED = {'OriginInfo': OriginInfo}
 
 
 def encode_origins(origins: Mapping[int, Any]) -> np.ndarray:
@@ -134,27 +146,79 @@ def encode_origins(origins: Mapping[int, Any]) -> np.ndarray:
   return table
 
 
-def decode_origins(stored: np.ndarray) -> dict:
-  """The id -> OriginInfo dict of a stored `origins` entry, pickled (upstream) or a table."""
-  if stored.dtype == object:
-    value = stored.item() if stored.shape == () else dict(stored)
-    return dict(value) if value is not None else {}
-  if stored.dtype.names != ORIGINS_DTYPE.names:
-    raise ValueError(f'origins entry has dtype {stored.dtype}, expected {ORIGINS_DTYPE}')
-  return {int(r['id']): OriginInfo(tuple(int(v) for v in r['start_zyx']), int(r['iters']),
-                                   float(r['walltime_sec'])) for r in stored}
+def _origin_info(value: Any) -> OriginInfo:
+  """An OriginInfo of a stored (start_zyx, iters, walltime_sec) value; ValueError if not one."""
+  start, iters, walltime = value
+  start = tuple(int(v) for v in start)
+  if len(start) != 3:
+    raise ValueError(f'start_zyx {start} is not 3 coordinates')
+  return OriginInfo(start, int(iters), float(walltime))
+
+
+def decode_origins(stored: np.ndarray, source: str = 'origins entry') -> dict:
+  """The id -> OriginInfo dict of a stored `origins` entry.
+
+  Reads upstream's pickled dicts, this port's ORIGINS_DTYPE tables and the
+  tagged JSON of this port's `.cpoint` files; ResultFileError naming `source`
+  for anything else.
+  """
+  try:
+    if stored.dtype.kind == 'U' and stored.shape == ():
+      value = state_codec.loads(str(stored), STATE_NAMED)
+    elif stored.dtype == object:
+      value = stored.item() if stored.shape == () else dict(stored)
+    elif stored.dtype.names == ORIGINS_DTYPE.names:
+      return {int(r['id']): _origin_info((r['start_zyx'], r['iters'], r['walltime_sec']))
+              for r in stored.reshape(-1)}
+    else:
+      raise ValueError(f'dtype {stored.dtype}, expected {ORIGINS_DTYPE}')
+    if value is None:
+      return {}
+    if not isinstance(value, Mapping):
+      raise ValueError(f'a {type(value).__name__}, expected a dict of id -> OriginInfo')
+    return {int(k): _origin_info(v) for k, v in value.items()}
+  except (ValueError, TypeError, OverflowError) as e:
+    raise ResultFileError(f'{source} is not a table of segment origins: {e}') from None
 
 
 def encode_overlaps(overlaps: Mapping[int, Any]) -> np.ndarray:
-  """An id -> overlapping-ids dict as an (N, 2) int64 table of (id, other id) pairs."""
-  pairs = [(int(k), int(v)) for k, vs in sorted(overlaps.items())
-           for v in np.asarray(vs).ravel()]
-  return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+  """An id -> (2, K) [overlapped ids, voxel counts] dict as an OVERLAPS_DTYPE table."""
+  rows = []
+  for sid, value in sorted(overlaps.items()):
+    ids, counts = np.asarray(value, dtype=np.int64).reshape(2, -1)
+    rows.extend((int(sid), int(i), int(c)) for i, c in zip(ids, counts))
+  return np.array(rows, dtype=OVERLAPS_DTYPE)
 
 
-def open_npz(path: str) -> safe_pickle.SafeNpzFile:
-  """Opens an FFN npz (ours or upstream's) without running code from its pickles."""
-  return safe_pickle.load_npz(path, _ADMITTED_PICKLE_GLOBALS)
+def decode_overlaps(stored: np.ndarray, source: str = 'overlaps entry') -> dict:
+  """The id -> (2, K) [overlapped ids, voxel counts] dict of an OVERLAPS_DTYPE table."""
+  if stored.dtype.names != OVERLAPS_DTYPE.names:
+    raise ResultFileError(f'{source} has dtype {stored.dtype}, expected {OVERLAPS_DTYPE}')
+  overlaps: dict = {}
+  for row in stored.reshape(-1):
+    overlaps.setdefault(int(row['id']), []).append((int(row['overlapped_id']),
+                                                    int(row['voxels'])))
+  return {sid: np.array(pairs, dtype=np.int64).T for sid, pairs in overlaps.items()}
+
+
+def check_segmentation_array(array: np.ndarray, source: str,
+                             shape: Optional[ZYX] = None) -> np.ndarray:
+  """`array` if it is a 3-D integer label array (of `shape`, when given); else ResultFileError."""
+  if array.dtype.kind not in 'iu' or array.ndim != 3:
+    raise ResultFileError(f'{source} is a {array.ndim}-D {array.dtype} array; a segmentation '
+                          'is a 3-D array of integer ids')
+  if shape is not None and tuple(array.shape) != tuple(int(n) for n in shape):
+    raise ResultFileError(f'{source} has shape {tuple(array.shape)[::-1]} (xyz), expected '
+                          f'{tuple(int(n) for n in shape)[::-1]}')
+  return array
+
+
+def open_npz(path: str, max_bytes: Optional[int] = None) -> safe_pickle.SafeNpzFile:
+  """Opens an FFN npz (ours or upstream's) without running code from its pickles.
+
+  `max_bytes` bounds each inflated entry (default: half of the memory).
+  """
+  return safe_pickle.load_npz(path, _ADMITTED_PICKLE_GLOBALS, max_bytes)
 
 
 def save_subvolume(labels: np.ndarray, origins: Mapping[int, Any], output_path: str,
@@ -180,7 +244,7 @@ def load_origins(segmentation_dir: str, corner: ZYX) -> dict:
   with open_npz(path) as data:
     if 'origins' not in data:
       raise ValueError(f'{path} has no {"origins"!r} entry (has {data.files})')
-    return decode_origins(data['origins'])
+    return decode_origins(data['origins'], f'{path} (entry \'origins\')')
 
 
 def threshold_segmentation(segmentation_dir: str, corner: ZYX, labels: np.ndarray,
@@ -194,8 +258,8 @@ def threshold_segmentation(segmentation_dir: str, corner: ZYX, labels: np.ndarra
     path = legacy
   prob = load_probability_map(path)
   if prob.shape != labels.shape:
-    raise ValueError(f'probability map {path} has shape {prob.shape}, '
-                     f'the segmentation {labels.shape}')
+    raise ResultFileError(f'probability map {path} has shape {prob.shape[::-1]} (xyz), '
+                          f'the segmentation {labels.shape[::-1]}')
   labels[prob < threshold] = 0
 
 
@@ -210,6 +274,9 @@ def load_segmentation(segmentation_dir: str, corner: ZYX, allow_cpoint: bool = F
   voxels), `mask_config` zeroes masked voxels, and `split_cc`/`min_size`
   relabel connected components and drop small ones; origins follow the new ids.
   """
+  if threshold is not None:
+    checks.check_number(threshold, 'threshold', checks.UNIT)
+  checks.check_number(min_size, 'min_size', checks.NON_NEGATIVE_INT)
   path = get_existing_subvolume_path(segmentation_dir, corner, allow_cpoint)
   if path is None:
     tried = _subvolume_candidates(segmentation_dir, corner, allow_cpoint)
@@ -220,8 +287,9 @@ def load_segmentation(segmentation_dir: str, corner: ZYX, allow_cpoint: bool = F
   with open_npz(path) as data:
     if 'segmentation' not in data:
       raise ValueError(f'{path} is not an FFN segmentation (no segmentation key; has {data.files})')
-    seg = data['segmentation']
-    origins = decode_origins(data['origins']) if 'origins' in data else {}
+    seg = check_segmentation_array(data['segmentation'], f"{path} (entry 'segmentation')")
+    origins = (decode_origins(data['origins'], f"{path} (entry 'origins')")
+               if 'origins' in data else {})
 
   if np.issubdtype(seg.dtype, np.signedinteger):
     # Checkpoints mark failed seeds with negative ids; they are not objects.

@@ -19,6 +19,7 @@ import numpy as np
 from ffn.inference import align
 from ffn.utils import axes
 from ffn.inference import canvas as canvas_lib
+from ffn.inference import canvas_checkpoint
 from ffn.inference import engine_settings
 from ffn.inference import engines
 from ffn.inference import executor as executor_lib
@@ -38,6 +39,7 @@ from ffn.training import import_util
 from ffn.utils import atomic
 from ffn.utils import bounding_box
 from ffn.utils import channels
+from ffn.utils import errors
 from ffn.utils import locks
 
 
@@ -119,7 +121,7 @@ class Runner:
     """
     self.stop_executor()
     if model is None:
-      model = self._load_model()
+      model = self.restore_model()
     self.engine_settings = engines.settings_for(self.plan.engine, self.plan.precision)
     # A precision that falls back to float32 is a warning: the run is slower than asked.
     log = logging.warning if self.engine_settings.note else logging.info
@@ -146,8 +148,8 @@ class Runner:
     self.object_executors = tuple(executor_lib.DirectExecutor(m.predict_logits, self.counters)
                                   for m in self.object_models)
 
-  def _load_model(self):
-    """Builds the model of the request and restores its checkpoint."""
+  def restore_model(self):
+    """The model of the request, its checkpoint restored (and so checked against it)."""
     plan = self.plan
     # Imported here so that bad requests fail before TensorFlow loads.
     from ffn.training import checkpoint  # pylint: disable=g-import-not-at-top
@@ -165,6 +167,11 @@ class Runner:
     return model
 
   @property
+  def image_shape_zyx(self) -> tuple[int, ...]:
+    """The zyx shape of the image volume (after `prepare`)."""
+    return tuple(int(n) for n in self._image_volume.shape[-3:])
+
+  @property
   def init_seg_volume(self):
     """The opened InferenceRequest.init_segmentation volume, or None."""
     return self._init_seg_volume
@@ -172,21 +179,49 @@ class Runner:
   # -- one subvolume ------------------------------------------------------------------
 
   def check_box(self, corner: ZYX, size: ZYX) -> None:
-    """Raises ValueError unless the zyx box has a positive size and overlaps the volume."""
+    """Raises FFNError unless the zyx box lies inside the image and holds a field of view.
+
+    The FOV is checked once the model is loaded. The first box also decides the
+    channel axis of a 4-D image whose shape leaves it open, and the shape the
+    init_segmentation must have.
+    """
     corner, size = axes.zyx_triple(corner), axes.zyx_triple(size)
     start_xyz, size_xyz = axes.xyz(corner), axes.xyz(size)
     if min(size) <= 0:
-      raise ValueError(f'bounding box size (xyz) {size_xyz} must be positive on every axis')
+      raise errors.FFNError(f'bounding box size (xyz) {size_xyz} must be positive on every axis')
     if self._undecided_image is not None:
       end = [c + n for c, n in zip(corner, size)]
       self._image_volume = channels.channels_first(self._undecided_image,
                                                    'InferenceRequest.image', end)
       self._undecided_image = None
     shape = tuple(int(s) for s in self._image_volume.shape[-3:])
-    if any(c + n <= 0 or c >= s for c, n, s in zip(corner, size, shape)):
-      raise ValueError(
-          f'bounding box start {start_xyz} size {size_xyz} (xyz) lies outside the image '
-          f'volume of size {axes.xyz(shape)} (xyz)')
+    if min(corner) < 0 or any(c + n > s for c, n, s in zip(corner, size, shape)):
+      end_xyz = tuple(c + n for c, n in zip(start_xyz, size_xyz))
+      raise errors.FFNError(
+          f'bounding box start {start_xyz} size {size_xyz} (xyz, ending at {end_xyz}) reaches '
+          f'beyond the image volume of size {axes.xyz(shape)} (xyz); give a box inside it')
+    self._check_init_segmentation(shape)
+    if self.model is not None:
+      fov = tuple(int(v) for v in self.model.info.input_image_size)
+      if any(n < f for n, f in zip(size_xyz, fov)):
+        raise errors.FFNError(
+            f'bounding box size {size_xyz} (xyz) is smaller than the model\'s field of view '
+            f'{fov} (xyz), so no FOV fits in it; give a box at least that large')
+
+  def _check_init_segmentation(self, image_shape: ZYX) -> None:
+    """Raises FFNError unless init_segmentation holds integer ids over the image's shape."""
+    volume = self._init_seg_volume
+    if volume is None:
+      return
+    shape = tuple(int(s) for s in volume.shape[-3:])
+    if len(volume.shape) not in (3, 4) or shape != tuple(image_shape):
+      raise errors.FFNError(
+          f'InferenceRequest.init_segmentation has shape {tuple(volume.shape)[::-1]} (xyz'
+          f'{"c" if len(volume.shape) == 4 else ""}) but the image is {axes.xyz(image_shape)} '
+          '(xyz); it must cover the image voxel for voxel')
+    if np.dtype(volume.dtype).kind not in 'iu':
+      raise errors.FFNError(f'InferenceRequest.init_segmentation is {np.dtype(volume.dtype)}; '
+                            'expected integer segment ids')
 
   def make_restrictor(self, corner: ZYX, size: ZYX, image: np.ndarray, alignment):
     """The MovementRestrictor of the request's masks; None if none; ALL_MASKED."""
@@ -236,11 +271,23 @@ class Runner:
                 shift_mask_threshold=self.plan.shift_mask_threshold)
 
   def _read_image(self, corner: np.ndarray, size: np.ndarray) -> np.ndarray:
-    """The zyx image of a box inside the volume (channel 0 of 4-D volumes)."""
+    """The zyx image of a box inside the volume (channel 0 of 4-D volumes), checked finite."""
     box = bounding_box.BoundingBox.from_zyx(corner, size).to_slice()
     if len(self._image_volume.shape) == 4:
       box = (0,) + tuple(box)
-    return np.asarray(self._image_volume[tuple(box)])
+    image = np.asarray(self._image_volume[tuple(box)])
+    if image.dtype.kind not in 'iuf':
+      raise errors.FFNError(f'InferenceRequest.image is {image.dtype}; expected integer or '
+                            'floating-point intensities')
+    if image.dtype.kind == 'f':
+      bad = ~np.isfinite(image)
+      if bad.any():
+        first = np.add(np.argwhere(bad)[0], corner)
+        raise errors.FFNError(
+            f'InferenceRequest.image holds {int(bad.sum())} NaN or infinite voxels in the box '
+            f'start {axes.xyz(corner)} size {axes.xyz(size)} (xyz), the first at '
+            f'{axes.xyz(first)} (xyz); every intensity must be a finite number')
+    return image
 
   def make_canvas(self, corner: ZYX, size: ZYX, **canvas_kwargs):
     """(Canvas, Alignment) for a zyx box, or (None, None) if it is entirely masked."""
@@ -278,7 +325,8 @@ class Runner:
         movement_policy_fn=self.movement_policy_fn,
         checkpoint_path=results.checkpoint_path(self.plan.output_dir, corner),
         checkpoint_interval_sec=self.plan.checkpoint_interval_sec,
-        corner_zyx=dst_corner, object_executors=self.object_executors, **canvas_kwargs)
+        corner_zyx=dst_corner, object_executors=self.object_executors,
+        checkpoint_request=self.request.SerializeToString(), **canvas_kwargs)
     if self._init_seg_volume is not None:
       canvas.init_segmentation_from_volume(self._init_seg_volume, src_corner,
                                            np.asarray(src_corner) + src_size, align_and_crop)
@@ -335,10 +383,13 @@ class Runner:
       self._remove(cpoint_path)
       return None
 
+    resume = os.path.exists(cpoint_path)
+    if resume:
+      self._check_checkpoint(cpoint_path)
     canvas, alignment = self.make_canvas(corner, size)
     if canvas is None:
       return None
-    if os.path.exists(cpoint_path):
+    if resume:
       canvas.restore_checkpoint(cpoint_path)
     if self.plan.save_raw_image:
       image_path = results.subvolume_path(out_dir, corner, 'align')
@@ -363,6 +414,21 @@ class Runner:
     if diff:
       logging.warning('%s was made with other settings (%s); reused as %s asks.', seg_path,
                       ', '.join(diff), settings_check.REUSE_FLAG)
+
+  def _check_checkpoint(self, cpoint_path: str) -> None:
+    """Raises unless a checkpoint to resume was made with this request's settings."""
+    saved = canvas_checkpoint.saved_request(cpoint_path)
+    if saved is None:
+      logging.warning('%s records no settings (written by upstream or before they were '
+                      'stored); resuming it unchecked.', cpoint_path)
+      return
+    diff = settings_check.differences_of(saved, self.request, cpoint_path)
+    if diff:
+      raise settings_check.SettingsMismatchError(
+          f'{cpoint_path} is an unfinished run with other settings (differing: '
+          f'{", ".join(diff)}); resuming it would mix two settings in one result. Remove it '
+          'to segment this box afresh with these settings, or run with the settings it was '
+          'made with')
 
   def run_many(self, boxes: Iterable[tuple[ZYX, ZYX]]) -> None:
     """Runs several zyx (corner, size) boxes, `concurrent_requests` at a time."""

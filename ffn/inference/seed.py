@@ -20,6 +20,8 @@ from scipy import ndimage
 
 from ffn.inference import resolve
 from ffn.inference import results
+from ffn.utils import checks
+from ffn.utils import errors
 from ffn.inference.seed_base import BaseSeedPolicy
 from ffn.inference.seed_base import find_peaks
 from ffn.inference.seed_base import lexsorted
@@ -86,6 +88,8 @@ class PolicyPeaks(BaseSeedPolicy):
 class PolicyPeaks2d(BaseSeedPolicy):
   """PolicyPeaks applied to each z slice separately."""
 
+  ARGUMENT_RANGES = {'min_distance': checks.POSITIVE_INT, 'threshold_abs': checks.ANY}
+
   def __init__(self, canvas, min_distance: int = 7, threshold_abs: float = 2.5,
                sort_cmp: str = 'ascending', **kwargs):
     super().__init__(canvas, **kwargs)
@@ -133,6 +137,8 @@ class PolicyMax(BaseSeedPolicy):
 class _GridPolicy(BaseSeedPolicy):
   """Grid points of spacing `step`, for each offset in turn; subclasses choose the axes."""
 
+  ARGUMENT_RANGES = {'step': checks.POSITIVE_INT, 'offsets': checks.NON_NEGATIVE_INT}
+
   def __init__(self, canvas, step: int, offsets, **kwargs):
     super().__init__(canvas, **kwargs)
     self.step = int(step)
@@ -175,13 +181,20 @@ class PolicyGrid2d(_GridPolicy):
 class PolicyInvertOrigins(BaseSeedPolicy):
   """The seeds of a previous run, newest segment first."""
 
-  def __init__(self, canvas, corner=None, segmentation_dir=None, **kwargs):
+  def __init__(self, canvas, corner=None, segmentation_dir: str | None = None, **kwargs):
     super().__init__(canvas, **kwargs)
     if segmentation_dir is None:
       raise ValueError('PolicyInvertOrigins needs seed_policy_args '
                        '{"segmentation_dir": ...}')
     self.corner = corner
     self.segmentation_dir = segmentation_dir
+
+  @classmethod
+  def check_arguments(cls, kwargs, field: str, from_runner: bool = True) -> None:
+    super().check_arguments(kwargs, field, from_runner)
+    if not kwargs.get('segmentation_dir'):
+      raise errors.FFNError(f'{field} needs "segmentation_dir", the result directory of the '
+                            'run whose seeds to take in reverse order')
 
   def init_coords(self) -> None:
     origins = results.load_origins(self.segmentation_dir, self.corner)
@@ -202,6 +215,15 @@ class ReverseCoords(BaseSeedPolicy):
     super().__init__(canvas)
     cls = policy_class(policy_to_reverse, 'ReverseCoords policy_to_reverse')
     self._policy = cls(canvas, **policy_kwargs)
+
+  @classmethod
+  def check_arguments(cls, kwargs, field: str, from_runner: bool = True) -> None:
+    kwargs = dict(kwargs)
+    name = kwargs.pop('policy_to_reverse', None)
+    if not isinstance(name, str):
+      raise errors.FFNError(f'{field} needs "policy_to_reverse", the name of a seed policy '
+                            f'(got {errors.shown(name)})')
+    policy_class(name, f'{field} policy_to_reverse').check_arguments(kwargs, field, from_runner)
 
   def init_coords(self) -> None:
     self.coords = np.array(list(self._policy), np.int64).reshape(-1, 3)[::-1]
@@ -226,6 +248,21 @@ class SequentialPolicies(BaseSeedPolicy):
                          '[policy name, {keyword arguments}]')
       cls = policy_class(entry[0], 'SequentialPolicies policy')
       self._policies.append(cls(canvas, **entry[1]))
+
+  @classmethod
+  def check_arguments(cls, kwargs, field: str, from_runner: bool = True) -> None:
+    kwargs = dict(kwargs)
+    policies = kwargs.pop('policies', None)
+    if kwargs or not isinstance(policies, list):
+      raise errors.FFNError(f'{field} must be {{"policies": [[name, {{arguments}}], ...]}}, '
+                            f'got {errors.shown(dict(kwargs, policies=policies))}')
+    for i, entry in enumerate(policies):
+      where = f'{field} policies[{i}]'
+      if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict)):
+        raise errors.FFNError(f'{where} is {errors.shown(entry)}, expected [policy name, '
+                              '{keyword arguments}]')
+      # Members are built with their own arguments only, as upstream builds them.
+      policy_class(entry[0], where).check_arguments(entry[1], where, from_runner=False)
 
   def init_coords(self) -> None:
     self.coords = np.array(list(itertools.chain(*self._policies)), np.int64).reshape(-1, 3)

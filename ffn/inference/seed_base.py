@@ -3,16 +3,42 @@
 from __future__ import annotations
 
 import weakref
+from typing import Any, Mapping
 
 import numpy as np
 import skimage.feature
+
+from ffn.inference import resolve
+from ffn.utils import checks
+from ffn.utils import errors
 
 _NOISE_SEED = 42
 _NOISE_SCALE = 1e-4
 
 
 class BaseSeedPolicy:
-  """Iterates over `coords` (computed on first use), skipping the canvas border."""
+  """Iterates over `coords` (computed on first use), skipping the canvas border.
+
+  A policy is built as `cls(canvas, corner=..., subvol_size=..., **args)`: the
+  Runner adds the subvolume's corner and size, the request's
+  `seed_policy_args` give `args`, which `check_arguments` checks before any
+  work. A subclass takes its own arguments by name and passes `**kwargs` on.
+  """
+
+  # The keyword arguments the Runner gives every policy, used or not.
+  RUNNER_ARGUMENTS = ('corner', 'subvol_size')
+  # Allowed values of numeric arguments (each element, for lists).
+  ARGUMENT_RANGES: Mapping[str, checks.Range] = {}
+
+  @classmethod
+  def check_arguments(cls, kwargs: Mapping[str, Any], field: str,
+                      from_runner: bool = True) -> None:
+    """Raises FFNError unless the policy takes `kwargs` (plus the Runner's, `from_runner`)."""
+    supplied = cls.RUNNER_ARGUMENTS if from_runner else ()
+    for name in set(kwargs) & set(supplied):
+      raise errors.FFNError(f'{field} sets {name!r}, which the runner sets itself (the '
+                            'subvolume being segmented); remove it')
+    resolve.check_keywords(cls, kwargs, field, supplied, stop_at=BaseSeedPolicy)
 
   def __init__(self, canvas, **kwargs):
     del kwargs  # corner, subvol_size etc. are only used by some policies.

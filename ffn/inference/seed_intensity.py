@@ -14,6 +14,7 @@ import skimage.feature
 import skimage.morphology
 
 from ffn.inference import seed_base
+from ffn.utils import checks
 
 
 def _with_z(z: int, yx: np.ndarray) -> np.ndarray:
@@ -30,6 +31,9 @@ def _stacked(parts: list[np.ndarray]) -> np.ndarray:
 
 class PolicyMaxPeaks(seed_base.BaseSeedPolicy):
   """Local intensity maxima outside segmented and masked voxels, in zyx order."""
+
+  ARGUMENT_RANGES = {'min_distance': checks.POSITIVE_INT, 'threshold_abs': checks.ANY,
+                     'threshold_rel': checks.UNIT}
 
   def __init__(self, canvas, min_distance: int = 3, threshold_abs: float = 0,
                threshold_rel: float = 0, **kwargs):
@@ -49,6 +53,9 @@ class PolicyMaxPeaks(seed_base.BaseSeedPolicy):
 
 class PolicyImagePeaks3D2D(seed_base.BaseSeedPolicy):
   """3-D intensity maxima, then each z slice's 2-D maxima; a negative distance skips a pass."""
+
+  ARGUMENT_RANGES = {'min_distance_2d': checks.Range(integer=True),
+                     'min_distance_3d': checks.Range(integer=True)}
 
   def __init__(self, canvas, min_distance_2d: int = 2, min_distance_3d: int = 4, **kwargs):
     super().__init__(canvas, **kwargs)
@@ -70,6 +77,9 @@ class PolicyImagePeaks3D2D(seed_base.BaseSeedPolicy):
 class PolicyImagePeaks2DDisk(seed_base.BaseSeedPolicy):
   """Each z slice's 2-D intensity maxima over a disk, above a fraction of the slice maximum."""
 
+  ARGUMENT_RANGES = {'min_distance_2d': checks.POSITIVE_INT, 'threshold_rel': checks.UNIT,
+                     'disk_radius': checks.NON_NEGATIVE_INT}
+
   def __init__(self, canvas, min_distance_2d: int = 3, threshold_rel: float = 0.5,
                disk_radius: int = 1, **kwargs):
     super().__init__(canvas, **kwargs)
@@ -88,6 +98,8 @@ class PolicyImagePeaks2DDisk(seed_base.BaseSeedPolicy):
 
 class PolicyDenseSeeds(seed_base.BaseSeedPolicy):
   """Every voxel above `threshold` (below, with `invert`), after `num_erosions` erosions."""
+
+  ARGUMENT_RANGES = {'threshold': checks.ANY, 'num_erosions': checks.NON_NEGATIVE_INT}
 
   def __init__(self, canvas, threshold: float = 0.5, num_erosions: int = 0,
                invert: bool = False, **kwargs):

@@ -12,6 +12,7 @@ from typing import Optional
 from google.protobuf import message
 
 from ffn.inference import inference_pb2
+from ffn.utils import errors
 
 # Fields that change how a run is carried out, not its result.
 _NOT_RESULT_FIELDS = ('segmentation_output_dir', 'concurrent_requests', 'batch_size',
@@ -20,7 +21,7 @@ _NOT_RESULT_FIELDS = ('segmentation_output_dir', 'concurrent_requests', 'batch_s
 REUSE_FLAG = '--reuse_mismatched_results'
 
 
-class SettingsMismatchError(ValueError):
+class SettingsMismatchError(errors.FFNError):
   """A finished result on disk was made with other settings than the current request."""
 
 
@@ -40,6 +41,18 @@ def differences(saved: inference_pb2.InferenceRequest,
   return [f.name for f in a.DESCRIPTOR.fields if getattr(a, f.name) != getattr(b, f.name)]
 
 
+def differences_of(saved_bytes: bytes, current: inference_pb2.InferenceRequest,
+                   path: str) -> list[str]:
+  """`differences` of the request serialised in file `path` and `current`."""
+  saved = inference_pb2.InferenceRequest()
+  try:
+    saved.ParseFromString(bytes(saved_bytes))
+  except message.DecodeError:
+    raise SettingsMismatchError(f'{path} holds an unreadable request; remove it to '
+                                'segment this box again') from None
+  return differences(saved, current)
+
+
 def check_saved_request(saved_bytes: Optional[bytes], current: inference_pb2.InferenceRequest,
                         path: str, reuse: bool) -> list[str]:
   """Raises SettingsMismatchError unless `path` was made with `current`'s settings or `reuse`.
@@ -49,13 +62,7 @@ def check_saved_request(saved_bytes: Optional[bytes], current: inference_pb2.Inf
   """
   if not saved_bytes:
     return []
-  saved = inference_pb2.InferenceRequest()
-  try:
-    saved.ParseFromString(bytes(saved_bytes))
-  except message.DecodeError:
-    raise SettingsMismatchError(f'{path} holds an unreadable request; remove it to '
-                                'segment this box again') from None
-  diff = differences(saved, current)
+  diff = differences_of(saved_bytes, current, path)
   if diff and not reuse:
     raise SettingsMismatchError(
         f'{path} exists but was made with other settings (differing: {", ".join(diff)}); '

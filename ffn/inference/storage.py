@@ -20,6 +20,7 @@ from ffn.inference.probmaps import quantize_probability
 from ffn.inference.probmaps import save_probability_map
 from ffn.inference.results import checkpoint_path
 from ffn.inference.results import decode_origins
+from ffn.inference.results import decode_overlaps
 from ffn.inference.results import encode_origins
 from ffn.inference.results import encode_overlaps
 from ffn.inference.results import get_corner_from_path
@@ -34,6 +35,7 @@ from ffn.inference.results import load_segmentation_from_source
 from ffn.inference.results import object_prob_path
 from ffn.inference.results import open_npz
 from ffn.inference.results import ORIGINS_DTYPE
+from ffn.inference.results import OVERLAPS_DTYPE
 from ffn.inference.results import OriginInfo
 from ffn.inference.results import save_subvolume
 from ffn.inference.results import segmentation_path

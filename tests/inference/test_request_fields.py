@@ -355,3 +355,91 @@ def test_model_fields_build_the_model(tmp_path):
     bad.ClearField(field)
     with pytest.raises(ValueError, match=message):
       runner_lib.Runner().start(bad)
+
+
+@pytest.mark.parametrize('field,value,match', [
+    ('image_mean', float('nan'), 'image_mean is nan'),
+    ('image_stddev', float('inf'), r'image_stddev is inf; expected a finite number > 0'),
+    ('image_stddev', -1, 'image_stddev is -1'),
+    ('concurrent_requests', -1, 'concurrent_requests is -1'),
+    ('inference_options.disco_seed_threshold', 2, 'disco_seed_threshold is 2'),
+    ('inference_options.min_segment_size', -1, 'min_segment_size is -1'),
+])
+def test_every_number_is_finite_and_in_range(volume, tmp_path, field, value, match):
+  request = _request(volume[0], tmp_path)
+  parent, _, name = field.rpartition('.')
+  setattr(getattr(request, parent) if parent else request, name, value)
+  with pytest.raises(ValueError, match=match):
+    runner_lib.Runner().prepare(request)
+
+
+@pytest.mark.parametrize('seed_policy,args,match', [
+    ('PolicyGrid3d', '{"step": 4, "ofsets": [2]}', "has 'ofsets', which PolicyGrid3d does not"),
+    ('PolicyGrid3d', '{"step": 4.5}', "'step' is 4.5; PolicyGrid3d expects a int"),
+    ('PolicyPeaks', '{"subvol_size": [1, 2, 3]}', "sets 'subvol_size', which the runner sets"),
+    ('ReverseCoords', '{"policy_to_reverse": "PolicyGrid3d", "stp": 1}', "'stp'"),
+    ('SequentialPolicies', '{"policies": [["PolicyMax", {"x": 1}]]}',
+     r"policies\[0\] has 'x', which PolicyMax does not take"),
+    ('PolicyInvertOrigins', '{}', 'needs "segmentation_dir"'),
+])
+def test_seed_policy_arguments_fit_the_policy(volume, tmp_path, seed_policy, args, match):
+  request = _request(volume[0], tmp_path)
+  request.seed_policy, request.seed_policy_args = seed_policy, args
+  with pytest.raises(ValueError, match=match):
+    runner_lib.Runner().prepare(request)
+
+
+def test_init_segmentation_must_cover_the_image(volume, tmp_path):
+  spec, labels, root = volume
+  for name, seg, match in (('short', labels[:, :, :40], r'has shape \(40, 40, 20\)'),
+                           ('float', labels.astype(np.float32), 'is float32')):
+    seg_spec = synthetic_ffn.write_h5(root / f'init_{name}.h5', seg, 'seg')
+    request = _request(spec, tmp_path)
+    request.init_segmentation.hdf5 = seg_spec
+    runner = runner_lib.Runner()
+    runner.prepare(request)
+    with pytest.raises(ValueError, match=match):
+      runner.check_box((0, 0, 0), labels.shape)
+
+
+def test_non_finite_image_is_refused_naming_the_voxel(tmp_path):
+  image, _ = synthetic_ffn.blob_volume()
+  image = image.astype(np.float32)
+  image[4, 5, 6] = np.nan
+  spec = synthetic_ffn.write_h5(tmp_path / 'nan.h5', image)
+  runner = runner_lib.Runner()
+  runner.start(_request(spec, tmp_path / 'out'), model=synthetic_ffn.NumpyModel())
+  try:
+    with pytest.raises(ValueError, match=r'1 NaN or infinite voxels .* first at \(6, 5, 4\)'):
+      runner.run((0, 0, 0), image.shape)
+  finally:
+    runner.stop_executor()
+  assert not os.path.exists(tmp_path / 'out' / '0')
+
+
+def test_checkpoint_records_and_checks_its_settings(volume, tmp_path):
+  spec, labels, _ = volume
+  request = _request(spec, tmp_path)
+  runner = runner_lib.Runner()
+  runner.start(request, model=synthetic_ffn.NumpyModel())
+  try:
+    canvas, _ = runner.make_canvas((0, 0, 0), labels.shape)
+    path = storage.checkpoint_path(str(tmp_path), (0, 0, 0))
+    os.makedirs(os.path.dirname(path))
+    canvas.save_checkpoint(path)
+  finally:
+    runner.stop_executor()
+  from ffn.inference import canvas_checkpoint  # pylint: disable=g-import-not-at-top
+  assert canvas_checkpoint.saved_request(path) == request.SerializeToString()
+  changed = _request(spec, tmp_path)
+  changed.inference_options.segment_threshold = 0.7
+  runner = runner_lib.Runner()
+  runner.start(changed, model=synthetic_ffn.NumpyModel())
+  try:
+    with pytest.raises(ValueError, match='unfinished run with other settings .*inference_options'):
+      runner.run((0, 0, 0), labels.shape)
+  finally:
+    runner.stop_executor()
+  # This port reads its own checkpoints as unfinished results.
+  seg, origins = storage.load_segmentation(str(tmp_path), (0, 0, 0), allow_cpoint=True)
+  assert seg.shape == labels.shape and origins == {}

@@ -11,6 +11,7 @@ import pytest
 from ffn.inference import inference_pb2
 from ffn.inference import runner as runner_lib
 from ffn.inference import storage
+from ffn.utils import errors
 
 import synthetic_ffn
 
@@ -71,21 +72,33 @@ def test_masks_apply_without_a_shift_mask(setup, tmp_path):
   assert not np.any(seg[labels == 2] > 0)
 
 
-def test_box_partly_outside_is_zero_filled(setup, tmp_path):
-  _, _, labels = setup
+@pytest.mark.parametrize('corner,size', [((4, -6, 10), (20, 30, 30)),   # y < 0
+                                         ((4, 0, 10), (20, 30, 40)),    # x beyond 48
+                                         ((1, 0, 0), (20, 40, 48))])    # z beyond 20
+def test_box_reaching_beyond_the_image_is_refused(setup, tmp_path, corner, size):
   runner = runner_lib.Runner()
   runner.start(_request(setup, tmp_path))
   try:
-    corner, size = (4, -6, 10), (20, 30, 50)
-    canvas = runner.run(corner, size)
+    with pytest.raises(errors.FFNError, match=r'reaches beyond the image volume of size '
+                       r'\(48, 40, 20\) \(xyz\)') as caught:
+      runner.run(corner, size)
   finally:
     runner.stop_executor()
-  assert canvas.image.shape == size
-  out_norm = (0 - synthetic_ffn.IMAGE_MEAN) / synthetic_ffn.IMAGE_STDDEV
-  assert np.all(canvas.image[:, :6] == np.float32(out_norm))     # y < 0
-  assert np.all(canvas.image[16:] == np.float32(out_norm))       # z >= 20
-  seg, _ = storage.load_segmentation(str(tmp_path), corner, split_cc=False)
-  assert seg.shape == size
+  assert str(tuple(corner[::-1])) in str(caught.value)  # The box is named in xyz.
+  assert not list(tmp_path.rglob('*.npz')) and not list(tmp_path.rglob('*.lock'))
+
+
+def test_box_smaller_than_the_fov_is_refused(setup, tmp_path):
+  runner = runner_lib.Runner()
+  runner.start(_request(setup, tmp_path))
+  try:
+    # The tiny model's FOV is 9, 7, 5 (xyz): 8 along x is one short.
+    with pytest.raises(errors.FFNError, match=r'size \(8, 7, 5\) \(xyz\) is smaller than the '
+                       r"model's field of view \(9, 7, 5\)"):
+      runner.run((0, 0, 0), (5, 7, 8))
+    assert runner.run((0, 0, 0), (5, 7, 9)) is not None
+  finally:
+    runner.stop_executor()
 
 
 def test_concurrent_batched_runs_match_sequential(setup, tmp_path):

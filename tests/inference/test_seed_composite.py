@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from google.protobuf import text_format
 import numpy as np
 import pytest
@@ -93,8 +95,12 @@ def test_every_policy_resolves_by_name_from_the_request():
   }
   resolved = lambda text: plan.seed_policy(
       text_format.Parse(text, inference_pb2.InferenceRequest())).cls
+  needed = {'ReverseCoords': {'policy_to_reverse': 'PolicyPeaks'},
+            'SequentialPolicies': {'policies': [['PolicyMax', {}]]},
+            'PolicyInvertOrigins': {'segmentation_dir': 'results'}}
   for name, cls in names.items():
-    assert resolved(f'seed_policy: "{name}"') is cls
+    args = json.dumps(json.dumps(needed.get(name, {})))
+    assert resolved(f'seed_policy: "{name}" seed_policy_args: {args}') is cls
     assert getattr(seed, name) is cls  # Upstream code looks policies up on the module.
   assert resolved('') is seed.PolicyPeaks
   with pytest.raises(ValueError, match='InferenceRequest.seed_policy .*PolicyNope'):

@@ -151,7 +151,7 @@ def test_save_subvolume_keys_and_dtype(tmp_path):
   labels, origins = _sample_labels()
   path = storage.segmentation_path(str(tmp_path), CORNER)
   storage.save_subvolume(labels, origins, path, request=b'\x08\x01', counters='{"a": 1}',
-                         overlaps={3: [7]})
+                         overlaps={3: np.array([[7, 9], [5, 2]]), 7: np.zeros((2, 0))})
   # Our files hold no pickles: they load with allow_pickle=False.
   with np.load(path, allow_pickle=False) as data:
     assert sorted(data.files) == ['counters', 'origins', 'overlaps', 'request', 'segmentation']
@@ -160,7 +160,11 @@ def test_save_subvolume_keys_and_dtype(tmp_path):
     assert storage.decode_origins(data['origins']) == origins
     assert data['request'].item() == b'\x08\x01'
     assert json.loads(str(data['counters'])) == {'a': 1}
-    assert data['overlaps'].tolist() == [[3, 7]]
+    # One row per (segment, overlapped segment): ids and voxel counts in their own columns.
+    assert data['overlaps'].dtype == storage.OVERLAPS_DTYPE
+    assert data['overlaps'].tolist() == [(3, 7, 5), (3, 9, 2)]
+    decoded = storage.decode_overlaps(data['overlaps'])
+    assert {k: v.tolist() for k, v in decoded.items()} == {3: [[7, 9], [5, 2]]}
   big = labels.astype(np.uint64) * 1000
   storage.save_subvolume(big, {}, path)
   with np.load(path, allow_pickle=True) as data:
