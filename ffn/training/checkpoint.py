@@ -7,6 +7,7 @@ what the checkpoint holds: TF2 object-based checkpoints carry an object graph.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -34,9 +35,9 @@ def upstream_name(name: str) -> str:
   return f'{_UPSTREAM_SCOPE}/{layer}/{_UPSTREAM_LEAF[leaf]}'
 
 
-def object_key(name: str) -> str:
-  """The key of model variable `name` in our checkpoints (see `make_checkpoint`)."""
-  return f'model/{name}/.ATTRIBUTES/VARIABLE_VALUE'
+def object_key(name: str, owner: str = 'model') -> str:
+  """The key of variable `name` of `owner` ('model', 'optimizer') in our checkpoints."""
+  return f'{owner}/{name}/.ATTRIBUTES/VARIABLE_VALUE'
 
 
 def make_checkpoint(model, optimizer=None) -> tf.train.Checkpoint:
@@ -55,6 +56,11 @@ def make_manager(checkpoint: tf.train.Checkpoint, train_dir: str,
       checkpoint, train_dir, max_to_keep=max_to_keep,
       keep_checkpoint_every_n_hours=keep_checkpoint_every_n_hours,
       checkpoint_name=CHECKPOINT_NAME)
+
+
+def latest_checkpoint(train_dir: str) -> str | None:
+  """The prefix of the newest checkpoint in `train_dir`, or None."""
+  return tf.train.latest_checkpoint(train_dir) if os.path.isdir(train_dir) else None
 
 
 def resolve_checkpoint_path(path: str) -> str:
@@ -90,16 +96,38 @@ def is_object_based(prefix: str) -> bool:
   return _OBJECT_GRAPH_KEY in _open_reader(prefix).get_variable_to_shape_map()
 
 
+# The keys of network weights (not the step, not optimizer state) in each format.
+_OUR_WEIGHT = re.compile(r'^model/(?!global_step/)([^.]+)/\.ATTRIBUTES/VARIABLE_VALUE$')
+_UPSTREAM_WEIGHT = re.compile(rf'^{_UPSTREAM_SCOPE}/[^/]+/(weights|biases)$')
+
+
+def _tensor(reader, key: str, prefix: str) -> np.ndarray:
+  """One stored tensor; CheckpointError naming the checkpoint when its data cannot be read."""
+  try:
+    return reader.get_tensor(key)
+  except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as e:
+    raise CheckpointError(f'cannot read {key!r} from checkpoint {prefix!r}: the checkpoint is '
+                          f'truncated or corrupt ({type(e).__name__}: '
+                          f'{str(e).strip().splitlines()[0] if str(e).strip() else e})') from None
+
+
 def read_model_values(model, prefix: str) -> tuple[dict[str, np.ndarray], int | None]:
-  """Reads and checks the values of every model variable, and the global step, from `prefix`."""
+  """Reads and checks the values of every model variable, and the global step, from `prefix`.
+
+  The checkpoint must hold the model's variables with their shapes and no
+  network weight the model lacks (a deeper network, say); CheckpointError
+  names the first variable that differs.
+  """
   reader = _open_reader(prefix)
   shapes = reader.get_variable_to_shape_map()
   ours = _OBJECT_GRAPH_KEY in shapes
   key_of = object_key if ours else upstream_name
   kind = 'TF2' if ours else 'upstream TF1'
   values = {}
+  wanted = {}
   for name, var in model.named_variables().items():
     key = key_of(name)
+    wanted[key] = name
     if key not in shapes:
       raise CheckpointError(
           f'{kind} checkpoint {prefix!r} has no variable {key!r} '
@@ -109,10 +137,37 @@ def read_model_values(model, prefix: str) -> tuple[dict[str, np.ndarray], int | 
       raise CheckpointError(
           f'variable {key!r} has shape {list(shapes[key])} in checkpoint {prefix!r} but the '
           f'model expects {want}; check model_args (depth, fov_size, features)')
-    values[name] = reader.get_tensor(key)
+  weight = _OUR_WEIGHT if ours else _UPSTREAM_WEIGHT
+  extra = sorted(k for k in shapes if weight.match(k) and k not in wanted)
+  if extra:
+    raise CheckpointError(
+        f'{kind} checkpoint {prefix!r} holds variable {extra[0]!r} (shape '
+        f'{list(shapes[extra[0]])}), which the model does not have ({len(extra)} such); it '
+        'belongs to another model: check model_name and model_args (depth, features)')
+  for key, name in wanted.items():
+    values[name] = _tensor(reader, key, prefix)
+  if ours:
+    _tensor(reader, _OBJECT_GRAPH_KEY, prefix)  # Stored last: a cut file loses it first.
   step_key = object_key('global_step') if ours else _UPSTREAM_GLOBAL_STEP
-  step = int(reader.get_tensor(step_key)) if step_key in shapes else None
+  step = int(_tensor(reader, step_key, prefix)) if step_key in shapes else None
   return values, step
+
+
+def check_optimizer_state(optimizer, prefix: str) -> None:
+  """Raises CheckpointError unless our checkpoint at `prefix` holds exactly this optimizer's state."""
+  shapes = _open_reader(prefix).get_variable_to_shape_map()
+  saved = sorted(k[len('optimizer/'):-len('/.ATTRIBUTES/VARIABLE_VALUE')] for k in shapes
+                 if k.startswith('optimizer/') and k.endswith('/.ATTRIBUTES/VARIABLE_VALUE'))
+  wanted = sorted(optimizer.state_names())
+  if saved != wanted:
+    missing = sorted(set(wanted) - set(saved))
+    extra = sorted(set(saved) - set(wanted))
+    detail = (f'it lacks {missing[0]!r}' if missing else '') + (
+        ' and ' if missing and extra else '') + (f'it holds {extra[0]!r}' if extra else '')
+    raise CheckpointError(
+        f'checkpoint {prefix!r} holds the state of another optimizer than --optimizer '
+        f'{optimizer.config.optimizer} ({detail}); resume with the optimizer it was trained '
+        'with, or start a new --train_dir')
 
 
 def restore_model(model, path: str) -> int | None:

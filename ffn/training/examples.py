@@ -9,12 +9,18 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from ffn.utils import axes
+from ffn.utils import errors
 from ffn.utils import fov
 from ffn.training.model import ModelInfo
 from ffn.training.model import make_shifts
 from ffn.utils import probability
 
 FOV_POLICIES = ('fixed', 'max_pred_moves')
+# The seed's value at the centre of a new example's canvas (as in inference).
+INIT_ACTIVATION = 0.95
+# Examples in a row from which a policy may yield no FOV before training stops:
+# with a valid threshold every example yields its origin.
+MAX_EMPTY_EXAMPLES = 1000
 
 Offset = tuple[int, int, int]  # xyz
 
@@ -43,7 +49,7 @@ def training_sizes(info: ModelInfo, fov_policy: str, fov_moves: int) -> Training
 
 
 def make_seed_canvas(shape_zyx: Sequence[int], seed_pad: float,
-                     init_activation: float = 0.95) -> np.ndarray:
+                     init_activation: float = INIT_ACTIVATION) -> np.ndarray:
   """A [z, y, x, 1] logit canvas: logit(seed_pad) everywhere, logit(0.95) at the centre."""
   canvas = np.full(list(shape_zyx) + [1], probability.logit_float32(seed_pad), np.float32)
   canvas[tuple(s // 2 for s in shape_zyx)] = probability.logit_float32(init_activation)
@@ -144,22 +150,30 @@ class ExampleSlot:
     self._example = None
     self.canvas = None
     self._offsets = iter(())
+    self._yielded = False
     self.offset = None
 
   def _start(self) -> None:
     self._example = self._next_example()
+    self._yielded = False
     self.canvas = make_seed_canvas(axes.xyz_to_zyx(self._sizes.canvas), self._seed_pad)
     self._offsets = self._policy(self.canvas, self._example['labels'])
 
   def advance(self) -> None:
     """Moves to the next FOV, finishing examples (and loading new ones) as policies run out."""
+    empty = 0
     while True:
       if self._example is not None:
         off = next(self._offsets, None)
         if off is not None:
           self.offset = off
+          self._yielded = True
           return
         self._on_done(self._example, self.canvas)
+        empty += not self._yielded
+        if empty > MAX_EMPTY_EXAMPLES:
+          raise errors.FFNError(f'{MAX_EMPTY_EXAMPLES} training examples in a row gave no field of '
+                           'view to train on: no move reaches --threshold; lower it')
       self._start()
 
   def crops(self) -> tuple[np.ndarray, ...]:

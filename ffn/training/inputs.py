@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import math
 import os
 import re
 from typing import Mapping, Sequence
@@ -167,8 +168,9 @@ def parse_offset_scale_map(entries: Sequence[str] | None) -> dict[str, tuple[flo
         raise ValueError
     except (ValueError, IndexError):
       raise InputError(f'image_offset_scale_map entry {entry!r} must be volname:offset:scale')
-    if scale == 0:
-      raise InputError(f'image_offset_scale_map entry {entry!r} has a zero scale')
+    if not (math.isfinite(offset) and math.isfinite(scale) and scale > 0):
+      raise InputError(f'image_offset_scale_map entry {entry!r} needs a finite offset and a '
+                       'finite scale above 0')
     out[name] = (offset, scale)
   return out
 

@@ -7,7 +7,22 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from ffn.utils import checks
+from ffn.utils import errors
+
 OPTIMIZERS = ('momentum', 'sgd', 'adagrad', 'adam', 'rmsprop')
+
+# Allowed values of each numeric setting (train.py's flags of the same names).
+SETTING_RANGES = {
+    'learning_rate': checks.POSITIVE,
+    'momentum': checks.UNIT,
+    'learning_rate_decay_factor': checks.Range(0, 1, low_open=True),
+    'decay_steps': checks.POSITIVE_INT,
+    'rmsprop_decay': checks.UNIT,
+    'adam_beta1': checks.Range(0, 1, high_open=True),
+    'adam_beta2': checks.Range(0, 1, high_open=True),
+    'epsilon': checks.POSITIVE,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,11 +40,11 @@ class OptimizerConfig:
 
   def __post_init__(self):
     if self.optimizer not in OPTIMIZERS:
-      raise ValueError(f'optimizer {self.optimizer!r} is not one of {OPTIMIZERS}')
-    if self.learning_rate <= 0:
-      raise ValueError(f'learning_rate must be positive, got {self.learning_rate}')
-    if self.decay_steps is not None and self.decay_steps <= 0:
-      raise ValueError(f'decay_steps must be positive, got {self.decay_steps}')
+      raise errors.FFNError(f'optimizer {errors.shown(self.optimizer)} is not one of '
+                            f'{OPTIMIZERS}')
+    for name, valid in SETTING_RANGES.items():
+      if getattr(self, name) is not None:
+        checks.check_number(getattr(self, name), name, valid)
 
 
 def learning_rate(config: OptimizerConfig, step: tf.Tensor) -> tf.Tensor:
@@ -74,6 +89,13 @@ class Optimizer(tf.Module):
       agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
       self.beta1_power = tf.Variable(config.adam_beta1, trainable=False, aggregation=agg)
       self.beta2_power = tf.Variable(config.adam_beta2, trainable=False, aggregation=agg)
+
+  def state_names(self) -> list[str]:
+    """Where this optimizer's state sits in a checkpoint: 'slots/<i>/<name>', 'beta1_power'..."""
+    names = [f'slots/{i}/{name}' for i, slots in enumerate(self.slots) for name in slots]
+    if self.config.optimizer == 'adam':
+      names += ['beta1_power', 'beta2_power']
+    return names
 
   def apply(self, grads: Sequence[tf.Tensor], lr: tf.Tensor) -> None:
     """Updates every variable from its gradient at learning rate `lr`."""

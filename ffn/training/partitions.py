@@ -26,6 +26,7 @@ from ffn.utils import axes
 from ffn.utils import labels
 from ffn.utils import masks
 from ffn.utils import bounding_box
+from ffn.utils import checks
 from ffn.utils import errors
 from ffn.utils import volumes
 
@@ -97,13 +98,19 @@ def parse_exclusion_regions(values: Optional[Iterable]) -> list[ExclusionRegion]
 
 
 def parse_id_whitelist(values: Optional[Iterable]) -> Optional[list[int]]:
-  """Parses object ids given as strings or ints; None stays None (no whitelist)."""
+  """Parses object ids (1 .. 2**64 - 1) given as strings or ints; None stays None (no whitelist)."""
   if values is None:
     return None
   try:
-    return [int(str(v).strip()) for v in values]
+    ids = [int(str(v).strip()) for v in values]
   except ValueError as e:
-    raise PartitionError(f'id_whitelist must be integer object ids, got {list(values)}') from e
+    raise PartitionError(f'id_whitelist must be integer object ids, got '
+                         f'{errors.cut(",".join(str(v) for v in values))}') from e
+  try:
+    return list(checks.check_numbers(ids, 'id_whitelist', checks.Range(1, 2**64 - 1,
+                                                                         integer=True)))
+  except errors.FFNError as e:
+    raise PartitionError(str(e)) from None
 
 
 def _dense_ids(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -223,9 +230,12 @@ def compute_partitions(seg_array: np.ndarray, thresholds: Sequence[float],
   dense, ids = _dense_ids(seg_array)
   selected = np.ones(ids.size, dtype=bool)
   if id_whitelist is not None:
-    whitelist = np.array(sorted(set(int(i) for i in id_whitelist)), dtype=np.int64)
-    selected = np.isin(ids.astype(np.int64), whitelist)
-    missing = np.setdiff1d(whitelist, ids.astype(np.int64))
+    # Compared as Python ints: ids span int64 or uint64, the whitelist up to 2**64 - 1.
+    whitelist = sorted(set(int(i) for i in id_whitelist))
+    present = set(int(i) for i in ids)
+    wanted = set(whitelist)
+    selected = np.array([int(i) in wanted for i in ids], dtype=bool)
+    missing = np.array([i for i in whitelist if i not in present], dtype=object)
     if missing.size:
       logging.warning('%d whitelisted ids are absent (or dust) in the volume: %s',
                       missing.size, missing[:20].tolist())
@@ -346,6 +356,7 @@ def run(input_volume: str, output_volume: str, thresholds: Sequence[float],
   """
   input_spec = volumes.parse_spec(input_volume)
   output_spec = volumes.parse_spec(output_volume)
+  volumes.check_output_not_input(output_spec, [input_spec], '--output_volume')
   thresholds = validate_thresholds(thresholds)
   check_output_file(output_spec)
   start_time = time.monotonic()

@@ -7,7 +7,7 @@ import json
 import os
 import random
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from absl import logging
 import tensorflow as tf
@@ -22,6 +22,7 @@ from ffn.training import optimizer as optimizer_lib
 from ffn.training import precision as precision_lib
 from ffn.training import summaries
 from ffn.training import tracker as tracker_lib
+from ffn.utils import checks
 from ffn.utils import cli
 from ffn.utils import errors
 
@@ -53,6 +54,28 @@ class TrainConfig(inputs.DataConfig):
   # float32, or bfloat16: the network computes in bfloat16, with float32 weights,
   # loss and optimizer state (float32 where bfloat16 would be emulated slowly).
   precision: str = 'float32'
+
+  def __post_init__(self):
+    for name, valid in SETTING_RANGES.items():
+      if getattr(self, name) is not None:
+        checks.check_number(getattr(self, name), name, valid)
+
+
+# Allowed values of each numeric setting (train.py's flags of the same names). A
+# move needs the seed at the new centre to reach `threshold`, and the seed
+# starts at examples.INIT_ACTIVATION: a higher threshold would never move.
+SETTING_RANGES = {
+    'batch_size': checks.POSITIVE_INT,
+    'max_steps': checks.POSITIVE_INT,
+    'summary_rate_secs': checks.NON_NEGATIVE,
+    'save_checkpoint_secs': checks.NON_NEGATIVE,
+    'seed_pad': checks.PROBABILITY,
+    'threshold': checks.Range(0, examples.INIT_ACTIVATION, low_open=True),
+    'fov_moves': checks.NON_NEGATIVE_INT,
+    'image_mean': checks.ANY,
+    'image_stddev': checks.POSITIVE,
+    'log_every_secs': checks.NON_NEGATIVE,
+}
 
 
 def _cluster_workers() -> int:
@@ -175,8 +198,12 @@ def _example_reader(dataset: tf.data.Dataset, train_coords: str):
   return next_example
 
 
-def train(config: TrainConfig) -> int:
-  """Trains (resuming from config.train_dir when it holds a checkpoint); returns the final step."""
+def train(config: TrainConfig, on_start: Callable[[], None] | None = None) -> int:
+  """Trains (resuming from config.train_dir when it holds a checkpoint); returns the final step.
+
+  `on_start` is called once the model is built and its checkpoint, if any,
+  restored and checked: just before the first step.
+  """
   compute_dtype = precision_lib.training_dtype(config.precision)
   rng = random.Random(config.random_seed if config.random_seed is not None
                       else int(time.time()))
@@ -195,7 +222,9 @@ def train(config: TrainConfig) -> int:
 
   ckpt = checkpoint.make_checkpoint(model, optimizer)
   manager = checkpoint.make_manager(ckpt, config.train_dir)
-  step = _resume(model, ckpt, manager)
+  step = _resume(model, optimizer, ckpt, manager)
+  if on_start is not None:
+    on_start()
   if step >= config.max_steps:
     logging.info('Step %d already reaches max_steps %d; nothing to do', step, config.max_steps)
     return step
@@ -260,14 +289,21 @@ def train(config: TrainConfig) -> int:
   return step
 
 
-def _resume(model, ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> int:
+def _resume(model, optimizer: optimizer_lib.Optimizer, ckpt: tf.train.Checkpoint,
+            manager: tf.train.CheckpointManager) -> int:
   """Restores the latest checkpoint of the manager's directory, if any; returns the step."""
-  if manager.latest_checkpoint:
-    # Checks shapes variable by variable first, for a clear error on a model mismatch.
-    checkpoint.read_model_values(model, manager.latest_checkpoint)
-    ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info('Resuming from %s at step %d', manager.latest_checkpoint,
-                 int(model.global_step.numpy()))
+  latest = manager.latest_checkpoint
+  if latest:
+    # Variable by variable first, for one clear line on a model or optimizer mismatch.
+    checkpoint.read_model_values(model, latest)
+    checkpoint.check_optimizer_state(optimizer, latest)
+    try:
+      ckpt.restore(latest).assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError, IndexError) as e:
+      raise checkpoint.CheckpointError(
+          f'cannot resume from checkpoint {latest!r}: {type(e).__name__}: '
+          f'{str(e).strip().splitlines()[0] if str(e).strip() else ""}') from None
+    logging.info('Resuming from %s at step %d', latest, int(model.global_step.numpy()))
   return int(model.global_step.numpy())
 
 

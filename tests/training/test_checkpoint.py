@@ -76,3 +76,41 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
   (tmp_path / 'bad.index').write_bytes(b'not a checkpoint')
   with pytest.raises(checkpoint.CheckpointError, match='cannot read'):
     checkpoint.restore_model(model, str(tmp_path / 'bad'))
+
+
+def test_shallower_model_is_refused_naming_the_first_extra_variable():
+  # Upstream's checkpoint (depth 12) would load into depth 9 and segment nothing.
+  shallower = import_util.build_model('convstack_3d.ConvStack3DFFNModel',
+                                      {'fov_size': [33, 33, 33], 'deltas': [8, 8, 8], 'depth': 9})
+  with pytest.raises(checkpoint.CheckpointError,
+                     match=r"holds variable 'seed_update/conv10_a/biases' \(shape \[32\]\), "
+                     r'which the model does not have \(12 such\)'):
+    checkpoint.restore_model(shallower, str(FIB25_CHECKPOINT))
+
+
+def test_truncated_data_names_the_checkpoint(tmp_path):
+  prefix = tmp_path / 'cut'
+  (tmp_path / 'cut.index').write_bytes(
+      (FIB25_CHECKPOINT.parent / (FIB25_CHECKPOINT.name + '.index')).read_bytes())
+  data = (FIB25_CHECKPOINT.parent / (FIB25_CHECKPOINT.name + '.data-00000-of-00001')).read_bytes()
+  (tmp_path / 'cut.data-00000-of-00001').write_bytes(data[:len(data) // 3])
+  model = import_util.build_model('convstack_3d.ConvStack3DFFNModel', FIB25_ARGS)
+  with pytest.raises(checkpoint.CheckpointError, match=rf"from checkpoint '{prefix}': the "
+                     'checkpoint is truncated or corrupt'):
+    checkpoint.restore_model(model, str(prefix))
+
+
+def test_optimizer_state_must_be_the_optimizers(tmp_path):
+  from ffn.training import optimizer as optimizer_lib  # pylint: disable=g-import-not-at-top
+  model = import_util.build_model('convstack_3d.ConvStack3DFFNModel',
+                                  {'fov_size': [5, 5, 5], 'deltas': [1, 1, 1], 'depth': 1})
+  variables = list(model.named_variables().values())
+  adam = optimizer_lib.Optimizer(optimizer_lib.OptimizerConfig(optimizer='adam'), variables)
+  prefix = checkpoint.make_checkpoint(model, adam).write(str(tmp_path / 'model.ckpt-1'))
+  checkpoint.check_optimizer_state(adam, prefix)
+  momentum = optimizer_lib.Optimizer(optimizer_lib.OptimizerConfig(optimizer='momentum'),
+                                     variables)
+  with pytest.raises(checkpoint.CheckpointError,
+                     match=r"another optimizer than --optimizer momentum \(it lacks "
+                     r"'slots/0/momentum' and it holds 'beta1_power'\)"):
+    checkpoint.check_optimizer_state(momentum, prefix)

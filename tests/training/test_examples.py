@@ -89,3 +89,16 @@ def test_max_pred_offsets_follow_face_maxima():
   canvas[tuple(center + [0, 1, 2])] = 3.0  # The +x face, one voxel up in y.
   assert next(offsets) == (2, 1, 0)
   assert next(offsets, None) is None  # Nothing else crosses the threshold.
+
+
+def test_feeder_stops_when_no_example_yields_a_fov(monkeypatch):
+  # A threshold above the seed's starting value moves nowhere, not even to the origin;
+  # the settings refuse such a threshold, and the feeder stops rather than spin.
+  sizes = examples.training_sizes(INFO, 'fixed', 1)
+  source = _FakeExamples(sizes)
+  monkeypatch.setattr(examples, 'MAX_EMPTY_EXAMPLES', 20)
+  feeder = examples.BatchFeeder(source, INFO, batch_size=1, threshold=0.99)
+  with pytest.raises(ValueError, match='20 training examples in a row gave no field of view'):
+    feeder.next_batch()
+  assert examples.BatchFeeder(_FakeExamples(sizes), INFO, batch_size=1,
+                              threshold=examples.INIT_ACTIVATION).next_batch()
