@@ -119,7 +119,7 @@ def test_bad_request_is_one_line_before_tensorflow_starts(tmp_path, old, new):
 
 
 @pytest.mark.parametrize('bbox,message', [
-    ('start { x: 300 y: 0 z: 0 } size { x: 10 y: 10 z: 10 }', 'outside'),
+    ('start { x: 300 y: 0 z: 0 } size { x: 10 y: 10 z: 10 }', 'beyond the image volume'),
     ('start { x: 0 y: 0 z: 0 } size { x: 0 y: 10 z: 10 }', 'positive'),
     ('start { x: 0 y: 0 z: 0 } sise { x: 10 y: 10 z: 10 }', 'sise'),
 ])

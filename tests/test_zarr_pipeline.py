@@ -68,12 +68,12 @@ def test_zarr_sample_through_all_scripts(tmp_path):
              'inference_options { init_activation: 0.95 pad_value: 0.05 move_threshold: 0.9 '
              'segment_threshold: 0.6 min_segment_size: 10 }')
   _run('run_inference.py', f'--inference_request={request}',
-       '--bounding_box=start { x: 10 y: 10 z: 10 } size { x: 30 y: 20 z: 16 }')
+       '--bounding_box=start { x: 10 y: 10 z: 10 } size { x: 30 y: 20 z: 18 }')
   assert (results / '10' / '10' / 'seg-10_10_10.npz').exists()
 
   scores = tmp_path / 'scores.json'
   _run('evaluate_segmentation.py', '--segmentation_dir', str(results), '--corner', '10,10,10',
        '--groundtruth', labels, '--output_json', str(scores))
   result = json.loads(scores.read_text())
-  assert result['box'] == {'start_xyz': [10, 10, 10], 'size_xyz': [30, 20, 16]}
+  assert result['box'] == {'start_xyz': [10, 10, 10], 'size_xyz': [30, 20, 18]}
   assert result['inputs']['groundtruth'] == labels

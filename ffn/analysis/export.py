@@ -190,21 +190,26 @@ def _chunk_zyx(chunk_xyz: Sequence[int], size_zyx: Sequence[int]) -> list[int]:
   return [int(max(1, min(c, s))) for c, s in zip(axes.xyz_to_zyx(chunk_xyz), size_zyx)]
 
 
-def _write_hdf5(path: str, dataset_name: str, pieces, box, dtype, geometry: Geometry,
+def _write_hdf5(spec: volumes.VolumeSpec, pieces, box, dtype, geometry: Geometry,
                 chunk_xyz: Sequence[int]) -> None:
-  import h5py  # pylint: disable=g-import-not-at-top
-  with h5py.File(path, 'w') as f:
-    dataset = f.create_dataset(dataset_name, shape=tuple(box.size_zyx), dtype=dtype,
-                               chunks=tuple(_chunk_zyx(chunk_xyz, box.size_zyx)),
-                               compression='gzip', fillvalue=0)
+  """Writes dataset `spec.dataset` of `spec.path`, keeping the file's other datasets."""
+  with volumes.create_volume(spec, box.size_zyx, dtype,
+                             chunks_zyx=_chunk_zyx(chunk_xyz, box.size_zyx)) as out:
     for block, piece_box in _logged(pieces, box):
-      dataset[_local_slice(piece_box, box)] = block
+      out[_local_slice(piece_box, box)] = block
     voxel_size = np.asarray(geometry.voxel_size_xyz, dtype=np.float64)
     offset = np.asarray(geometry.offset_xyz, dtype=np.int64)
-    dataset.attrs['voxel_size_xyz'] = voxel_size
-    dataset.attrs['offset_xyz'] = offset
-    dataset.attrs['resolution'] = voxel_size[::-1]
-    dataset.attrs['offset'] = (offset * voxel_size)[::-1]
+    out.attrs.update(voxel_size_xyz=voxel_size, offset_xyz=offset,
+                     resolution=voxel_size[::-1], offset=(offset * voxel_size)[::-1])
+
+
+def _hdf5_dataset_exists(spec: volumes.VolumeSpec) -> bool:
+  """Whether `spec.path` is an HDF5 file that already holds `spec.dataset`."""
+  import h5py  # pylint: disable=g-import-not-at-top
+  if not os.path.isfile(spec.path) or not h5py.is_hdf5(spec.path):
+    return False
+  with h5py.File(spec.path, 'r') as f:
+    return spec.dataset in f
 
 
 def _local_slice(piece_box: bounding_box.BoundingBox, box: bounding_box.BoundingBox):
@@ -345,8 +350,20 @@ def export(source, output_path: str, output_format: Optional[str] = None, *,
   'gray16' (ids as 16-bit grey, for tools that need the labels back).
   """
   output_format = infer_format(output_path, output_format)
-  if os.path.lexists(output_path) and not overwrite:
+  hdf5_spec = volumes.VolumeSpec(output_path, dataset_name) if output_format == 'hdf5' else None
+  if hdf5_spec is not None:
+    # A file of several datasets is shared: only the dataset written is the output.
+    if os.path.isdir(output_path):
+      raise ExportError(f'output {output_path!r} is a directory; HDF5 output is a file')
+    if _hdf5_dataset_exists(hdf5_spec) and not overwrite:
+      raise ExportError(f'output {output_path!r} already holds dataset {dataset_name!r}; pass '
+                        'overwrite (--overwrite) to replace it (its other datasets are kept)')
+    if not isinstance(source, ResultVolumes):
+      volumes.check_output_not_input(hdf5_spec, [source], 'output')
+  elif os.path.lexists(output_path) and not overwrite:
     raise ExportError(f'output {output_path!r} exists; pass overwrite (--overwrite) to replace it')
+  elif not isinstance(source, ResultVolumes):
+    volumes.check_output_not_input(output_path, [source], 'output')
   if len(chunk_xyz) != 3 or min(chunk_xyz) < 1:
     raise ExportError(f'chunk size must be 3 positive integers (xyz), got {chunk_xyz!r}')
 
@@ -372,10 +389,7 @@ def export(source, output_path: str, output_format: Optional[str] = None, *,
                output_format)
 
   if output_format == 'hdf5':
-    if os.path.isdir(output_path):
-      raise ExportError(f'output {output_path!r} is a directory; HDF5 output is a file')
-    with atomic.atomic_path(output_path, suffix='.h5') as tmp:
-      _write_hdf5(tmp, dataset_name, pieces, box, dtype, geometry, chunk_xyz)
+    _write_hdf5(hdf5_spec, pieces, box, dtype, geometry, chunk_xyz)
   elif output_format == 'png':
     with _atomic_directory(output_path, overwrite) as tmp:
       _write_png(tmp, pieces, box, dtype, geometry, chunk_xyz, png_mode)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from absl import flags
+from absl import logging
 
 from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import plan as plan_lib
@@ -12,6 +13,7 @@ from ffn.blockwise import scheduling
 from ffn.blockwise import stitching
 from ffn.utils import axes
 from ffn.utils import bounding_box
+from ffn.utils import checks
 from ffn.utils import cli
 
 FLAGS = flags.FLAGS
@@ -47,15 +49,18 @@ def define_flags() -> None:
   flags.DEFINE_float('block_timeout_secs', 24 * 3600.0,
                      'A block still running after this long is stopped and retried.')
   flags.mark_flags_as_required(['bounding_box', 'subvolume_size', 'overlap', 'output_volume'])
+  cli.check_flag_ranges({'num_workers': checks.POSITIVE_INT,
+                         'min_overlap_size': checks.POSITIVE_INT,
+                         'min_overlap_fraction': checks.Range(0, 1, low_open=True),
+                         'max_retries': checks.NON_NEGATIVE_INT,
+                         'block_timeout_secs': checks.POSITIVE})
 
 
 def grid_from_flags(region: bounding_box.BoundingBox) -> grid_lib.BlockGrid:
   """The block grid of --subvolume_size and --overlap over `region`, or a one-line failure."""
-  size = cli.parse_triple(FLAGS.subvolume_size, 'subvolume_size')
-  overlap = cli.parse_triple(FLAGS.overlap, 'overlap')
-  if min(size) <= 0:
-    cli.fail(f'--subvolume_size must be positive, got {",".join(FLAGS.subvolume_size)}')
-  if min(overlap) < 0 or any(o >= s for o, s in zip(overlap, size)):
+  size = cli.parse_triple(FLAGS.subvolume_size, 'subvolume_size', valid=checks.POSITIVE_INT)
+  overlap = cli.parse_triple(FLAGS.overlap, 'overlap', valid=checks.NON_NEGATIVE_INT)
+  if any(o >= s for o, s in zip(overlap, size)):
     cli.fail(f'--overlap {",".join(FLAGS.overlap)} must be at least 0 and smaller than '
              f'--subvolume_size {",".join(FLAGS.subvolume_size)} on every axis')
   for axis, o, s, n in zip('xyz', overlap, size, region.size):
@@ -65,19 +70,23 @@ def grid_from_flags(region: bounding_box.BoundingBox) -> grid_lib.BlockGrid:
   return grid_lib.BlockGrid.from_xyz(region, size, overlap)
 
 
+def check_blocks_hold_fov(grid: grid_lib.BlockGrid, fov_xyz) -> None:
+  """Fails unless every block holds the model's FOV; warns when overlaps are narrower."""
+  smallest = axes.xyz(tuple(min(grid.block_size(i)[a] for i in grid.indices()) for a in range(3)))
+  if any(n < f for n, f in zip(smallest, fov_xyz)):
+    cli.fail(f'blocks of size {smallest} (xyz; --subvolume_size, cut to --bounding_box) are '
+             f"smaller than the model's field of view {tuple(fov_xyz)} (xyz), so no FOV fits "
+             'in them; give a --subvolume_size (and a box) at least that large')
+  overlap = axes.xyz(grid.overlap)
+  if len(grid) > 1 and any(o < f - 1 for o, f, n in zip(overlap, fov_xyz, axes.xyz(grid.shape))
+                           if n > 1):
+    logging.warning('--overlap %s (xyz) is narrower than the field of view %s less one: block '
+                    'borders then fall where no FOV of either block was centred, and objects '
+                    'are matched across them on fewer voxels', overlap, tuple(fov_xyz))
+
+
 def check_run_flags() -> None:
   """One-line failures for bad worker flags."""
-  if FLAGS.num_workers < 1:
-    cli.fail(f'--num_workers must be at least 1, got {FLAGS.num_workers}')
-  if FLAGS.min_overlap_size < 1:
-    cli.fail(f'--min_overlap_size must be at least 1, got {FLAGS.min_overlap_size}')
-  if not 0.0 < FLAGS.min_overlap_fraction <= 1.0:
-    cli.fail(f'--min_overlap_fraction must be above 0 and at most 1, got '
-             f'{FLAGS.min_overlap_fraction}')
-  if FLAGS.max_retries < 0:
-    cli.fail(f'--max_retries must be at least 0, got {FLAGS.max_retries}')
-  if FLAGS.block_timeout_secs <= 0:
-    cli.fail(f'--block_timeout_secs must be positive, got {FLAGS.block_timeout_secs}')
   if FLAGS.worker_command is not None and '{command}' not in FLAGS.worker_command:
     cli.fail(f'--worker_command {FLAGS.worker_command!r} has no {{command}} placeholder')
 

@@ -31,8 +31,7 @@ flags.DEFINE_list('margin', None,
 
 @cli.guard
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli.no_arguments(argv)
   with cli.fail_on(coordinates.CoordinatesError, volumes.VolumeSpecError):
     margin_zyx = coordinates.validate_margin(FLAGS.margin)
     coordinates.build_coordinates(FLAGS.partition_volumes, FLAGS.coordinate_output, margin_zyx)

@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 from google.protobuf import text_format
 
+from ffn.utils import checks
 from ffn.utils import cli
 from ffn.inference import inference_pb2
 from ffn.training import partitions
@@ -38,6 +39,9 @@ flags.DEFINE_string('mask_configs', None,
                     'voxel are set to 255.')
 flags.DEFINE_integer('min_size', 10000,
                      'Objects with fewer voxels are erased (set to 0) before partitioning.')
+
+
+cli.check_flag_ranges({'min_size': checks.NON_NEGATIVE_INT})
 
 
 def _parse_int_list(name: str, values) -> list[int]:
@@ -65,8 +69,7 @@ def _parse_mask_configs(text):
 
 @cli.guard
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli.no_arguments(argv)
   with cli.fail_on(partitions.PartitionError, volumes.VolumeSpecError):
     partitions.run(
         input_volume=FLAGS.input_volume,

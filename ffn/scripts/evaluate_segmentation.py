@@ -28,6 +28,7 @@ from absl import logging
 from google.protobuf import text_format
 import numpy as np
 
+from ffn.utils import checks
 from ffn.utils import cli
 from ffn.utils import atomic
 from ffn.utils import bounding_box
@@ -83,6 +84,13 @@ flags.DEFINE_integer('kimimaro_dust_threshold', 1000, 'Groundtruth pieces of at 
 flags.DEFINE_integer('kimimaro_parallel', 1, 'Processes for kimimaro (<= 0: one per core).')
 flags.DEFINE_string('write_skeletons', None, 'Write the groundtruth skeletons into this directory, '
                     'one <label>.swc per groundtruth object, for later runs with --skeletons.')
+
+cli.check_flag_ranges({'border_distance': checks.NON_NEGATIVE,
+                       'num_offenders': checks.NON_NEGATIVE_INT,
+                       'min_overlap': checks.NON_NEGATIVE_INT,
+                       'kimimaro_scale': checks.POSITIVE, 'kimimaro_const': checks.NON_NEGATIVE,
+                       'kimimaro_dust_threshold': checks.NON_NEGATIVE_INT,
+                       'kimimaro_parallel': checks.Range(integer=True)})
 
 _KIMIMARO_FLAGS = ('kimimaro_scale', 'kimimaro_const', 'kimimaro_dust_threshold',
                    'kimimaro_parallel', 'write_skeletons')

@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from ffn.utils import checks
 from ffn.utils import cli
 from ffn.analysis import export
 from ffn.scripts import result_flags
@@ -43,12 +44,13 @@ def main(argv):
     cli.fail('--output is required')
   source = result_flags.result_from_flags()
   geometry = export.Geometry(
-      voxel_size_xyz=cli.parse_triple(FLAGS.voxel_size, 'voxel_size', float),
+      voxel_size_xyz=cli.parse_triple(FLAGS.voxel_size, 'voxel_size', float, checks.POSITIVE),
       offset_xyz=cli.parse_triple(FLAGS.offset, 'offset') if FLAGS.offset else None)
   try:
     output_format = export.export(
         source, FLAGS.output, FLAGS.output_format, geometry=geometry, overwrite=FLAGS.overwrite,
-        dataset_name=FLAGS.dataset, chunk_xyz=cli.parse_triple(FLAGS.chunk_size, 'chunk_size'),
+        dataset_name=FLAGS.dataset, chunk_xyz=cli.parse_triple(FLAGS.chunk_size, 'chunk_size',
+                                                                 valid=checks.POSITIVE_INT),
         png_mode=FLAGS.png_mode)
   except ValueError as e:  # ExportError, VolumeSpecError, missing results.
     cli.fail(str(e))

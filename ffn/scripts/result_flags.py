@@ -7,6 +7,7 @@ from typing import Optional
 from absl import flags
 
 from ffn.analysis import results
+from ffn.utils import checks
 from ffn.utils import cli
 from ffn.utils import volumes
 
@@ -32,6 +33,7 @@ def define_result_flags(many_corners: bool = False, segmentation_help: str = '')
   flags.DEFINE_string('segmentation', None, 'Segmentation volume spec (path:dataset, a '
                       'TensorStore JSON spec or zarr:///..., n5:///..., precomputed:///...) '
                       'instead of --segmentation_dir.' + segmentation_help)
+  cli.check_flag_ranges({'threshold': checks.UNIT, 'min_size': checks.NON_NEGATIVE_INT})
 
 
 def given() -> bool:
@@ -53,8 +55,8 @@ def result_from_flags(required: bool = True) -> Optional[results.Segmentation]:
       cli.fail('give exactly one of --segmentation_dir (with --corner) and --segmentation')
     return None
   if isinstance(FLAGS['corner'], flags.MultiFlag):
-    corners = tuple(cli.parse_triple(c.split(','), 'corner') for c in FLAGS.corner or ()) or None
+    corners = tuple(cli.parse_triple(c.split(','), 'corner', valid=checks.NON_NEGATIVE_INT) for c in FLAGS.corner or ()) or None
   else:
-    corners = (cli.parse_triple(FLAGS.corner, 'corner'),)
+    corners = (cli.parse_triple(FLAGS.corner, 'corner', valid=checks.NON_NEGATIVE_INT),)
   return results.ResultSpec(FLAGS.segmentation_dir, corners, threshold=FLAGS.threshold,
                             split_cc=FLAGS.split_cc, min_size=FLAGS.min_size)

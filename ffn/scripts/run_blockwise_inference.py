@@ -17,9 +17,11 @@ from absl import app
 from absl import flags
 
 from ffn.inference import run_request
-from ffn.inference import volumes as inference_volumes
+from ffn.inference import runner as runner_lib
 from ffn.scripts import blockwise_flags
 from ffn.utils import cli
+from ffn.utils import errors
+from ffn.utils import volumes
 
 FLAGS = flags.FLAGS
 
@@ -31,22 +33,37 @@ flags.mark_flags_as_required(['inference_request'])
 
 @cli.guard
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli.no_arguments(argv)
   try:
     request = run_request.parse_request(FLAGS.inference_request)
     region = run_request.parse_bounding_box(FLAGS.bounding_box)
   except ValueError as e:
     cli.fail(str(e))
-  if not request.segmentation_output_dir:
-    cli.fail('InferenceRequest.segmentation_output_dir must be set')
-  try:
-    image_shape = inference_volumes.decorated_volume(request.image).shape[-3:]
-  except (ValueError, NotImplementedError, OSError) as e:
-    cli.fail(f'InferenceRequest.image: {e}')
+  fov_xyz, image_shape = _check_request(request, region)
   plan = blockwise_flags.plan_from_flags(request.segmentation_output_dir, region,
                                          FLAGS.inference_request, image_shape)
+  blockwise_flags.check_blocks_hold_fov(plan.grid, fov_xyz)
   blockwise_flags.run_plan(plan)
+
+
+def _check_request(request, region) -> tuple[tuple[int, ...], tuple[int, ...]]:
+  """Checks the request, the region and the model as run_inference.py would, before any block.
+
+  Returns the model's FOV (xyz) and the image's zyx shape.
+  """
+  runner = runner_lib.Runner()
+  try:
+    runner.prepare(request)
+    runner.check_box(region.start_zyx, region.size_zyx)
+    inputs = [v.hdf5 or v.tensorstore for v in (request.image, request.init_segmentation)]
+    volumes.check_output_not_input(FLAGS.output_volume, [i for i in inputs if i],
+                                   '--output_volume')
+    # Restoring checks the checkpoint against the model; workers restore it again.
+    model = runner.restore_model()
+  except (errors.FFNError, NotImplementedError, OSError) as e:
+    cli.fail(cli.describe_error(e))
+  image_shape = tuple(int(n) for n in runner.image_shape_zyx)
+  return tuple(int(v) for v in model.info.input_image_size), image_shape
 
 
 def run() -> None:

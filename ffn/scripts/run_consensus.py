@@ -23,6 +23,7 @@ from google.protobuf import text_format
 
 from ffn.inference import consensus
 from ffn.inference import consensus_pb2
+from ffn.utils import checks
 from ffn.utils import cli
 
 # The manual's recommendation; used when neither the request nor the flag sets it.
@@ -43,6 +44,9 @@ flags.DEFINE_string('segmentation_output_dir', None,
 flags.DEFINE_integer('split_min_size', None,
                      'Drop consensus pieces smaller than this many voxels. Default: the '
                      f'request\'s value, else {RECOMMENDED_SPLIT_MIN_SIZE} (the manual\'s advice).')
+
+
+cli.check_flag_ranges({'split_min_size': checks.NON_NEGATIVE_INT})
 
 
 def _set_once(request, field: str, value, flag: str) -> None:
@@ -85,8 +89,7 @@ def build_request() -> consensus_pb2.ConsensusRequest:
 @cli.guard
 def main(argv):
   """Writes the consensus of the two results the flags name."""
-  if len(argv) > 1:
-    cli.fail(f'unexpected arguments: {argv[1:]}')
+  cli.no_arguments(argv)
   request = build_request()
   try:
     # Checked before anything is logged or written, so bad input gives one line.

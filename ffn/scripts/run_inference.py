@@ -31,8 +31,7 @@ flags.mark_flags_as_required(['inference_request', 'bounding_box'])
 
 @cli.guard
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli.no_arguments(argv)
   request = run_request.parse_request(FLAGS.inference_request)
   bbox = run_request.parse_bounding_box(FLAGS.bounding_box)
   with cli.deferred_interrupt():

@@ -28,6 +28,7 @@ from google.protobuf import text_format
 from ffn.inference import inference_pb2
 from ffn.inference import resegmentation_analysis
 from ffn.inference import run_agglomeration
+from ffn.utils import checks
 from ffn.utils import cli
 from ffn.utils import errors
 from ffn.utils import volumes
@@ -63,6 +64,9 @@ flags.DEFINE_string('output_volume', None,
                     '<output_directory>/agglomerated.h5:segmentation.')
 flags.DEFINE_boolean('overwrite', False, 'Replace an existing --output_volume.')
 flags.mark_flag_as_required('resegmentation_request')
+cli.check_flag_ranges({'max_pair_distance': checks.POSITIVE_INT, 'min_iou': checks.UNIT,
+                       'min_consistency': checks.UNIT, 'max_deleted_fraction': checks.UNIT,
+                       'threshold': checks.PROBABILITY})
 
 
 def _set_volume(decorated: inference_pb2.DecoratedVolume, spec: str) -> None:
@@ -103,6 +107,9 @@ def build_request() -> inference_pb2.ResegmentationRequest:
       cli.fail('ResegmentationRequest.analysis_radius must lie within radius on every axis')
   if request.max_retry_iters < 1:
     cli.fail(f'ResegmentationRequest.max_retry_iters is {request.max_retry_iters}; expected >= 1')
+  with cli.fail_on(errors.FFNError):
+    checks.check_number(request.segment_recovery_fraction,
+                        'ResegmentationRequest.segment_recovery_fraction', checks.UNIT)
   return request
 
 
@@ -116,21 +123,20 @@ def _output_volume(request) -> str:
     cli.fail(f'--output_volume: {e}')
   if path is not None and os.path.exists(path) and not FLAGS.overwrite:
     cli.fail(f'{path} exists; pass --overwrite to replace it')
+  inputs = [v.hdf5 or v.tensorstore for v in (request.inference.init_segmentation,
+                                               request.inference.image)]
+  with cli.fail_on(errors.FFNError):
+    volumes.check_output_not_input(spec, [i for i in inputs if i], '--output_volume')
   return spec
 
 
 @cli.guard
 def main(argv):
   """Resegments the candidate pairs, writes decisions and the agglomerated segmentation."""
-  if len(argv) > 1:
-    cli.fail(f'unexpected arguments: {argv[1:]}')
+  cli.no_arguments(argv)
   request = build_request()
   output_volume = _output_volume(request)
-  voxel_size = cli.parse_triple(FLAGS.voxel_size, 'voxel_size', float)
-  if min(voxel_size) <= 0:
-    cli.fail(f'--voxel_size must be positive, got {voxel_size}')
-  if FLAGS.max_pair_distance < 1:
-    cli.fail(f'--max_pair_distance is {FLAGS.max_pair_distance}; expected at least 1')
+  voxel_size = cli.parse_triple(FLAGS.voxel_size, 'voxel_size', float, checks.POSITIVE)
   rule = resegmentation_analysis.MergeRule(FLAGS.min_iou, FLAGS.min_consistency,
                                            FLAGS.max_deleted_fraction)
   try:

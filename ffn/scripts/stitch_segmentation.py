@@ -29,8 +29,7 @@ flags.mark_flags_as_required(['segmentation_dir'])
 
 @cli.guard
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli.no_arguments(argv)
   if not os.path.isdir(FLAGS.segmentation_dir):
     cli.fail(f'--segmentation_dir {FLAGS.segmentation_dir!r} is not a directory')
   try:

@@ -29,6 +29,7 @@ from ffn.training import checkpoint
 from ffn.training import examples
 from ffn.training import inputs
 from ffn.training import optimizer as optimizer_lib
+from ffn.training import resume
 from ffn.training import trainer
 from ffn.utils import atomic
 from ffn.utils import locks
@@ -102,6 +103,8 @@ flags.DEFINE_integer('total_replicas', None,
                      'TF1 sync SGD setting; replaced by tf.distribute, unused.')
 
 FLAGS = flags.FLAGS
+cli.check_flag_ranges({name: valid for name, valid in {
+    **trainer.SETTING_RANGES, **optimizer_lib.SETTING_RANGES}.items() if name in FLAGS})
 
 _TF1_FLAGS = {'master': '', 'ps_tasks': 0, 'task': 0, 'replica_step_delay': 300,
               'sync_sgd': False, 'replicas_to_aggregate': None, 'total_replicas': None}
@@ -128,12 +131,8 @@ def _save_flags(train_dir: str) -> None:
 
 @cli.guard
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  cli.no_arguments(argv)
   _report_tf1_flags()
-  for name in ('batch_size', 'max_steps'):
-    if FLAGS[name].value < 1:
-      raise ValueError(f'--{name} must be at least 1, got {FLAGS[name].value}')
   atomic.check_writable_directory(FLAGS.train_dir, '--train_dir')
   config = trainer.TrainConfig(
       train_coords=FLAGS.train_coords, data_volumes=FLAGS.data_volumes,
@@ -154,8 +153,12 @@ def main(argv):
           decay_steps=FLAGS.decay_steps, rmsprop_decay=FLAGS.rmsprop_decay,
           adam_beta1=FLAGS.adam_beta1, adam_beta2=FLAGS.adam_beta2, epsilon=FLAGS.epsilon))
   with cli.deferred_interrupt(), _train_dir_lock(FLAGS.train_dir):
-    _save_flags(FLAGS.train_dir)
-    trainer.train(config)
+    if checkpoint.latest_checkpoint(FLAGS.train_dir):
+      # The newest saved flags are the previous run's: this run saves its own once it starts.
+      resume.check_settings(FLAGS.train_dir, FLAGS.model_name, FLAGS.model_args,
+                            FLAGS.optimizer)
+    # Saved once the model and any checkpoint check out, so a refused run records nothing.
+    trainer.train(config, on_start=lambda: _save_flags(FLAGS.train_dir))
 
 
 def _train_dir_lock(train_dir: str):

@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from ffn.utils import checks
 from ffn.utils import cli
 from ffn.analysis import results
 from ffn.analysis import viewer as viewer_lib
@@ -32,6 +33,8 @@ flags.DEFINE_string('bind_address', '127.0.0.1', 'Address the viewer server list
 flags.DEFINE_integer('port', 0, 'Port of the viewer server (0: any free port).')
 flags.DEFINE_float('timeout_secs', None, 'Stop after this many seconds (default: run until '
                    'Ctrl-C).')
+cli.check_flag_ranges({'port': checks.Range(0, 65535, integer=True),
+                       'timeout_secs': checks.NON_NEGATIVE})
 
 
 @cli.guard
@@ -52,7 +55,7 @@ def main(argv):
     if FLAGS.groundtruth:
       layers.append(viewer_lib.Layer('groundtruth', volumes.open_volume(FLAGS.groundtruth),
                                      'segmentation'))
-    voxel_size = cli.parse_triple(FLAGS.voxel_size, 'voxel_size', float)
+    voxel_size = cli.parse_triple(FLAGS.voxel_size, 'voxel_size', float, checks.POSITIVE)
     viewer = viewer_lib.build_viewer(layers, voxel_size, bind_address=FLAGS.bind_address, port=FLAGS.port)
   except ValueError as e:  # VolumeSpecError, missing results, bad layers.
     cli.fail(str(e))

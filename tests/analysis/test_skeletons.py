@@ -357,7 +357,7 @@ def test_script_json_holds_erl(capsule_files, repo_root):
     (['--skeletons', 'x.swc', '--kimimaro_const', '100'], '--kimimaro_const applies to'),
     (['--swc_grouping', 'tree'], '--swc_grouping applies to --skeletons only'),
     (['--skeletons', 'missing.swc'], 'missing.swc does not exist'),
-    (['--kimimaro_dust_threshold', '-1'], 'dust threshold must be >= 0'),
+    (['--kimimaro_dust_threshold', '-1'], '--kimimaro_dust_threshold=-1: expected an integer >= 0'),
     (['--voxel_size', '8,8'], '--voxel_size must be three positive numbers'),
 ])
 def test_script_bad_skeleton_flags(capsule_files, repo_root, extra, message):

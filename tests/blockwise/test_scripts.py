@@ -52,7 +52,7 @@ def test_stitch_segmentation_with_a_worker_command(tmp_path):
     (['--overlap=0,12,8'], '--overlap is 0 along x'),
     (['--overlap=40,12,8'], 'smaller than --subvolume_size'),
     (['--worker_command=srun'], "no {command} placeholder"),
-    (['--min_overlap_fraction=1.5'], '--min_overlap_fraction must be above 0 and at most 1, got 1.5'),
+    (['--min_overlap_fraction=1.5'], '--min_overlap_fraction=1.5: expected a finite number in (0, 1]'),
     (['--output_volume=out.h5'], 'has no dataset'),
     (['--bounding_box=start { x: 0 }'], 'has no size'),
 ])
