@@ -1,9 +1,11 @@
 #!/usr/bin/env python
-"""Counts of the bad-input cases: tried / handled cleanly / tracebacks / left half-written.
+"""Counts of the bad-input cases, per class of input: tried, clean, and what went wrong.
 
-Runs the bad-input tests (each case a subprocess of one script) with a census
-file, then tallies it. Cases skipped by the tests (no tmpfs here) are not
-counted as tried.
+Runs the bad-input tests (each case a subprocess of one script, its expected
+outcome asserted) with a census file, then tallies it: cases tried, handled
+cleanly, and those that ended in a silent wrong result (exit 0), data loss,
+a hang, a traceback, an unclear error or a half-written output. Cases skipped
+by the tests (no tmpfs here) are not counted as tried.
 
   python bench/bad_inputs_census.py [--no-tf] [-- extra pytest args]
 """
@@ -11,6 +13,7 @@ counted as tried.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import subprocess
@@ -18,17 +21,22 @@ import sys
 import tempfile
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEST_FILES = ['tests/test_bad_inputs.py', 'tests/test_bad_inputs_tf.py']
+TEST_FILES = ['tests/test_bad_inputs.py', 'tests/test_bad_inputs_checks.py',
+              'tests/test_bad_inputs_tf.py']
+TF_TEST_FILES = ('tests/test_bad_inputs_tf.py',)
+# What can go wrong, in the order the tally prints it.
+FAILURES = ('silent', 'data_loss', 'hang', 'traceback', 'unclear', 'half_written')
+FAILURE_NAMES = {'silent': 'silent wrong results (exit 0)', 'data_loss': 'data loss',
+                 'hang': 'hangs', 'traceback': 'tracebacks', 'unclear': 'unclear errors',
+                 'half_written': 'half-written outputs'}
 
 
 def tally(records: list[dict]) -> dict[str, int]:
   """The census counts of a list of case records."""
-  return {
-      'tried': len(records),
-      'handled cleanly': sum(r['clean'] for r in records),
-      'tracebacks': sum(r['traceback'] for r in records),
-      'left half-written': sum(r['half_written'] for r in records),
-  }
+  counts = {'tried': len(records), 'handled cleanly': sum(r['clean'] for r in records)}
+  for failure in FAILURES:
+    counts[FAILURE_NAMES[failure]] = sum(bool(r.get(failure)) for r in records)
+  return counts
 
 
 def main() -> int:
@@ -36,7 +44,7 @@ def main() -> int:
   parser.add_argument('--no-tf', action='store_true', help='skip the TensorFlow scripts')
   parser.add_argument('pytest_args', nargs='*')
   args = parser.parse_args()
-  files = TEST_FILES[:1] if args.no_tf else TEST_FILES
+  files = [f for f in TEST_FILES if not (args.no_tf and f in TF_TEST_FILES)]
   with tempfile.TemporaryDirectory() as tmp:
     census = os.path.join(tmp, 'census.jsonl')
     env = dict(os.environ, FFN_BAD_INPUTS_CENSUS=census, PYTHONPATH=REPO_ROOT)
@@ -52,8 +60,16 @@ def main() -> int:
   bad = [r for r in records if r.get('kind') != 'success']
   good = [r for r in records if r.get('kind') == 'success']
   print('bad inputs: ' + ' / '.join(f'{v} {k}' for k, v in tally(bad).items()))
-  print(f'faults whose right answer is success (shared files, links, reruns after SIGKILL): '
-        f'{sum(r["clean"] for r in good)} of {len(good)} correct')
+  by_class = collections.defaultdict(list)
+  for record in bad:
+    by_class[record.get('klass', 'other')].append(record)
+  for klass in sorted(by_class):
+    counts = tally(by_class[klass])
+    wrong = ', '.join(f'{v} {k}' for k, v in list(counts.items())[2:] if v)
+    print(f'  {klass}: {counts["tried"]} tried, {counts["handled cleanly"]} clean'
+          + (f' ({wrong})' if wrong else ''))
+  print(f'faults whose right answer is success (shared files, links, reruns after SIGKILL, '
+        f'stale locks): {sum(r["clean"] for r in good)} of {len(good)} correct')
   return proc.returncode
 
 
