@@ -114,10 +114,21 @@ def expect_clean_failure(case: str, proc: subprocess.CompletedProcess, names: Se
   return text
 
 
-def record_success(case: str, klass: str = 'other') -> None:
+def record_success(case: str, klass: str = 'other', clean: bool = True) -> None:
   """Records a case whose right answer is success (e.g. a dataset added to a shared file)."""
-  _record(case, klass, clean=True, silent=False, hang=False, traceback=False, data_loss=False,
+  _record(case, klass, clean=clean, silent=False, hang=False, traceback=False, data_loss=False,
           unclear=False, half_written=False, exit=0, kind='success')
+
+
+@contextlib.contextmanager
+def expect_success(case: str, klass: str = 'other') -> Iterator[None]:
+  """Records the case whose right answer is success as correct unless the block fails."""
+  try:
+    yield
+  except BaseException:
+    record_success(case, klass, clean=False)
+    raise
+  record_success(case, klass)
 
 
 @contextlib.contextmanager

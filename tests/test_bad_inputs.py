@@ -89,7 +89,7 @@ def test_malicious_npz_runs_nothing(volumes, script):
            'view_segmentation.py': ['--timeout_secs', '1']}[script]
   proc = run_script(script, *common, *extra)
   expect_clean_failure(f'{script} malicious npz', proc, ['seg-0_0_0.npz', 'not allowed'],
-                       outputs=[out])
+                       outputs=[out], klass='code in data')
   assert not marker.exists(), 'a pickle in the npz ran a command'
 
 
@@ -103,7 +103,8 @@ def test_malicious_mask_expression_runs_nothing(volumes):
                     '--output_volume', f'{out}:af', '--thresholds', '0.5',
                     '--lom_radius', '2,2,2', '--min_size', '0',
                     '--mask_configs', f'masks {{ coordinate_expression {{ expression: "{escape}" }} }}')
-  expect_clean_failure('compute_partitions mask escape', proc, ['__class__'], outputs=[out])
+  expect_clean_failure('compute_partitions mask escape', proc, ['__class__'], outputs=[out],
+                       klass='code in data')
   assert not marker.exists()
 
 
@@ -122,20 +123,20 @@ def test_corrupt_npz(volumes, script):
            'view_segmentation.py': ['--timeout_secs', '1']}[script]
   proc = run_script(script, '--segmentation_dir', str(volumes / 'bad'), *extra)
   expect_clean_failure(f'{script} corrupt npz', proc, [str(path)], outputs=[out],
-                       untouched={path: digest(path)})
+                       untouched={path: digest(path)}, klass='files')
 
 
 def test_npz_to_png_corrupt_npz_and_file_as_output(volumes):
   bad = _corrupt_result(volumes / 'bad')
   out_dir = volumes / 'png'
   proc = run_script('-m ffn.scripts.npz_to_png', str(bad), '--output_dir', str(out_dir))
-  expect_clean_failure('npz_to_png corrupt npz', proc, [str(bad)], outputs=[out_dir])
+  expect_clean_failure('npz_to_png corrupt npz', proc, [str(bad)], outputs=[out_dir], klass='files')
   a_file = volumes / 'a_file'
   a_file.write_text('keep me')
   proc = run_script('-m ffn.scripts.npz_to_png', str(volumes / 'seg' / SEG_NPZ),
                     '--output_dir', str(a_file))
   expect_clean_failure('npz_to_png output is a file', proc, [str(a_file)],
-                       untouched={a_file: digest(a_file)})
+                       untouched={a_file: digest(a_file)}, klass='outputs')
 
 
 def test_png_to_h5_corrupt_png_and_file_as_output(volumes):
@@ -145,14 +146,14 @@ def test_png_to_h5_corrupt_png_and_file_as_output(volumes):
   (pngs / 'a_001.png').write_bytes(b'\x89PNG\r\n\x1a\n but then nothing valid')
   out = volumes / 'stack.h5'
   proc = run_script('-m ffn.scripts.png_to_h5', '--input_dir', str(pngs), str(out))
-  expect_clean_failure('png_to_h5 corrupt png', proc, ['a_001.png'], outputs=[out])
+  expect_clean_failure('png_to_h5 corrupt png', proc, ['a_001.png'], outputs=[out], klass='files')
   a_file = volumes / 'a_file'
   a_file.write_text('keep me')
   (pngs / 'a_001.png').unlink()
   proc = run_script('-m ffn.scripts.png_to_h5', '--input_dir', str(pngs),
                     str(a_file / 'stack.h5'))
   expect_clean_failure('png_to_h5 output under a file', proc, [str(a_file)],
-                       untouched={a_file: digest(a_file)})
+                       untouched={a_file: digest(a_file)}, klass='outputs')
 
 
 def test_evaluate_missing_image_fails_before_evaluating(volumes):
@@ -162,14 +163,14 @@ def test_evaluate_missing_image_fails_before_evaluating(volumes):
                     '--overview_png', str(volumes / 'o.png'),
                     '--image', f'{volumes}/no_such_image.h5:raw')
   text = expect_clean_failure('evaluate missing --image', proc, ['no_such_image.h5'],
-                              outputs=[out, volumes / 'o.png'])
+                              outputs=[out, volumes / 'o.png'], klass='files')
   assert 'variation of information' not in text.lower()
 
 
 def test_centres_outside_volume_for_view(volumes):
   proc = run_script('view_segmentation.py', '--segmentation_dir', str(volumes / 'seg'),
                     '--corner', '5,0,0', '--timeout_secs', '1')
-  expect_clean_failure('view missing corner', proc, ['(0, 0, 5)'])
+  expect_clean_failure('view missing corner', proc, ['(0, 0, 5)'], klass='boxes')
 
 
 def test_viewer_busy_port(volumes):
@@ -179,10 +180,10 @@ def test_viewer_busy_port(volumes):
     port = busy.getsockname()[1]
     proc = run_script('view_segmentation.py', '--groundtruth', f'{volumes}/gt.h5:stack',
                       '--port', str(port), '--timeout_secs', '1')
-  expect_clean_failure('viewer busy port', proc, [f'127.0.0.1:{port}'])
+  expect_clean_failure('viewer busy port', proc, [f'127.0.0.1:{port}'], klass='ports')
   proc = run_script('view_segmentation.py', '--groundtruth', f'{volumes}/gt.h5:stack',
                     '--bind_address', '10.255.255.1', '--timeout_secs', '1')
-  expect_clean_failure('viewer bind failure', proc, ['10.255.255.1'])
+  expect_clean_failure('viewer bind failure', proc, ['10.255.255.1'], klass='ports')
 
 
 # ----------------------------------------------------------------------------
@@ -238,7 +239,7 @@ def test_output_that_must_not_be_replaced(volumes, kind):
                     '--output_volume', f'{out}:af', '--thresholds', '0.5',
                     '--lom_radius', '2,2,2', '--min_size', '0')
   expect_clean_failure(f'compute_partitions output is a {kind}', proc, [str(out)],
-                       untouched={} if before is None else {out: before})
+                       untouched={} if before is None else {out: before}, klass='outputs')
   if kind == 'fifo':
     assert os.path.exists(out) and not out.is_file()
 
@@ -249,7 +250,7 @@ def test_export_output_under_a_file(volumes):
   proc = run_script('export_segmentation.py', '--segmentation_dir', str(volumes / 'seg'),
                     '--output', str(a_file / 'x.zarr'))
   expect_clean_failure('export output under a file', proc, [str(a_file)],
-                       untouched={a_file: digest(a_file)})
+                       untouched={a_file: digest(a_file)}, klass='outputs')
 
 
 # ----------------------------------------------------------------------------
@@ -291,7 +292,8 @@ def test_read_only_output_directory(volumes):
   with tmpfs(volumes / 'ro', read_only=True) as ro:
     for case, args, out in _prepare_commands(volumes, ro):
       proc = _run_args(args)
-      expect_clean_failure(f'{case} read-only dir', proc, [str(ro)], outputs=[out])
+      expect_clean_failure(f'{case} read-only dir', proc, [str(ro)], outputs=[out],
+                           klass='file systems')
 
 
 def test_disk_full(volumes):
@@ -299,7 +301,8 @@ def test_disk_full(volumes):
     fill(full)
     for case, args, out in _prepare_commands(volumes, full):
       proc = _run_args(args)
-      text = expect_clean_failure(f'{case} disk full', proc, [], outputs=[out])
+      text = expect_clean_failure(f'{case} disk full', proc, [], outputs=[out],
+                                  klass='file systems')
       assert 'space' in text.lower() or 'errno = 28' in text, text[-1500:]
       assert proc.returncode == 1, f'{case}: exit {proc.returncode}'
       assert os.listdir(full) == ['filler'], os.listdir(full)
@@ -315,13 +318,13 @@ def test_build_coordinates_read_only_and_full(volumes):
     proc = run_script('build_coordinates.py', '--partition_volumes', f'v:{af}:af',
                       '--coordinate_output', f'{ro}/c.rec', '--margin', '2,2,2')
     expect_clean_failure('build_coordinates read-only dir', proc, [str(ro)],
-                         outputs=[ro / 'c.rec'])
+                         outputs=[ro / 'c.rec'], klass='file systems')
   with tmpfs(volumes / 'full', size='64k') as full:
     fill(full)
     proc = run_script('build_coordinates.py', '--partition_volumes', f'v:{af}:af',
                       '--coordinate_output', f'{full}/c.rec', '--margin', '2,2,2')
     expect_clean_failure('build_coordinates disk full', proc, ['space'],
-                         outputs=[full / 'c.rec'])
+                         outputs=[full / 'c.rec'], klass='file systems')
     assert os.listdir(full) == ['filler']
 
 

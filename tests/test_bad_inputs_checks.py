@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
-from bad_inputs_lib import digest, expect_clean_failure, record_success, run_script
+from bad_inputs_lib import digest, expect_clean_failure, expect_success, run_script
 
 SHAPE = (12, 20, 24)  # zyx, non-cubic
 SEG_NPZ = ('0', '0', 'seg-0_0_0.npz')
@@ -234,29 +234,31 @@ def test_export_hdf5_overwrite_replaces_only_its_dataset(volumes):
                               [str(shared), "'seg'", '--overwrite'],
                               untouched={shared: digest(shared)}, klass='outputs')
   assert 'other datasets are kept' in text
-  proc = run_script('export_segmentation.py', '--segmentation_dir', str(volumes / 'seg'),
-                    '--output', str(shared), '--dataset', 'seg', '--overwrite')
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  with h5py.File(shared, 'r') as f:
-    assert sorted(f) == ['other', 'seg']
-    np.testing.assert_array_equal(f['other'][...], np.arange(5))
-    np.testing.assert_array_equal(f['seg'][...], _labels())
-  record_success('export --overwrite keeps the HDF5 file\'s other datasets', 'outputs')
+  with expect_success("export --overwrite keeps the HDF5 file's other datasets", 'outputs'):
+    proc = run_script('export_segmentation.py', '--segmentation_dir', str(volumes / 'seg'),
+                      '--output', str(shared), '--dataset', 'seg', '--overwrite')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with h5py.File(shared, 'r') as f:
+      assert sorted(f) == ['other', 'seg']
+      np.testing.assert_array_equal(f['other'][...], np.arange(5))
+      np.testing.assert_array_equal(f['seg'][...], _labels())
 
 
 def test_export_adds_a_dataset_to_a_shared_file(volumes):
   shared = volumes / 'gt.h5'  # Holds 'stack'; the export adds 'seg' beside it.
-  proc = run_script('export_segmentation.py', '--segmentation_dir', str(volumes / 'seg'),
-                    '--output', str(shared), '--dataset', 'seg')
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  with h5py.File(shared, 'r') as f:
-    assert sorted(f) == ['seg', 'stack']
-    np.testing.assert_array_equal(f['stack'][...], _labels())
-  record_success('export adds its dataset to a shared HDF5 file', 'outputs')
+  with expect_success('export adds its dataset to a shared HDF5 file', 'outputs'):
+    proc = run_script('export_segmentation.py', '--segmentation_dir', str(volumes / 'seg'),
+                      '--output', str(shared), '--dataset', 'seg')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with h5py.File(shared, 'r') as f:
+      assert sorted(f) == ['seg', 'stack']
+      np.testing.assert_array_equal(f['stack'][...], _labels())
 
 
 @pytest.mark.parametrize('case', ['export its own input dataset', 'export over a non-HDF5 file',
-                                  'partitions over their labels', 'consensus into its input'])
+                                  'partitions over their labels', 'consensus into its input',
+                                  'export over its results', 'evaluation report over the '
+                                  'groundtruth'])
 def test_output_that_is_an_input_or_not_ours(volumes, case):
   gt = volumes / 'gt.h5'
   if case == 'export its own input dataset':
@@ -275,6 +277,16 @@ def test_output_that_is_an_input_or_not_ours(volumes, case):
     args = ['compute_partitions.py', '--input_volume', f'{gt}:stack', '--output_volume',
             f'{gt}:stack', '--thresholds', '0.5', '--lom_radius', '2,2,2', '--min_size', '0']
     names = ['--output_volume', 'is the input']
+  elif case == 'export over its results':
+    protected = volumes / 'seg'
+    args = ['export_segmentation.py', '--segmentation_dir', str(protected), '--output',
+            str(protected), '--output_format', 'zarr', '--overwrite']
+    names = [str(protected), 'holds the results being exported']
+  elif case == 'evaluation report over the groundtruth':
+    protected = gt
+    args = ['evaluate_segmentation.py', '--segmentation_dir', str(volumes / 'seg'),
+            '--groundtruth', f'{gt}:stack', '--output_json', str(gt), '--overwrite', '--noerl']
+    names = [str(gt), 'is the input']
   else:
     protected = volumes / 'seg'
     args = ['run_consensus.py', '--segmentation1_dir', str(volumes / 'seg'),
@@ -301,10 +313,10 @@ def test_consensus_rerun_with_other_settings_is_refused(volumes):
   expect_clean_failure('consensus rerun with another split_min_size', proc,
                        ['other settings', 'split_min_size'], untouched={out: before},
                        klass='resume')
-  proc = run_script(*common, '--split_min_size', '10')
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  assert digest(out) == before
-  record_success('consensus rerun with the same settings reuses its result', 'resume')
+  with expect_success('consensus rerun with the same settings reuses its result', 'resume'):
+    proc = run_script(*common, '--split_min_size', '10')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert digest(out) == before
 
 
 # ----------------------------------------------------------------------------
@@ -328,3 +340,31 @@ def test_long_values_are_cut_in_error_lines(volumes, script, args):
   text = expect_clean_failure(f'{script} with a value of {max(map(len, args)):,} characters',
                               proc, ['characters]'], klass='long values')
   assert len(text) < 5000, len(text)
+
+
+def test_png_stack_into_a_shared_file_keeps_its_other_datasets(volumes):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  pngs = volumes / 'pngs'
+  pngs.mkdir()
+  for z in range(3):
+    Image.fromarray(np.full((8, 9), z, np.uint8)).save(pngs / f'slice_{z}.png')
+  shared = volumes / 'gt.h5'
+  with expect_success('png_to_h5 into a shared HDF5 file', 'outputs'):
+    proc = run_script('-m ffn.scripts.png_to_h5', '--input_dir', str(pngs), '--dataset', 'raw',
+                      str(shared))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with h5py.File(shared, 'r') as f:
+      assert sorted(f) == ['raw', 'stack'] and f['raw'].shape == (3, 8, 9)
+      np.testing.assert_array_equal(f['stack'][...], _labels())
+
+
+def test_float_labels_are_not_object_ids(volumes):
+  labels = volumes / 'float_gt.h5'
+  with h5py.File(labels, 'w') as f:
+    f.create_dataset('stack', data=_labels().astype(np.float32))
+  out = volumes / 'af.h5'
+  proc = run_script('compute_partitions.py', '--input_volume', f'{labels}:stack',
+                    '--output_volume', f'{out}:af', '--thresholds', '0.5',
+                    '--lom_radius', '2,2,2', '--min_size', '0')
+  expect_clean_failure('compute_partitions float labels', proc, ['float32', 'integer object ids'],
+                       outputs=[out], klass='volumes')

@@ -20,7 +20,8 @@ import h5py
 import numpy as np
 import pytest
 
-from bad_inputs_lib import REPO_ROOT, digest, expect_clean_failure, record_success
+from bad_inputs_lib import REPO_ROOT, digest, expect_clean_failure, expect_success
+from bad_inputs_lib import record_success
 from bad_inputs_lib import run_script, tmpfs
 
 _spec = importlib.util.spec_from_file_location(
@@ -103,7 +104,7 @@ def test_train_bad_inputs(data, tmp_path, case, coords, extra, names):
   proc = run_script('train.py', *_train_args(data, train_dir, data[coords], '--max_steps', '3',
                                              *extra), timeout=180)
   expect_clean_failure(f'train.py {case}', proc, names,
-                       outputs=[train_dir / 'checkpoint'])
+                       outputs=[train_dir / 'checkpoint'], klass='files')
 
 
 def test_train_dir_locked_by_a_live_run(data, tmp_path):
@@ -116,7 +117,8 @@ def test_train_dir_locked_by_a_live_run(data, tmp_path):
   proc = run_script('train.py', *_train_args(data, train_dir, None, '--max_steps', '2'),
                     timeout=180)
   expect_clean_failure('train.py train_dir locked', proc, [str(lock), str(os.getpid())],
-                       outputs=[train_dir / 'checkpoint'], untouched={lock: digest(lock)})
+                       outputs=[train_dir / 'checkpoint'], untouched={lock: digest(lock)},
+                       klass='locks')
 
 
 def test_train_dir_read_only(data, tmp_path):
@@ -124,7 +126,7 @@ def test_train_dir_read_only(data, tmp_path):
     proc = run_script('train.py', *_train_args(data, ro / 'train', None, '--max_steps', '2'),
                       timeout=180)
     expect_clean_failure('train.py read-only train_dir', proc, [str(ro)],
-                         outputs=[ro / 'train'])
+                         outputs=[ro / 'train'], klass='file systems')
 
 
 def _spawn(script, *args):
@@ -155,7 +157,8 @@ def test_train_ctrl_c_saves_and_exits_130(data, tmp_path):
                                          '--batch_size', '1'))
   text = _interrupt_after(proc, 'Training ', 3.0)
   result = subprocess.CompletedProcess(proc.args, proc.returncode, text, '')
-  expect_clean_failure('train.py Ctrl-C', result, ['interrupted'], exit_code=130)
+  expect_clean_failure('train.py Ctrl-C', result, ['interrupted'], exit_code=130,
+                       klass='interrupts')
   assert list(train_dir.glob('model.ckpt-*.index')), os.listdir(train_dir)
   assert not (train_dir / 'train.lock').exists()
 
@@ -194,7 +197,8 @@ def test_malicious_cpoint_runs_nothing(data, tmp_path):
   _fake_checkpoint(pathlib.Path(cpoint), SHAPE, origins=evil)
   proc = _infer(_request(data, out))
   expect_clean_failure('run_inference malicious .cpoint', proc, ['seg-0_0_0.cpoint', 'not allowed'],
-                       outputs=[storage.segmentation_path(str(out), (0, 0, 0))])
+                       outputs=[storage.segmentation_path(str(out), (0, 0, 0))],
+                       klass='code in data')
   assert not marker.exists(), 'a pickle in the checkpoint ran a command'
 
 
@@ -207,7 +211,7 @@ def test_corrupt_cpoint(data, tmp_path):
   proc = _infer(_request(data, out))
   expect_clean_failure('run_inference corrupt .cpoint', proc, [str(cpoint)],
                        outputs=[storage.segmentation_path(str(out), (0, 0, 0))],
-                       untouched={cpoint: digest(cpoint)})
+                       untouched={cpoint: digest(cpoint)}, klass='files')
 
 
 def test_stale_cpoint_of_another_box_size(data, tmp_path):
@@ -219,7 +223,7 @@ def test_stale_cpoint_of_another_box_size(data, tmp_path):
   expect_clean_failure('run_inference stale .cpoint of another box', proc,
                        [str(cpoint), '(100, 60, 14)'],
                        outputs=[storage.segmentation_path(str(out), (0, 0, 0))],
-                       untouched={cpoint: digest(cpoint)})
+                       untouched={cpoint: digest(cpoint)}, klass='resume')
 
 
 def test_non_checkpoint_file_as_checkpoint(data, tmp_path):
@@ -229,7 +233,8 @@ def test_non_checkpoint_file_as_checkpoint(data, tmp_path):
   request = synthetic_ffn.request_text(data['image'], str(notes), str(out), **GRID)
   proc = _infer(request)
   expect_clean_failure('run_inference non-checkpoint file', proc,
-                       [str(notes), 'not a TensorFlow checkpoint'], outputs=[out / '0'])
+                       [str(notes), 'not a TensorFlow checkpoint'], outputs=[out / '0'],
+                       klass='models')
 
 
 @pytest.mark.parametrize('case,box,names', [
@@ -239,7 +244,7 @@ def test_non_checkpoint_file_as_checkpoint(data, tmp_path):
 def test_bad_box(data, tmp_path, case, box, names):
   out = tmp_path / 'out'
   proc = _infer(_request(data, out), box)
-  expect_clean_failure(f'run_inference {case}', proc, names, outputs=[out])
+  expect_clean_failure(f'run_inference {case}', proc, names, outputs=[out], klass='boxes')
 
 
 def test_ambiguous_4d_image(data, tmp_path):
@@ -249,7 +254,7 @@ def test_ambiguous_4d_image(data, tmp_path):
   # Both (c, z, y, x) and (z, y, x, c) hold this box, so neither shape nor box decides.
   proc = _infer(request, 'start { x: 0 y: 0 z: 0 } size { x: 2 y: 14 z: 3 }')
   expect_clean_failure('run_inference ambiguous 4-D image', proc, ['(3, 14, 60, 2)', 'ambiguous'],
-                       outputs=[out])
+                       outputs=[out], klass='volumes')
 
 
 def test_finished_box_with_other_settings(data, tmp_path):
@@ -266,7 +271,7 @@ def test_finished_box_with_other_settings(data, tmp_path):
   proc = _infer(_request(data, out))
   expect_clean_failure('run_inference finished box, other settings', proc,
                        [seg_path, 'inference_options', '--reuse_mismatched_results'],
-                       untouched={seg_path: before})
+                       untouched={seg_path: before}, klass='resume')
   proc = _infer(_request(data, out), BOX, '--reuse_mismatched_results')
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert digest(seg_path) == before
@@ -283,13 +288,14 @@ def test_box_locked_by_a_live_run(data, tmp_path):
   proc = _infer(_request(data, out))
   expect_clean_failure('run_inference box locked', proc, [str(lock), str(os.getpid())],
                        outputs=[storage.segmentation_path(str(out), (0, 0, 0))],
-                       untouched={lock: digest(lock)})
+                       untouched={lock: digest(lock)}, klass='locks')
 
 
 def test_read_only_output_directory(data, tmp_path):
   with tmpfs(tmp_path / 'ro', read_only=True) as ro:
     proc = _infer(_request(data, ro / 'out'))
-    expect_clean_failure('run_inference read-only dir', proc, [str(ro)], outputs=[ro / 'out'])
+    expect_clean_failure('run_inference read-only dir', proc, [str(ro)], outputs=[ro / 'out'],
+                         klass='file systems')
 
 
 def test_ctrl_c_saves_checkpoint_exits_130_and_resumes(data, tmp_path):
@@ -302,7 +308,7 @@ def test_ctrl_c_saves_checkpoint_exits_130_and_resumes(data, tmp_path):
   cpoint = storage.checkpoint_path(str(out), (0, 0, 0))
   seg_path = storage.segmentation_path(str(out), (0, 0, 0))
   expect_clean_failure('run_inference Ctrl-C', result, ['interrupted', cpoint],
-                       outputs=[seg_path], exit_code=130)
+                       outputs=[seg_path], exit_code=130, klass='interrupts')
   assert os.path.exists(cpoint)
   proc = _infer(request)
   assert proc.returncode == 0, proc.stderr[-2000:]
@@ -524,9 +530,9 @@ def test_cpoint_resumed_under_other_settings(data, tmp_path, change, names):
                        outputs=[out / '0' / '0' / 'seg-0_0_0.npz'], untouched={cpoint: before},
                        klass='resume')
   # Fields that do not change the result may differ.
-  proc = _infer(request + '\ncheckpoint_interval: 7')
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  record_success('run_inference resume with another checkpoint_interval', 'resume')
+  with expect_success('run_inference resume with another checkpoint_interval', 'resume'):
+    proc = _infer(request + '\ncheckpoint_interval: 7')
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def _crafted(path, shape, **override):
@@ -568,8 +574,8 @@ def test_crafted_cpoint_states(data, tmp_path, entry, value, names):
   before = digest(cpoint)
   proc = _infer(request)
   if names is None:  # (None, idx) is a state the base policy writes before its first seed.
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    record_success(f'run_inference .cpoint with {entry} {value}', 'files')
+    with expect_success(f'run_inference .cpoint with {entry} {value}', 'files'):
+      assert proc.returncode == 0, proc.stderr[-2000:]
     return
   expect_clean_failure(f'run_inference crafted .cpoint {entry}', proc, [str(cpoint), *names],
                        outputs=[out / '0' / '0' / 'seg-0_0_0.npz'], untouched={cpoint: before},
@@ -591,10 +597,10 @@ def test_unreadable_lock_is_stale(data, tmp_path, content):
   lock = pathlib.Path(storage.subvolume_path(str(out), (0, 0, 0), 'lock'))
   lock.parent.mkdir(parents=True)
   lock.write_bytes(content)  # What a disk full while writing a lock once left.
-  proc = _infer(_request(data, out))
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  assert os.path.exists(storage.segmentation_path(str(out), (0, 0, 0))) and not lock.exists()
-  record_success(f'run_inference over a lock holding {content[:8]!r}', 'locks')
+  with expect_success(f'run_inference over a lock holding {content[:8]!r}', 'locks'):
+    proc = _infer(_request(data, out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert os.path.exists(storage.segmentation_path(str(out), (0, 0, 0))) and not lock.exists()
 
 
 # ----------------------------------------------------------------------------
@@ -663,3 +669,15 @@ def test_train_dir_resumed_only_by_its_model(data, trained_dir, tmp_path, case, 
                        untouched={train_dir: before}, klass='resume' if 'trunc' not in case
                        else 'models')
   assert len(proc.stderr) < 3000, proc.stderr[-3000:]
+
+
+def test_train_float_labels(data, tmp_path):
+  labels = synthetic_ffn.write_h5(tmp_path / 'float_labels.h5',
+                                  h5py.File(data['labels'].rsplit(':', 1)[0])['stack'][...]
+                                  .astype(np.float32), 'stack')
+  train_dir = tmp_path / 'train'
+  args = _train_args(data, train_dir, None, '--max_steps', '2')
+  args[args.index('--label_volumes') + 1] = f'v:{labels}'
+  proc = run_script('train.py', *args, timeout=180)
+  expect_clean_failure('train.py float labels', proc, ['float32', 'integer object ids'],
+                       outputs=[train_dir / 'checkpoint'], klass='volumes')

@@ -364,6 +364,11 @@ def export(source, output_path: str, output_format: Optional[str] = None, *,
     raise ExportError(f'output {output_path!r} exists; pass overwrite (--overwrite) to replace it')
   elif not isinstance(source, ResultVolumes):
     volumes.check_output_not_input(output_path, [source], 'output')
+  if isinstance(source, ResultVolumes):
+    results_dir = os.path.realpath(source.directory)
+    if (results_dir + os.sep).startswith(os.path.realpath(output_path) + os.sep):
+      raise ExportError(f'output {output_path!r} holds the results being exported '
+                        f'({source.directory!r}); give another output path')
   if len(chunk_xyz) != 3 or min(chunk_xyz) < 1:
     raise ExportError(f'chunk size must be 3 positive integers (xyz), got {chunk_xyz!r}')
 

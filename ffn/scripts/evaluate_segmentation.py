@@ -119,6 +119,7 @@ def main(argv):
       cli.fail(f'{path} exists; pass --overwrite to replace it')
     if path:
       atomic.check_output(path)
+      volumes.check_output_not_input(path, [FLAGS.groundtruth, FLAGS.segmentation, FLAGS.image])
   if FLAGS.image:
     # Opened now so that a bad --image fails before the (long) evaluation, not after.
     volumes.open_volume(FLAGS.image).close()

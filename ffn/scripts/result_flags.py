@@ -55,7 +55,8 @@ def result_from_flags(required: bool = True) -> Optional[results.Segmentation]:
       cli.fail('give exactly one of --segmentation_dir (with --corner) and --segmentation')
     return None
   if isinstance(FLAGS['corner'], flags.MultiFlag):
-    corners = tuple(cli.parse_triple(c.split(','), 'corner', valid=checks.NON_NEGATIVE_INT) for c in FLAGS.corner or ()) or None
+    corners = tuple(cli.parse_triple(c.split(','), 'corner', valid=checks.NON_NEGATIVE_INT)
+                    for c in FLAGS.corner or ()) or None
   else:
     corners = (cli.parse_triple(FLAGS.corner, 'corner', valid=checks.NON_NEGATIVE_INT),)
   return results.ResultSpec(FLAGS.segmentation_dir, corners, threshold=FLAGS.threshold,

@@ -154,7 +154,7 @@ def read_model_values(model, prefix: str) -> tuple[dict[str, np.ndarray], int | 
 
 
 def check_optimizer_state(optimizer, prefix: str) -> None:
-  """Raises CheckpointError unless our checkpoint at `prefix` holds exactly this optimizer's state."""
+  """Raises CheckpointError unless our checkpoint at `prefix` holds just this optimizer's state."""
   shapes = _open_reader(prefix).get_variable_to_shape_map()
   saved = sorted(k[len('optimizer/'):-len('/.ATTRIBUTES/VARIABLE_VALUE')] for k in shapes
                  if k.startswith('optimizer/') and k.endswith('/.ATTRIBUTES/VARIABLE_VALUE'))

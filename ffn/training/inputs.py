@@ -132,6 +132,10 @@ class VolumeSource:
       dtypes = {str(v.dtype) for v in vols.values()}
       if len(dtypes) > 1:
         raise InputError(f'all {kind} volumes must share one dtype, got {sorted(dtypes)}')
+    for name, labels in self.labels.items():
+      if np.dtype(labels.dtype).kind not in 'iu':
+        raise InputError(f'label volume {name!r} ({self.label_specs[name]}) is '
+                         f'{np.dtype(labels.dtype)}; labels are integer object ids')
     channels = {v.shape[0] if v.ndim == 4 else 1 for v in self.images.values()}
     if channels != {1}:
       raise InputError(f'image volumes must have 1 channel, got {sorted(channels)}')

@@ -361,6 +361,9 @@ def run(input_volume: str, output_volume: str, thresholds: Sequence[float],
   check_output_file(output_spec)
   start_time = time.monotonic()
   with volumes.open_volume(input_spec, ndims=(3,)) as volume:
+    if np.dtype(volume.dtype).kind not in 'iu':
+      raise PartitionError(f'--input_volume {input_volume} is {np.dtype(volume.dtype)}; '
+                           'expected integer object ids')
     radius = validate_lom_radius(lom_radius, volume.shape)
     boxes = read_bounding_boxes(volume)
     shape = volume.shape

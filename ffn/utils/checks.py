@@ -16,7 +16,7 @@ from ffn.utils import errors
 
 @dataclasses.dataclass(frozen=True)
 class Range:
-  """An interval of allowed values (`None`: no limit that side); NaN and infinities never lie in one."""
+  """An interval of allowed values (`None`: no limit that side); never NaN or infinite."""
   low: Optional[float] = None
   high: Optional[float] = None
   low_open: bool = False

@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ffn.utils import atomic
 from ffn.utils import errors
+from ffn.utils import volumes
 
 
 class PngStackError(errors.FFNError):
@@ -56,13 +56,15 @@ def read_png_stack(paths: Sequence[str]) -> np.ndarray:
 
 def png_to_h5(input_dir: str, output_path: str, dataset: str = 'raw',
               pattern: str = '*.png') -> tuple[int, ...]:
-  """Writes the PNG stack of `input_dir` to `output_path:dataset` (gzip); returns its shape."""
-  import h5py  # pylint: disable=g-import-not-at-top
+  """Writes the PNG stack of `input_dir` to `output_path:dataset` (gzip); returns its shape.
+
+  An existing HDF5 file keeps its other datasets.
+  """
   paths = list_png_files(input_dir, pattern)
   if not paths:
     raise PngStackError(f'no files matching {pattern!r} in {input_dir!r}')
   stack = read_png_stack(paths)
-  with atomic.atomic_path(output_path, suffix='.h5') as tmp:
-    with h5py.File(tmp, 'w') as f:
-      f.create_dataset(dataset, data=stack, compression='gzip', chunks=True)
+  spec = volumes.VolumeSpec(output_path, dataset)
+  with volumes.create_volume(spec, stack.shape, stack.dtype) as out:
+    out[...] = stack
   return stack.shape

@@ -20,7 +20,8 @@ def test_the_newest_flags_file_is_compared(tmp_path):
          model_args='{"fov_size": [9, 9, 9], "depth": 3}')
   (tmp_path / 'flags.notes').write_text('--model_name=x.Y\n')
   assert resume.newest_flags_file(str(tmp_path)).endswith('flags.200')
-  assert resume.read_flags_file(resume.newest_flags_file(str(tmp_path)))['noshuffle_moves'] == 'true'
+  newest = resume.newest_flags_file(str(tmp_path))
+  assert resume.read_flags_file(newest)['noshuffle_moves'] == 'true'
   # Key order and spelled-out defaults do not matter.
   resume.check_settings(str(tmp_path), NAME, '{"depth": 3, "fov_size": [9, 9, 9], '
                         '"features": 32}', 'adam')
