@@ -681,3 +681,12 @@ def test_train_float_labels(data, tmp_path):
   proc = run_script('train.py', *args, timeout=180)
   expect_clean_failure('train.py float labels', proc, ['float32', 'integer object ids'],
                        outputs=[train_dir / 'checkpoint'], klass='volumes')
+
+
+def test_mask_volume_smaller_than_the_box(data, tmp_path):
+  out = tmp_path / 'out'
+  spec = synthetic_ffn.write_h5(tmp_path / 'mask.h5', np.zeros((14, 60, 60), np.uint8), 'mask')
+  request = _request(data, out) + (f'\nmasks {{ volume {{ mask {{ hdf5: "{spec}" }} '
+                                   'channels { channel: 0 min_value: 1 max_value: 255 } } }')
+  _refused('run_inference mask volume smaller than the box', _infer(request),
+           ['masks[0].volume.mask has shape (60, 60, 14)', 'must cover the box'], out, 'volumes')

@@ -201,12 +201,29 @@ class Runner:
           f'bounding box start {start_xyz} size {size_xyz} (xyz, ending at {end_xyz}) reaches '
           f'beyond the image volume of size {axes.xyz(shape)} (xyz); give a box inside it')
     self._check_init_segmentation(shape)
+    self._check_mask_volumes(corner, size)
     if self.model is not None:
       fov = tuple(int(v) for v in self.model.info.input_image_size)
       if any(n < f for n, f in zip(size_xyz, fov)):
         raise errors.FFNError(
             f'bounding box size {size_xyz} (xyz) is smaller than the model\'s field of view '
             f'{fov} (xyz), so no FOV fits in it; give a box at least that large')
+
+  def _check_mask_volumes(self, corner: ZYX, size: ZYX) -> None:
+    """Raises FFNError unless every volume mask of the request covers the zyx box."""
+    end = [c + n for c, n in zip(corner, size)]
+    for field in ('masks', 'seed_masks', 'histogram_masks'):
+      for i, config in enumerate(getattr(self.plan, field)):
+        if config.WhichOneof('source') != 'volume':
+          continue
+        key = config.volume.mask.SerializeToString()
+        if key not in self._mask_volumes:
+          self._mask_volumes[key] = volumes.decorated_volume(config.volume.mask)
+        shape = tuple(int(n) for n in self._mask_volumes[key].shape[-3:])
+        if any(e > n for e, n in zip(end, shape)):
+          raise errors.FFNError(
+              f'InferenceRequest.{field}[{i}].volume.mask has shape {axes.xyz(shape)} (xyz), '
+              f'but the box reaches {axes.xyz(end)} (xyz); a mask volume must cover the box')
 
   def _check_init_segmentation(self, image_shape: ZYX) -> None:
     """Raises FFNError unless init_segmentation holds integer ids over the image's shape."""
