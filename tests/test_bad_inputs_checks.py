@@ -10,7 +10,6 @@ own. The classes of input are those of bench/bad_inputs_census.py.
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 
 import h5py

@@ -7,7 +7,6 @@ Imports inside functions count as much as those at the top of a module.
 from __future__ import annotations
 
 import ast
-import os
 import pathlib
 
 import pytest

@@ -15,6 +15,7 @@ from PIL import Image
 
 from ffn.utils import atomic
 from ffn.utils import ortho_plane_visualization
+from ffn.utils import errors
 
 _GAP = 4  # Pixels of white between panels.
 _NO_IMAGE_GREY = 96
@@ -101,13 +102,13 @@ def render_overview(image: Optional[np.ndarray], label_volumes: Sequence[np.ndar
   shape = label_volumes[0].shape
   for volume in list(label_volumes) + ([image] if image is not None else []):
     if volume.shape[:3] != shape or volume.ndim != 3:
-      raise ValueError(f'overview volumes must all be 3-D with shape {shape}, '
+      raise errors.FFNError(f'overview volumes must all be 3-D with shape {shape}, '
                        f'got {volume.shape}')
   if center_zyx is None:
     center_zyx = tuple(s // 2 for s in shape)
   center_zyx = tuple(int(c) for c in center_zyx)
   if any(not 0 <= c < s for c, s in zip(center_zyx, shape)):
-    raise ValueError(f'overview centre {center_zyx} (zyx) is outside the volume {shape}')
+    raise errors.FFNError(f'overview centre {center_zyx} (zyx) is outside the volume {shape}')
   if not 0 <= alpha <= 1 or zoom < 1:
     raise ValueError(f'alpha must be in [0, 1] and zoom >= 1, got {alpha}, {zoom}')
 

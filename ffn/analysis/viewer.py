@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ffn.utils import axes
+from ffn.utils import errors
 
 LAYER_KINDS = ('image', 'segmentation')
 
@@ -45,11 +46,11 @@ def _prepare(layer: Layer):
   """The layer's data in a dtype the neuroglancer client can show."""
   data = layer.data
   if len(data.shape) != 3:
-    raise ValueError(f'layer {layer.name!r} has shape {tuple(data.shape)}; expected 3-D zyx')
+    raise errors.FFNError(f'layer {layer.name!r} has shape {tuple(data.shape)}; expected 3-D zyx')
   dtype = np.dtype(data.dtype)
   if layer.kind == 'segmentation':
     if not np.issubdtype(dtype, np.integer):
-      raise ValueError(f'segmentation layer {layer.name!r} has dtype {dtype}; expected integers')
+      raise errors.FFNError(f'segmentation layer {layer.name!r} has dtype {dtype}; expected integers')
     if dtype not in (np.uint32, np.uint64):
       return _AsUint64(data)
   elif dtype == np.float64 or dtype == np.int64:
@@ -63,15 +64,15 @@ def build_viewer(layers: Sequence[Layer], voxel_size_xyz: Sequence[float] = (1, 
   """Starts the local server and returns a neuroglancer.Viewer showing `layers` (xyz nm)."""
   import neuroglancer  # pylint: disable=g-import-not-at-top
   if not layers:
-    raise ValueError('the viewer needs at least one layer')
+    raise errors.FFNError('the viewer needs at least one layer')
   names = [layer.name for layer in layers]
   if len(set(names)) != len(names):
-    raise ValueError(f'layer names must be unique, got {names}')
+    raise errors.FFNError(f'layer names must be unique, got {names}')
   for layer in layers:
     if layer.kind not in LAYER_KINDS:
-      raise ValueError(f'layer {layer.name!r} has kind {layer.kind!r}; expected {LAYER_KINDS}')
+      raise errors.FFNError(f'layer {layer.name!r} has kind {layer.kind!r}; expected {LAYER_KINDS}')
   if len(voxel_size_xyz) != 3 or min(voxel_size_xyz) <= 0:
-    raise ValueError(f'voxel size must be 3 positive numbers (xyz), got {voxel_size_xyz!r}')
+    raise errors.FFNError(f'voxel size must be 3 positive numbers (xyz), got {voxel_size_xyz!r}')
 
   neuroglancer.set_server_bind_address(bind_address, port)
   # The client the package ships with, served from this process (never a remote copy).
@@ -80,7 +81,7 @@ def build_viewer(layers: Sequence[Layer], voxel_size_xyz: Sequence[float] = (1, 
     viewer = neuroglancer.Viewer()
     viewer.get_viewer_url()  # Starts the server now, so a bind failure is reported here.
   except OSError as e:
-    raise ValueError(f'cannot serve the viewer on {bind_address}:{port}: '
+    raise errors.FFNError(f'cannot serve the viewer on {bind_address}:{port}: '
                      f'{e.strerror or e}') from None
   scales_zyx = [float(v) for v in axes.xyz_to_zyx(voxel_size_xyz)]
   # Arrays are zyx; naming the axes z, y, x lets neuroglancer show them as x, y, z.

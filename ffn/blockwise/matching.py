@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ffn.utils import errors
+
 _ID_BITS = 32
 _MAX_LOCAL_ID = (1 << _ID_BITS) - 1
 
@@ -24,7 +26,7 @@ def pack_keys(ordinal: int, local_ids: np.ndarray) -> np.ndarray:
   """The uint64 keys of local ids of one block."""
   local_ids = np.asarray(local_ids, dtype=np.uint64)
   if local_ids.size and int(local_ids.max()) > _MAX_LOCAL_ID:
-    raise ValueError(f'block {ordinal} has object id {int(local_ids.max())}; stitching handles '
+    raise errors.FFNError(f'block {ordinal} has object id {int(local_ids.max())}; stitching handles '
                      f'ids up to {_MAX_LOCAL_ID}')
   return (np.uint64(ordinal) << np.uint64(_ID_BITS)) | local_ids
 
@@ -111,7 +113,7 @@ def relabel(labels: np.ndarray, ordinal: int, table_keys: np.ndarray,
   found[found] = table_keys[at[found]] == keys[found]
   if not np.all(found):
     missing = unpack_keys(keys[~found])[1][:5].tolist()
-    raise ValueError(f'block {ordinal}: object ids {missing} are not in the id table; '
+    raise errors.FFNError(f'block {ordinal}: object ids {missing} are not in the id table; '
                      'the id table is older than the segmentation')
   mapped[nonzero] = table_ids[at]
   return mapped[inverse].reshape(labels.shape)

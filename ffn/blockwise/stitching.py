@@ -29,6 +29,7 @@ from ffn.blockwise import output as output_lib
 from ffn.inference import results
 from ffn.utils import atomic
 from ffn.utils import bounding_box
+from ffn.utils import errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +102,7 @@ def load_block(settings: StitchSettings, index: grid_lib.Index) -> np.ndarray:
   corner, size = settings.grid.corner(index), settings.grid.block_size(index)
   labels, _ = results.load_segmentation(settings.segmentation_dir, corner, split_cc=False)
   if labels.shape != tuple(size):
-    raise ValueError(f'the result of {settings.grid.name(index)} in {settings.segmentation_dir} '
+    raise errors.FFNError(f'the result of {settings.grid.name(index)} in {settings.segmentation_dir} '
                      f'has shape {labels.shape} (zyx), expected {tuple(size)}: it was made '
                      'with another --subvolume_size or --bounding_box')
   return labels
@@ -148,7 +149,7 @@ def resolve_ids(settings: StitchSettings) -> dict:
   for ordinal in range(len(settings.grid)):
     path = _match_path(settings, ordinal)
     if not os.path.exists(path):
-      raise ValueError(f'no matches for block {ordinal} ({path}); run its match step first')
+      raise errors.FFNError(f'no matches for block {ordinal} ({path}); run its match step first')
     with np.load(path) as data:
       owned.append(data['owned'])
       pairs.append(data['pairs'])

@@ -37,6 +37,7 @@ from ffn.inference.probmaps import quantize_probability
 from ffn.inference.results import OriginInfo
 from ffn.utils import cli
 from ffn.utils import probability
+from ffn.utils import errors
 
 MSEC_IN_SEC = 1000
 # Upper bound on repeated predictions at one FOV (consistency_threshold > 0).
@@ -112,7 +113,7 @@ class Canvas:
     self.margin = self._input_image_size // 2
     self._pred_delta = (self._input_seed_size - self._pred_size) // 2
     if np.any(self._pred_delta < 0):
-      raise ValueError('the prediction must not be larger than the seed input')
+      raise errors.FFNError('the prediction must not be larger than the seed input')
     # Plain-int copies for the per-FOV path, where numpy on 3-vectors costs more
     # than the arithmetic.
     self._margin_t = tuple(int(m) for m in self.margin)

@@ -14,6 +14,7 @@ from typing import Optional
 
 from ffn.inference import inference_pb2
 from ffn.utils import hardware
+from ffn.utils import errors
 
 ENGINES = ('tensorflow', 'openvino')
 PRECISIONS = ('float32', 'bfloat16', 'float16')
@@ -54,7 +55,7 @@ def _enum_name(request: _Request, field: str, enum, default: str, known) -> str:
   if name.endswith('_unspecified'):
     return default
   if name not in known:
-    raise ValueError(f'InferenceRequest.{field} {name!r} is not known; expected one of '
+    raise errors.FFNError(f'InferenceRequest.{field} {name!r} is not known; expected one of '
                      f'{", ".join(n.upper() for n in known)}')
   return name
 
@@ -69,9 +70,9 @@ def requested(request: _Request) -> tuple[str, str]:
 def check_names(engine: str, precision: str) -> None:
   """Raises ValueError naming an unknown engine or precision."""
   if engine not in ENGINES:
-    raise ValueError(f'engine {engine!r} is not known; expected one of {", ".join(ENGINES)}')
+    raise errors.FFNError(f'engine {engine!r} is not known; expected one of {", ".join(ENGINES)}')
   if precision not in PRECISIONS:
-    raise ValueError(f'precision {precision!r} is not known; expected one of '
+    raise errors.FFNError(f'precision {precision!r} is not known; expected one of '
                      f'{", ".join(PRECISIONS)}')
 
 

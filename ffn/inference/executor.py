@@ -87,7 +87,7 @@ class BatchExecutor:
   def __init__(self, predict_fn: PredictFn, counters: Optional[Counters] = None,
                batch_size: int = 1):
     if batch_size < 1:
-      raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+      raise errors.FFNError(f'batch_size must be >= 1, got {batch_size}')
     self._predict_fn = predict_fn
     self.counters = counters if counters is not None else Counters()
     self.batch_size = int(batch_size)

@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from ffn.inference import inference_utils
+from ffn.utils import errors
 
 _LUT_SIZE = 256
 
@@ -22,16 +23,16 @@ def load_reference_lut(path: str) -> np.ndarray:
   try:
     data = np.load(path)
   except (OSError, EOFError, ValueError) as e:
-    raise ValueError(f'{field} {path!r} cannot be read as an npz file: {e}') from e
+    raise errors.FFNError(f'{field} {path!r} cannot be read as an npz file: {e}') from e
   if not isinstance(data, np.lib.npyio.NpzFile):
-    raise ValueError(f'{field} {path!r} cannot be read as an npz file (it holds one array)')
+    raise errors.FFNError(f'{field} {path!r} cannot be read as an npz file (it holds one array)')
   with data:
     if 'lut' not in data.files:
-      raise ValueError(f'{field} {path!r} has no "lut" array (it has {data.files}); '
+      raise errors.FFNError(f'{field} {path!r} has no "lut" array (it has {data.files}); '
                        'expected an npz written with lut=compute_histogram_lut(image)')
     lut = np.asarray(data['lut'])
   if lut.shape != (_LUT_SIZE,):
-    raise ValueError(f'{field} {path!r}: "lut" has shape {lut.shape}; '
+    raise errors.FFNError(f'{field} {path!r}: "lut" has shape {lut.shape}; '
                      f'expected ({_LUT_SIZE},)')
   return lut
 

@@ -146,21 +146,21 @@ class InferencePlan:
 def _check_unused_settings(request: inference_pb2.InferenceRequest) -> None:
   """Fails on fields that would have no effect, or whose effect this port cannot give."""
   if request.histogram_masks and not request.reference_histogram:
-    raise ValueError('InferenceRequest.histogram_masks is set but reference_histogram is not; '
+    raise errors.FFNError('InferenceRequest.histogram_masks is set but reference_histogram is not; '
                      'the masks only exclude voxels from histogram matching')
   if request.shift_mask.WhichOneof('volume_path') is None:
     # A setting left at its default (0) changes nothing either way.
     for field in ('shift_mask_fov', 'shift_mask_scale', 'shift_mask_threshold'):
       if request.HasField(field) and (field == 'shift_mask_fov' or getattr(request, field)):
-        raise ValueError(f'InferenceRequest.{field} is set but shift_mask is not; '
+        raise errors.FFNError(f'InferenceRequest.{field} is set but shift_mask is not; '
                          'it only applies to a shift_mask volume')
   elif request.shift_mask_fov.HasField('object_label'):
-    raise ValueError('InferenceRequest.shift_mask_fov.object_label has no meaning for the '
+    raise errors.FFNError('InferenceRequest.shift_mask_fov.object_label has no meaning for the '
                      'shift mask window (only start and size do); remove it')
   if request.HasField('self_prediction'):
     # Upstream halts on a `self_prediction` output of the model, which none of its
     # models (nor ours) has: such a request fails there too, with an AttributeError.
-    raise NotImplementedError(
+    raise errors.UnsupportedError(
         'InferenceRequest.self_prediction is not supported: it halts on a "self_prediction" '
         'output of the network, which no model here (nor any released upstream model) '
         'computes; remove the field')
@@ -219,15 +219,15 @@ def _check_numbers(request: inference_pb2.InferenceRequest) -> None:
 
 
 def _check_request(request: inference_pb2.InferenceRequest) -> None:
-  """Raises ValueError (NotImplementedError for alignments) naming a bad request field."""
+  """Raises FFNError (UnsupportedError for what this port cannot do) naming a bad field."""
   if not request.segmentation_output_dir:
-    raise ValueError('InferenceRequest.segmentation_output_dir must be set')
+    raise errors.FFNError('InferenceRequest.segmentation_output_dir must be set')
   if request.image.WhichOneof('volume_path') is None:
-    raise ValueError('InferenceRequest.image must name a volume '
+    raise errors.FFNError('InferenceRequest.image must name a volume '
                      '(hdf5: "file.h5:dataset" or tensorstore: JSON spec)')
   if request.alignment_options.type not in (inference_pb2.AlignmentOptions.NO_ALIGNMENT,):
     name = inference_pb2.AlignmentOptions.AlignType.Name(request.alignment_options.type)
-    raise NotImplementedError(f'InferenceRequest.alignment_options.type {name} is not '
+    raise errors.UnsupportedError(f'InferenceRequest.alignment_options.type {name} is not '
                               'supported; only NO_ALIGNMENT')
   _check_unused_settings(request)
   _check_numbers(request)
@@ -238,20 +238,20 @@ def _concurrent_objects(request: inference_pb2.InferenceRequest, batch_size: int
   """InferenceRequest.concurrent_objects (1 when unset), checked against what it needs."""
   value = int(request.concurrent_objects)
   if value < 0:
-    raise ValueError(f'InferenceRequest.concurrent_objects is {value}; expected 0 or more '
+    raise errors.FFNError(f'InferenceRequest.concurrent_objects is {value}; expected 0 or more '
                      '(0 and 1: one object at a time)')
   if value <= 1:
     return 1
   if engine != 'openvino':
     # TensorFlow's calls of one function from several threads are not safe here (they crash).
-    raise ValueError(f'InferenceRequest.concurrent_objects {value} needs engine: OPENVINO '
+    raise errors.FFNError(f'InferenceRequest.concurrent_objects {value} needs engine: OPENVINO '
                      f'(got {engine.upper()})')
   if batch_size != 1 or request.concurrent_requests > 1:
-    raise ValueError(f'InferenceRequest.concurrent_objects {value} needs batch_size 1 and '
+    raise errors.FFNError(f'InferenceRequest.concurrent_objects {value} needs batch_size 1 and '
                      f'concurrent_requests 1 (got {batch_size} and '
                      f'{request.concurrent_requests}): each object runs its own model instance')
   if not seed_base.seeds_fixed_up_front(policy.cls):
-    raise ValueError(f'InferenceRequest.concurrent_objects {value} needs a seed policy whose '
+    raise errors.FFNError(f'InferenceRequest.concurrent_objects {value} needs a seed policy whose '
                      f'seeds are listed before the first object grows; {policy.cls.__name__} '
                      'yields its own (it overrides __next__)')
   return value

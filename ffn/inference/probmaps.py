@@ -6,6 +6,7 @@ import numpy as np
 
 from ffn.utils import atomic
 from ffn.utils import safe_pickle
+from ffn.utils import errors
 
 
 def quantize_probability(prob: np.ndarray) -> np.ndarray:
@@ -45,10 +46,10 @@ def load_quantized_probability(path: str) -> np.ndarray:
   """The 3-D uint8 `qprob` array of a `.prob` file; ValueError naming the file for anything else."""
   with safe_pickle.load_npz(path) as data:
     if 'qprob' not in data:
-      raise ValueError(f'{path} is not an FFN probability map (no qprob key; has {data.files})')
+      raise errors.FFNError(f'{path} is not an FFN probability map (no qprob key; has {data.files})')
     qprob = data['qprob']
   if qprob.dtype != np.uint8 or qprob.ndim != 3:
-    raise ValueError(f"{path} (entry 'qprob') is a {qprob.ndim}-D {qprob.dtype} array; a "
+    raise errors.FFNError(f"{path} (entry 'qprob') is a {qprob.ndim}-D {qprob.dtype} array; a "
                      'probability map is a 3-D uint8 array (quantised probabilities)')
   return qprob
 

@@ -88,7 +88,7 @@ def get_corner_from_path(path: str) -> tuple[int, int, int]:
   """The zyx corner encoded (as x_y_z) in a subvolume file name."""
   match = _CORNER_RE.search(os.path.basename(path))
   if match is None:
-    raise ValueError(f'{path!r} is not a subvolume file name (expected seg-<x>_<y>_<z>.<suffix>)')
+    raise errors.FFNError(f'{path!r} is not a subvolume file name (expected seg-<x>_<y>_<z>.<suffix>)')
   x, y, z = (int(v) for v in match.groups())
   return z, y, x
 
@@ -239,11 +239,11 @@ def load_origins(segmentation_dir: str, corner: ZYX) -> dict:
   """The id -> OriginInfo dict saved with a finished subvolume."""
   path = get_existing_subvolume_path(segmentation_dir, corner, allow_cpoint=False)
   if path is None:
-    raise ValueError(f'no segmentation for corner {tuple(corner)} (zyx) in {segmentation_dir}: '
+    raise errors.FFNError(f'no segmentation for corner {tuple(corner)} (zyx) in {segmentation_dir}: '
                      f'{segmentation_path(segmentation_dir, corner)} does not exist')
   with open_npz(path) as data:
     if 'origins' not in data:
-      raise ValueError(f'{path} has no {"origins"!r} entry (has {data.files})')
+      raise errors.FFNError(f'{path} has no {"origins"!r} entry (has {data.files})')
     return decode_origins(data['origins'], f'{path} (entry \'origins\')')
 
 
@@ -254,7 +254,7 @@ def threshold_segmentation(segmentation_dir: str, corner: ZYX, labels: np.ndarra
   if not os.path.exists(path):
     legacy = legacy_object_prob_path(segmentation_dir, corner)
     if not os.path.exists(legacy):
-      raise ValueError(f'cannot threshold: no probability map {path} (nor {legacy})')
+      raise errors.FFNError(f'cannot threshold: no probability map {path} (nor {legacy})')
     path = legacy
   prob = load_probability_map(path)
   if prob.shape != labels.shape:
@@ -280,13 +280,13 @@ def load_segmentation(segmentation_dir: str, corner: ZYX, allow_cpoint: bool = F
   path = get_existing_subvolume_path(segmentation_dir, corner, allow_cpoint)
   if path is None:
     tried = _subvolume_candidates(segmentation_dir, corner, allow_cpoint)
-    raise ValueError(f'no segmentation for corner {tuple(int(c) for c in corner)} (zyx) in '
+    raise errors.FFNError(f'no segmentation for corner {tuple(int(c) for c in corner)} (zyx) in '
                      f'{segmentation_dir!r}; looked for {", ".join(tried)}')
 
   logging.info('loading segmentation from %s', path)
   with open_npz(path) as data:
     if 'segmentation' not in data:
-      raise ValueError(f'{path} is not an FFN segmentation (no segmentation key; has {data.files})')
+      raise errors.FFNError(f'{path} is not an FFN segmentation (no segmentation key; has {data.files})')
     seg = check_segmentation_array(data['segmentation'], f"{path} (entry 'segmentation')")
     origins = (decode_origins(data['origins'], f"{path} (entry 'origins')")
                if 'origins' in data else {})

@@ -12,6 +12,7 @@ from ffn.inference import inference_pb2
 from ffn.inference import runner as runner_lib
 from ffn.utils import bounding_box
 from ffn.utils import bounding_box_pb2
+from ffn.utils import errors
 
 
 def _parse_text(text: str, proto, flag: str, expected: str):
@@ -19,7 +20,7 @@ def _parse_text(text: str, proto, flag: str, expected: str):
   try:
     text_format.Parse(text or '', proto)
   except text_format.ParseError as e:
-    raise ValueError(f'--{flag} is not a valid {expected}: {e}') from e
+    raise errors.FFNError(f'--{flag} is not a valid {expected}: {e}') from e
   return proto
 
 
@@ -33,11 +34,11 @@ def parse_bounding_box(text: str) -> bounding_box.BoundingBox:
   """A BoundingBox (xyz) from a text-format BoundingBox proto."""
   proto = _parse_text(text, bounding_box_pb2.BoundingBox(), 'bounding_box', 'BoundingBox')
   if not proto.HasField('size'):
-    raise ValueError(f'--bounding_box {text!r} has no size')
+    raise errors.FFNError(f'--bounding_box {text!r} has no size')
   start = (proto.start.x, proto.start.y, proto.start.z)
   if min(start) < 0:
     # Results are named by their start; a negative one would segment padding.
-    raise ValueError(f'--bounding_box start (xyz) {start} is negative; the volume begins at '
+    raise errors.FFNError(f'--bounding_box start (xyz) {start} is negative; the volume begins at '
                      '0,0,0')
   return bounding_box.BoundingBox(proto)
 

@@ -154,10 +154,10 @@ class Runner:
     # Imported here so that bad requests fail before TensorFlow loads.
     from ffn.training import checkpoint  # pylint: disable=g-import-not-at-top
     if not plan.model_name:
-      raise ValueError('InferenceRequest.model_name must be set, '
+      raise errors.FFNError('InferenceRequest.model_name must be set, '
                        'e.g. "convstack_3d.ConvStack3DFFNModel"')
     if not plan.model_checkpoint_path:
-      raise ValueError('InferenceRequest.model_checkpoint_path must be set')
+      raise errors.FFNError('InferenceRequest.model_checkpoint_path must be set')
     with timer_counter(self.counters, 'restore-tf-checkpoint'):
       model = import_util.build_model(plan.model_name, plan.model_args,
                                       batch_size=self.batch_size)

@@ -184,7 +184,7 @@ class PolicyInvertOrigins(BaseSeedPolicy):
   def __init__(self, canvas, corner=None, segmentation_dir: str | None = None, **kwargs):
     super().__init__(canvas, **kwargs)
     if segmentation_dir is None:
-      raise ValueError('PolicyInvertOrigins needs seed_policy_args '
+      raise errors.FFNError('PolicyInvertOrigins needs seed_policy_args '
                        '{"segmentation_dir": ...}')
     self.corner = corner
     self.segmentation_dir = segmentation_dir
@@ -244,7 +244,7 @@ class SequentialPolicies(BaseSeedPolicy):
     self._policies = []
     for entry in policies:
       if len(entry) != 2 or not isinstance(entry[1], dict):
-        raise ValueError(f'SequentialPolicies policies entry {entry!r} is not '
+        raise errors.FFNError(f'SequentialPolicies policies entry {entry!r} is not '
                          '[policy name, {keyword arguments}]')
       cls = policy_class(entry[0], 'SequentialPolicies policy')
       self._policies.append(cls(canvas, **entry[1]))

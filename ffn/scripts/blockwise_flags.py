@@ -15,6 +15,7 @@ from ffn.utils import axes
 from ffn.utils import bounding_box
 from ffn.utils import checks
 from ffn.utils import cli
+from ffn.utils import errors
 
 FLAGS = flags.FLAGS
 
@@ -108,7 +109,7 @@ def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
                                       FLAGS.min_overlap_fraction)
   try:
     settings.output()
-  except ValueError as e:
+  except errors.FFNError as e:
     cli.fail(str(e))
   return plan_lib.BlockwisePlan(settings, request_text, max_retries=FLAGS.max_retries,
                                   block_timeout_secs=FLAGS.block_timeout_secs)
@@ -118,5 +119,5 @@ def run_plan(plan: plan_lib.BlockwisePlan) -> None:
   """Runs the plan with the worker flags; one-line failure naming the failed blocks."""
   try:
     scheduling.run(plan, FLAGS.num_workers, FLAGS.worker_command, FLAGS.scheduler_host)
-  except (ValueError, NotImplementedError, OSError) as e:
+  except (errors.FFNError, OSError) as e:
     cli.fail(str(e))

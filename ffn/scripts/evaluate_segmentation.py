@@ -30,6 +30,7 @@ import numpy as np
 
 from ffn.utils import checks
 from ffn.utils import cli
+from ffn.utils import errors
 from ffn.utils import atomic
 from ffn.utils import bounding_box
 from ffn.utils import bounding_box_pb2
@@ -141,7 +142,7 @@ def main(argv):
     result, seg, gt = evaluation.evaluate(
         source, FLAGS.groundtruth, box, seg_zero=FLAGS.seg_zero, border=border,
         num_offenders=FLAGS.num_offenders, min_overlap=FLAGS.min_overlap)
-  except ValueError as e:  # EvaluationError, VolumeSpecError and missing results.
+  except errors.FFNError as e:  # EvaluationError, VolumeSpecError and missing results.
     cli.fail(str(e))
 
   print(evaluation.format_report(result))

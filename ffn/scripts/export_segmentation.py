@@ -17,9 +17,9 @@ from absl import logging
 
 from ffn.utils import checks
 from ffn.utils import cli
+from ffn.utils import errors
 from ffn.analysis import export
 from ffn.scripts import result_flags
-from ffn.utils import volumes
 
 FLAGS = flags.FLAGS
 
@@ -52,7 +52,7 @@ def main(argv):
         dataset_name=FLAGS.dataset, chunk_xyz=cli.parse_triple(FLAGS.chunk_size, 'chunk_size',
                                                                  valid=checks.POSITIVE_INT),
         png_mode=FLAGS.png_mode)
-  except ValueError as e:  # ExportError, VolumeSpecError, missing results.
+  except errors.FFNError as e:  # ExportError, VolumeSpecError, missing results.
     cli.fail(str(e))
   logging.info('wrote %s (%s)', FLAGS.output, output_format)
   print(f'wrote {FLAGS.output} ({output_format})')

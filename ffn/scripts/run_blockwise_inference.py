@@ -37,7 +37,7 @@ def main(argv):
   try:
     request = run_request.parse_request(FLAGS.inference_request)
     region = run_request.parse_bounding_box(FLAGS.bounding_box)
-  except ValueError as e:
+  except errors.FFNError as e:
     cli.fail(str(e))
   fov_xyz, image_shape = _check_request(request, region)
   plan = blockwise_flags.plan_from_flags(request.segmentation_output_dir, region,
@@ -60,7 +60,7 @@ def _check_request(request, region) -> tuple[tuple[int, ...], tuple[int, ...]]:
                                    '--output_volume')
     # Restoring checks the checkpoint against the model; workers restore it again.
     model = runner.restore_model()
-  except (errors.FFNError, NotImplementedError, OSError) as e:
+  except (errors.FFNError, OSError) as e:
     cli.fail(cli.describe_error(e))
   image_shape = tuple(int(n) for n in runner.image_shape_zyx)
   return tuple(int(v) for v in model.info.input_image_size), image_shape

@@ -25,6 +25,7 @@ from ffn.inference import consensus
 from ffn.inference import consensus_pb2
 from ffn.utils import checks
 from ffn.utils import cli
+from ffn.utils import errors
 
 # The manual's recommendation; used when neither the request nor the flag sets it.
 RECOMMENDED_SPLIT_MIN_SIZE = 1000
@@ -96,7 +97,7 @@ def main(argv):
     corners = consensus.consensus_corners(request)
     logging.info('ConsensusRequest: %s', text_format.MessageToString(request, as_one_line=True))
     paths = consensus.run_consensus(request, corners)
-  except (ValueError, OSError) as e:
+  except (errors.FFNError, OSError) as e:
     cli.fail(str(e))
   logging.info('Consensus of %d subvolume(s) in %s.', len(paths), request.segmentation_output_dir)
 

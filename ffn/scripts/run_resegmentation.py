@@ -144,7 +144,7 @@ def main(argv):
     decisions = run_agglomeration.run_agglomeration(
         request, output_volume, voxel_size[::-1], rule, FLAGS.threshold, pairs,
         FLAGS.max_pair_distance)
-  except (ValueError, NotImplementedError, OSError) as e:
+  except (errors.FFNError, OSError) as e:
     cli.fail(str(e))
   logging.info('%d pair(s) decided, %d merged; segmentation written to %s.', len(decisions),
                sum(d.merge for d in decisions), output_volume)

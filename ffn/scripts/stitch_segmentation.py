@@ -19,6 +19,7 @@ from absl import flags
 from ffn.inference import run_request
 from ffn.scripts import blockwise_flags
 from ffn.utils import cli
+from ffn.utils import errors
 
 FLAGS = flags.FLAGS
 
@@ -34,7 +35,7 @@ def main(argv):
     cli.fail(f'--segmentation_dir {FLAGS.segmentation_dir!r} is not a directory')
   try:
     region = run_request.parse_bounding_box(FLAGS.bounding_box)
-  except ValueError as e:
+  except errors.FFNError as e:
     cli.fail(str(e))
   plan = blockwise_flags.plan_from_flags(FLAGS.segmentation_dir, region, None)
   blockwise_flags.run_plan(plan)

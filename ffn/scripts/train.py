@@ -24,10 +24,10 @@ from absl import flags
 from absl import logging
 
 from ffn.utils import cli
+from ffn.utils import errors
 from ffn.training import augmentation
 from ffn.training import checkpoint
 from ffn.training import examples
-from ffn.training import inputs
 from ffn.training import optimizer as optimizer_lib
 from ffn.training import resume
 from ffn.training import trainer
@@ -178,8 +178,7 @@ def _train_dir_lock(train_dir: str):
 
 def _run_main() -> None:
   """Runs main; known bad-input errors end the process with one clear message and exit 1."""
-  with cli.fail_on(ValueError, trainer.TrainingError, checkpoint.CheckpointError,
-                   inputs.InputError, volumes.VolumeSpecError):
+  with cli.fail_on(errors.FFNError):
     app.run(main)
 
 

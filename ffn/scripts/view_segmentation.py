@@ -18,6 +18,7 @@ from absl import logging
 
 from ffn.utils import checks
 from ffn.utils import cli
+from ffn.utils import errors
 from ffn.analysis import results
 from ffn.analysis import viewer as viewer_lib
 from ffn.scripts import result_flags
@@ -57,7 +58,7 @@ def main(argv):
                                      'segmentation'))
     voxel_size = cli.parse_triple(FLAGS.voxel_size, 'voxel_size', float, checks.POSITIVE)
     viewer = viewer_lib.build_viewer(layers, voxel_size, bind_address=FLAGS.bind_address, port=FLAGS.port)
-  except ValueError as e:  # VolumeSpecError, missing results, bad layers.
+  except errors.FFNError as e:  # VolumeSpecError, missing results, bad layers.
     cli.fail(str(e))
   logging.info('layers: %s', ', '.join(layer.name for layer in layers))
   print(f'neuroglancer viewer: {viewer.get_viewer_url()}', flush=True)

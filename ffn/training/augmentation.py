@@ -6,15 +6,17 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from ffn.utils import errors
+
 
 def check_axes(axes: Sequence[int], what: str) -> list[int]:
   """Validates zyx axis indices (a subset of 0, 1, 2)."""
   try:
     out = [int(a) for a in axes]
   except (TypeError, ValueError) as e:
-    raise ValueError(f'{what} must be a subset of 0,1,2 (z,y,x), got {axes!r}') from e
+    raise errors.FFNError(f'{what} must be a subset of 0,1,2 (z,y,x), got {axes!r}') from e
   if any(a not in (0, 1, 2) for a in out) or len(set(out)) != len(out):
-    raise ValueError(f'{what} must be a subset of 0,1,2 (z,y,x) without repeats, got {axes!r}')
+    raise errors.FFNError(f'{what} must be a subset of 0,1,2 (z,y,x) without repeats, got {axes!r}')
   return out
 
 

@@ -16,6 +16,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from ffn.utils import errors
+
 _BATCH = 1 << 16
 _FEATURES = {
     'center': tf.io.FixedLenFeature([1, 3], tf.int64),
@@ -23,7 +25,7 @@ _FEATURES = {
 }
 
 
-class CoordinateFileError(ValueError):
+class CoordinateFileError(errors.FFNError):
   """A coordinate file is empty, unreadable, truncated or names unusable coordinates."""
 
 

@@ -37,9 +37,9 @@ class TrainingSizes:
 def training_sizes(info: ModelInfo, fov_policy: str, fov_moves: int) -> TrainingSizes:
   """Patch sizes around a coordinate; max_pred_moves loads one extra move (not evaluated)."""
   if fov_policy not in FOV_POLICIES:
-    raise ValueError(f'fov_policy {fov_policy!r} is not one of {FOV_POLICIES}')
+    raise errors.FFNError(f'fov_policy {fov_policy!r} is not one of {FOV_POLICIES}')
   if fov_moves < 0:
-    raise ValueError(f'fov_moves must be >= 0, got {fov_moves}')
+    raise errors.FFNError(f'fov_moves must be >= 0, got {fov_moves}')
   moves = fov_moves + 1 if fov_policy == 'max_pred_moves' else fov_moves
   grow = lambda size, n: tuple(int(s + 2 * d * n) for s, d in zip(size, info.deltas))
   return TrainingSizes(image=grow(info.input_image_size, moves),

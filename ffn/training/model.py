@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from ffn.utils import axes
+from ffn.utils import errors
 
 # Element-wise bound on every gradient entry, as upstream trains.
 MAX_GRADIENT_ENTRY_MAG = 0.7
@@ -30,10 +31,10 @@ def as_xyz(values: Sequence[int], what: str) -> tuple[int, int, int]:
   try:
     out = tuple(int(v) for v in values)
   except (TypeError, ValueError) as e:
-    raise ValueError(f'{what} must be 3 integers (x, y, z), got {values!r}') from e
+    raise errors.FFNError(f'{what} must be 3 integers (x, y, z), got {values!r}') from e
   if len(out) != 3 or any(v < 0 for v in out) or any(
       float(v) != float(w) for v, w in zip(out, values)):
-    raise ValueError(f'{what} must be 3 non-negative integers (x, y, z), got {values!r}')
+    raise errors.FFNError(f'{what} must be 3 non-negative integers (x, y, z), got {values!r}')
   return out
 
 
@@ -102,7 +103,7 @@ class FFNModel(tf.Module):
         additive=info.additive)
     for what in ('pred_mask_size', 'input_seed_size', 'input_image_size'):
       if min(getattr(self.info, what)) < 1:
-        raise ValueError(f'{what} must be positive, got {getattr(self.info, what)}')
+        raise errors.FFNError(f'{what} must be positive, got {getattr(self.info, what)}')
     self.batch_size = batch_size
     self.deltas = np.array(self.info.deltas)
     self.pred_mask_size = np.array(self.info.pred_mask_size)

@@ -12,6 +12,7 @@ from absl import logging
 import tensorflow as tf
 
 from ffn.utils import hardware
+from ffn.utils import errors
 
 DTYPES = {'float32': tf.float32, 'bfloat16': tf.bfloat16, 'float16': tf.float16}
 
@@ -28,7 +29,7 @@ def gpu_capability() -> Optional[tuple[int, int]]:
 def training_dtype(precision: str) -> tf.DType:
   """The compute dtype for training in `precision`; float32, saying why, where it would be slow."""
   if precision not in ('float32', 'bfloat16'):
-    raise ValueError(f'precision {precision!r} is not known for training; expected float32 '
+    raise errors.FFNError(f'precision {precision!r} is not known for training; expected float32 '
                      'or bfloat16')
   gpu = gpu_capability()
   cpu = hardware.cpu_features()

@@ -83,7 +83,7 @@ def _cluster_workers() -> int:
   try:
     cluster = json.loads(os.environ.get('TF_CONFIG', '{}')).get('cluster', {})
   except json.JSONDecodeError as e:
-    raise ValueError(f'TF_CONFIG is not valid JSON: {e}') from e
+    raise errors.FFNError(f'TF_CONFIG is not valid JSON: {e}') from e
   return sum(len(cluster.get(kind, [])) for kind in ('chief', 'worker'))
 
 
@@ -137,7 +137,7 @@ def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimize
   # are averaged over all replicas of all processes.
   local = _local_replicas(strategy)
   if batch_size % local:
-    raise ValueError(f'batch_size {batch_size} must be a multiple of the {local} local '
+    raise errors.FFNError(f'batch_size {batch_size} must be a multiple of the {local} local '
                      'replicas')
   variables = list(model.named_variables().values())
   opt_config = optimizer.config

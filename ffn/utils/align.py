@@ -8,7 +8,6 @@ aligner can be dropped in. All coordinates here are zyx.
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 

@@ -18,9 +18,10 @@ import tempfile
 from typing import Iterator
 
 from ffn.utils import locks
+from ffn.utils import errors
 
 
-class OutputPathError(ValueError):
+class OutputPathError(errors.FFNError):
   """An output path names something an atomic write must not replace."""
 
 

@@ -14,10 +14,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ffn.utils import errors
+
 MAX_CHANNELS = 16
 
 
-class ChannelAxisError(ValueError):
+class ChannelAxisError(errors.FFNError):
   """A 4-D volume whose channel axis cannot be told from its shape."""
 
 

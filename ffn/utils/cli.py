@@ -6,6 +6,7 @@ import contextlib
 import errno
 import functools
 import os
+import re
 import signal
 import sys
 import threading
@@ -17,6 +18,10 @@ from absl import logging
 
 from ffn.utils import checks
 from ffn.utils import errors
+
+
+# Raised where a long job stops at Ctrl-C (its state saved); `guard` exits 130 on it.
+Interrupted = errors.Interrupted
 
 
 def _script_name() -> str:
@@ -74,10 +79,11 @@ def fail_on(*error_types: type) -> Iterator[None]:
     fail(str(e))
 
 
-# Errors that come from files and flags rather than from bugs: shown as one line.
-# (KeyError stays out: it is far more often a bug than a bad file, and bugs keep their traceback.)
-_BOUNDARY_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError,
-                    MemoryError)
+# Errors that come from files, flags and the machine rather than from bugs: shown as one
+# line. Bad input raises FFNError; OSError covers h5py's format errors and the file system;
+# EOFError and BadZipFile are files cut short. A ValueError, KeyError or IndexError from
+# anywhere else is a bug and keeps its traceback.
+_BOUNDARY_ERRORS = (errors.FFNError, OSError, EOFError, zipfile.BadZipFile, MemoryError)
 
 
 def describe_error(error: BaseException) -> str:
@@ -96,6 +102,27 @@ def describe_error(error: BaseException) -> str:
   # Some libraries put their own traceback into the message: keep the first line.
   first = text.splitlines()[0] if text else type(error).__name__
   return first if 'Traceback' not in first else type(error).__name__
+
+
+# TensorStore reports I/O and format errors as a ValueError whose text starts with an absl
+# status code; nothing in this package raises one worded so.
+_TENSORSTORE_STATUS = re.compile(
+    r'^(CANCELLED|UNKNOWN|INVALID_ARGUMENT|DEADLINE_EXCEEDED|NOT_FOUND|ALREADY_EXISTS|'
+    r'PERMISSION_DENIED|RESOURCE_EXHAUSTED|FAILED_PRECONDITION|ABORTED|OUT_OF_RANGE|'
+    r'UNIMPLEMENTED|INTERNAL|UNAVAILABLE|DATA_LOSS|UNAUTHENTICATED): ')
+
+
+def _is_tensorstore_error(error: BaseException) -> bool:
+  """Whether `error` is TensorStore's report of a file or format problem."""
+  return type(error) is ValueError and bool(_TENSORSTORE_STATUS.match(str(error)))
+
+
+def _tensorstore_reason(error: BaseException) -> str:
+  """TensorStore's message without the spec it appends."""
+  text = str(error).split(' [tensorstore_spec=')[0].strip()
+  if "os_error_code='28'" in str(error) or 'No space left on device' in text:
+    text += ' (no space left on device)' if 'No space left' not in text else ''
+  return text
 
 
 def _is_tensorflow_error(error: BaseException) -> bool:
@@ -120,15 +147,13 @@ def guard(main: Callable) -> Callable:
     except _BOUNDARY_ERRORS as e:
       fail(describe_error(e))
     except Exception as e:  # pylint: disable=broad-except
+      if _is_tensorstore_error(e):
+        fail(_tensorstore_reason(e))
       if not _is_tensorflow_error(e):
         raise
       fail(describe_error(e))
 
   return guarded
-
-
-class Interrupted(Exception):
-  """The user asked the program to stop (Ctrl-C) and its state was saved."""
 
 
 _STOP = threading.Event()

@@ -10,7 +10,19 @@ MAX_SHOWN_CHARS = 200
 
 
 class FFNError(ValueError):
-  """Bad input (a flag, a file, a proto field): the message names the value and what was expected."""
+  """Bad input (a flag, a file, a proto field): the message names the value and what was expected.
+
+  Every error this package raises on bad input is one; the scripts show it as
+  one line. Any other exception is a bug and keeps its traceback.
+  """
+
+
+class UnsupportedError(FFNError, NotImplementedError):
+  """A setting (a request field, a volume kind) that this port cannot honour."""
+
+
+class Interrupted(Exception):
+  """The user asked the program to stop (Ctrl-C) and its state was saved; exit status 130."""
 
 
 def cut(text: str, limit: int = MAX_SHOWN_CHARS) -> str:

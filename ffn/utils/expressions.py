@@ -15,8 +15,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ffn.utils import errors
 
-class ExpressionError(ValueError):
+
+class ExpressionError(errors.FFNError):
   """An expression uses something outside the admitted grammar, or cannot be evaluated."""
 
 

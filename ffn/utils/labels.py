@@ -9,6 +9,8 @@ from scipy import ndimage
 import skimage.measure
 import skimage.segmentation
 
+from ffn.utils import errors
+
 # Above this many ids, a bincount/lookup table would cost more memory than np.unique.
 _MAX_LOOKUP_ID = 10_000_000
 
@@ -137,7 +139,7 @@ def _remap_to_uint32(x: np.ndarray) -> tuple[np.ndarray, int, Optional[np.ndarra
     return x, max_id, None
   originals, inverse = np.unique(x, return_inverse=True)
   if originals.size > 0xFFFFFFFF:
-    raise ValueError('more than 2**32-1 distinct ids are not supported')
+    raise errors.FFNError('more than 2**32-1 distinct ids are not supported')
   inverse = inverse.astype(np.uint64).ravel()
   if originals[0] != 0:
     # Keep 0 meaning background after remapping.
@@ -155,7 +157,7 @@ def split_segmentation_by_intersection(a: np.ndarray, b: np.ndarray, min_size: i
   Both inputs must be uint64 arrays of the same shape; `b` is not modified.
   """
   if a.shape != b.shape:
-    raise ValueError(f'segmentations differ in shape: {a.shape} versus {b.shape}')
+    raise errors.FFNError(f'segmentations differ in shape: {a.shape} versus {b.shape}')
   flat_a = a.reshape(-1)
   ra, max_id, a_back = _remap_to_uint32(flat_a)
   rb, _, _ = _remap_to_uint32(b.reshape(-1))

@@ -19,8 +19,10 @@ import tempfile
 import time
 from typing import Iterator, Optional
 
+from ffn.utils import errors
 
-class LockError(ValueError):
+
+class LockError(errors.FFNError):
   """The work is locked by another live process."""
 
 

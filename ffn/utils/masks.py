@@ -13,6 +13,7 @@ from ffn.utils import align
 from ffn.utils import expressions
 from ffn.utils import volumes
 from ffn.utils.axes import ZYX
+from ffn.utils import errors
 
 
 def clip_subvolume_to_bounds(corner: ZYX, size: ZYX, volume) -> tuple[np.ndarray, np.ndarray]:
@@ -32,7 +33,7 @@ def _eval_coordinate_expression(expression: str, corner: ZYX, size: ZYX) -> np.n
   try:
     return np.broadcast_to(np.asarray(result, dtype=bool), tuple(int(s) for s in size))
   except ValueError as e:
-    raise ValueError(f'mask coordinate_expression {expression!r} gives shape '
+    raise errors.FFNError(f'mask coordinate_expression {expression!r} gives shape '
                      f'{np.shape(result)}, expected one broadcastable to {tuple(size)}') from e
 
 
@@ -97,13 +98,13 @@ def build_mask(masks: Iterable[Any], corner_zyx: ZYX, size_zyx: ZYX,
         data = _read_volume_box(volume, data_corner, data_size)
       for chan_config in channels:
         if not 0 <= chan_config.channel < data.shape[0]:
-          raise ValueError(f'mask channel {chan_config.channel} does not exist; the {source} '
+          raise errors.FFNError(f'mask channel {chan_config.channel} does not exist; the {source} '
                            f'mask has {data.shape[0]} channel(s)')
         channel_data = alignment.align_and_crop(data_corner, data[chan_config.channel],
                                                 corner_zyx, size_zyx)
         config_mask |= _channel_mask(channel_data, chan_config)
     else:
-      raise ValueError(f'MaskConfig has no mask source set (expected volume, image or '
+      raise errors.FFNError(f'MaskConfig has no mask source set (expected volume, image or '
                        f'coordinate_expression): {config}')
 
     if config.invert:

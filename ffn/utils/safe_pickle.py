@@ -26,17 +26,19 @@ from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
+from ffn.utils import errors
+
 try:  # numpy 2
   from numpy._core.numeric import _frombuffer  # pylint: disable=g-import-not-at-top
 except ImportError:  # numpy 1
   from numpy.core.numeric import _frombuffer  # pylint: disable=g-import-not-at-top
 
 
-class UnsafePickleError(ValueError):
+class UnsafePickleError(errors.FFNError):
   """A pickle in a data file names a global outside the admitted set."""
 
 
-class BadNpzError(ValueError):
+class BadNpzError(errors.FFNError):
   """A file is not a readable npz archive (truncated, corrupt or not a zip)."""
 
 

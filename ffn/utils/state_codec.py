@@ -14,8 +14,10 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from ffn.utils import errors
 
-class StateCodecError(ValueError):
+
+class StateCodecError(errors.FFNError):
   """A value cannot be encoded, or a text is not a state this codec wrote."""
 
 

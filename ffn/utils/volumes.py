@@ -438,7 +438,7 @@ def open_decorated(settings) -> Volume:
   """Opens the volume a DecoratedVolume proto names (hdf5 or tensorstore; 3-D or 4-D)."""
   source = settings.WhichOneof('volume_path')
   if source == 'volinfo':
-    raise NotImplementedError(
+    raise errors.UnsupportedError(
         f'DecoratedVolume.volinfo ({settings.volinfo!r}) names a Google-internal VolumeStore, '
         'which is not available here; use hdf5 ("file.h5:dataset") or tensorstore (JSON spec)')
   if settings.HasField('decorator_specs'):

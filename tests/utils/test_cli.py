@@ -7,6 +7,7 @@ import errno
 import pytest
 
 from ffn.utils import cli
+from ffn.utils import errors
 
 
 def _exit_of(error, capsys):
@@ -25,9 +26,17 @@ def test_os_error_names_path_and_reason(capsys):
   assert len(err.strip().splitlines()) == 1
 
 
-def test_value_error_keeps_its_first_line(capsys):
-  code, err = _exit_of(ValueError('bad thing\nTraceback (most recent call last):\n  x'), capsys)
+def test_bad_input_keeps_its_first_line(capsys):
+  code, err = _exit_of(errors.FFNError('bad thing\nTraceback (most recent call last):\n  x'),
+                       capsys)
   assert code == 1 and 'bad thing' in err and 'Traceback' not in err
+
+
+def test_tensorstore_status_is_one_line(capsys):
+  code, err = _exit_of(ValueError('RESOURCE_EXHAUSTED: Error writing local file "/o.zarr/.zarray"'
+                                  ": No space left on device [os_error_code='28'] "
+                                  '[tensorstore_spec=\'{"driver": "zarr"}\']'), capsys)
+  assert code == 1 and 'No space left on device' in err and 'tensorstore_spec' not in err
 
 
 def test_ctrl_c_exits_130(capsys):
@@ -37,9 +46,11 @@ def test_ctrl_c_exits_130(capsys):
   assert code == 130 and 'x.cpoint' in err
 
 
-def test_bugs_are_not_hidden():
+@pytest.mark.parametrize('bug', [KeyError('a bug'), ValueError('a bug'), IndexError('a bug'),
+                                 NotImplementedError('a bug')])
+def test_bugs_are_not_hidden(bug):
   def main(argv):
     del argv
-    raise KeyError('a bug')
-  with pytest.raises(KeyError):
+    raise bug
+  with pytest.raises(type(bug)):
     cli.guard(main)([])

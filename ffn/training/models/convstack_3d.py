@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from ffn.training import layers
 from ffn.training import model
+from ffn.utils import errors
 
 
 class ConvStack3DFFNModel(model.FFNModel):
@@ -25,7 +26,7 @@ class ConvStack3DFFNModel(model.FFNModel):
                            input_seed_size=fov_size, input_image_size=fov_size)
     super().__init__(info, batch_size, name='seed_update')
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-      raise ValueError(f'depth must be a positive integer, got {depth!r}')
+      raise errors.FFNError(f'depth must be a positive integer, got {depth!r}')
     self.depth = depth
     self.features = features
     widths = self._conv_widths(depth, features)
@@ -34,7 +35,7 @@ class ConvStack3DFFNModel(model.FFNModel):
     for i in range(depth):
       a, b = widths[2 * i], widths[2 * i + 1]
       if i > 0 and b != in_channels:
-        raise ValueError(
+        raise errors.FFNError(
             f'features: conv{i}_b has {b} outputs but its residual input has {in_channels}')
       self._add_layer(f'conv{i}_a', layers.Conv3D(in_channels, a, relu=True, name=f'conv{i}_a'))
       self._add_layer(f'conv{i}_b', layers.Conv3D(a, b, name=f'conv{i}_b'))
@@ -51,11 +52,11 @@ class ConvStack3DFFNModel(model.FFNModel):
       try:
         widths = list(itertools.islice(iter(features), 2 * depth))
       except TypeError as e:
-        raise ValueError(f'features must be an int or a list of ints, got {features!r}') from e
+        raise errors.FFNError(f'features must be an int or a list of ints, got {features!r}') from e
       if len(widths) < 2 * depth:
-        raise ValueError(f'features lists {len(widths)} widths; depth {depth} needs {2 * depth}')
+        raise errors.FFNError(f'features lists {len(widths)} widths; depth {depth} needs {2 * depth}')
     if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-      raise ValueError(f'features must be positive integers, got {features!r}')
+      raise errors.FFNError(f'features must be positive integers, got {features!r}')
     return widths
 
   def _add_layer(self, name: str, layer: layers.Conv3D) -> None:
