@@ -43,8 +43,8 @@ from ffn.blockwise import matching
 from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import scheduling
 from ffn.blockwise import stitching
-from ffn.inference import run_request
-from ffn.inference import storage
+from ffn.inference.request import run_request
+from ffn.inference.io import results
 from ffn.utils import bounding_box
 from ffn.utils import volumes
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -79,7 +79,7 @@ def _timed_single_run(request, size: int, out_dir: str) -> tuple[np.ndarray, flo
   start = time.perf_counter()
   run_request.run_inference(request, box)
   seconds = time.perf_counter() - start
-  return storage.load_segmentation(out_dir, (0, 0, 0), split_cc=False)[0], seconds
+  return results.load_segmentation(out_dir, (0, 0, 0), split_cc=False)[0], seconds
 
 
 def _unstitched(settings: stitching.StitchSettings) -> np.ndarray:

@@ -33,7 +33,7 @@ from skimage.metrics import variation_of_information
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ffn.inference import storage  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ffn.inference.io import results  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 SAMPLE = REPO / 'third_party' / 'neuroproof_examples' / 'training_sample2'
 GROUNDTRUTH = f'{SAMPLE}/groundtruth.h5:stack'
@@ -106,7 +106,7 @@ def main():
         sys.exit(f'full_sample.py: error: unknown config {name!r}; expected {list(CONFIGS)}')
       out_dir = pathlib.Path(args.output_root) / name
       run = _segment(name, out_dir, args.rerun)
-      seg = _raw_segmentation(storage.segmentation_path(str(out_dir), (0, 0, 0)))
+      seg = _raw_segmentation(results.segmentation_path(str(out_dir), (0, 0, 0)))
       rows.append((name, run, _score(seg, tmp, name)))
     if args.upstream_npz:
       seg = _raw_segmentation(args.upstream_npz)

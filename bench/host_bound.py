@@ -32,7 +32,7 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from ffn.inference import engines  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ffn.inference.engines import engines  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ffn.training import checkpoint  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ffn.training import import_util  # pylint: disable=g-import-not-at-top,wrong-import-position
 import readme_model  # bench/, the script's own directory

@@ -42,11 +42,11 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from ffn.inference import engine_settings
+from ffn.inference.engines import settings as engine_settings
 from ffn.inference import inference_pb2
-from ffn.inference import run_request
-from ffn.inference import runner as runner_lib
-from ffn.inference import storage
+from ffn.inference.request import run_request
+from ffn.inference.request import runner as runner_lib
+from ffn.inference.io import results
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -133,7 +133,7 @@ def _run_one(engine: str, precision: str, objects: int, out_dir: str, size: int)
   finally:
     runner.stop_executor()
   wall = time.perf_counter() - start
-  seg, _ = storage.load_segmentation(out_dir, (0, 0, 0), split_cc=False)
+  seg, _ = results.load_segmentation(out_dir, (0, 0, 0), split_cc=False)
   counters = dict(canvas.counters)
   computed = sum(t.calls for t in timed)
   kept = counters['fovs-of-objects'].value
@@ -147,15 +147,15 @@ def main(argv):
   del argv
   os.chdir(REPO_ROOT)
   runs = [_parse_run(r) for r in FLAGS.runs]
-  results = []
+  measured = []
   with tempfile.TemporaryDirectory() as tmp_dir:
     for i, (engine, precision, objects) in enumerate(runs):
       # Numbered, so that a run listed twice segments again instead of finding a result.
       out_dir = os.path.join(FLAGS.output_dir or tmp_dir, f'{i}_{engine}_{precision}_{objects}')
       logging.info('Running %s %s (%d at once) into %s', engine, precision, objects, out_dir)
-      results.append(_run_one(engine, precision, objects, out_dir, FLAGS.size))
+      measured.append(_run_one(engine, precision, objects, out_dir, FLAGS.size))
 
-  first = results[0]
+  first = measured[0]
   base_rate = first['fovs'] / first['wall']
   print(f'crop: start (0,0,0) size {FLAGS.size}^3; {os.cpu_count()} CPUs; '
         f'CPU offers {first["settings"].cpu}')
@@ -164,7 +164,7 @@ def main(argv):
         f'{"FOVs/s":>7s} {"x first":>7s} {"model ms/FOV":>12s} {"outside ms/FOV":>14s} '
         f'{"outside % wall":>14s} {"outside % model":>15s} {"voxels != first":>15s} '
         f'{"set-up s":>8s}')
-  for r in results:
+  for r in measured:
     s = r['settings']
     precision = s.precision if s.precision == s.requested_precision else (
         f'{s.precision}*')
@@ -181,7 +181,7 @@ def main(argv):
           f'{100 * r["redone"]:5.1f}% {r["objects"]:5d} {r["wall"]:7.1f} '
           f'{rate:7.2f} {rate / base_rate:7.2f} {split} '
           f'{_differing_voxels(r["seg"], first["seg"]):15d} {r["setup"]:8.1f}')
-  for r in results:
+  for r in measured:
     if r['objects_at_once'] > 1:
       print(f'{r["objects_at_once"]} at once: model calls in flight {r["model"] / r["wall"]:.2f} '
             'on average; ' + ', '.join(f'{k} {r["pool"].get(k, 0)}' for k in _POOL_COUNTERS))

@@ -53,8 +53,8 @@ def volumes(tmp_path):
   image = np.random.default_rng(0).integers(0, 255, SHAPE).astype(np.uint8)
   with h5py.File(tmp_path / 'image.h5', 'w') as f:
     f.create_dataset('raw', data=image)
-  from ffn.inference import storage  # No TensorFlow behind storage.
-  storage.save_subvolume(_labels(), {}, str(tmp_path / 'seg' / SEG_NPZ))
+  from ffn.inference.io import results  # No TensorFlow behind storage.
+  results.save_subvolume(_labels(), {}, str(tmp_path / 'seg' / SEG_NPZ))
   return tmp_path
 
 

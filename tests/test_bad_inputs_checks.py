@@ -33,15 +33,16 @@ def _labels() -> np.ndarray:
 @pytest.fixture
 def volumes(tmp_path):
   """gt.h5:stack, image.h5:raw and two finished result directories, seg and seg2."""
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import probmaps  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   with h5py.File(tmp_path / 'gt.h5', 'w') as f:
     f.create_dataset('stack', data=_labels())
   with h5py.File(tmp_path / 'image.h5', 'w') as f:
     f.create_dataset('raw', data=np.random.default_rng(0).integers(0, 255, SHAPE, np.uint8))
   for name in ('seg', 'seg2'):
     path = tmp_path.joinpath(name, *SEG_NPZ)
-    storage.save_subvolume(_labels(), {}, str(path))
-    storage.save_probability_map(np.full(SHAPE, 0.9, np.float32),
+    results.save_subvolume(_labels(), {}, str(path))
+    probmaps.save_probability_map(np.full(SHAPE, 0.9, np.float32),
                                  str(path).replace('.npz', '.prob'))
   return tmp_path
 

@@ -188,41 +188,41 @@ def _fake_checkpoint(path, shape, **override):
 
 
 def test_malicious_cpoint_runs_nothing(data, tmp_path):
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   out = tmp_path / 'out'
   marker = tmp_path / 'marker'
-  cpoint = storage.checkpoint_path(str(out), (0, 0, 0))
+  cpoint = results.checkpoint_path(str(out), (0, 0, 0))
   evil = np.empty((), object)
   evil[()] = _RunsCommand(marker)
   _fake_checkpoint(pathlib.Path(cpoint), SHAPE, origins=evil)
   proc = _infer(_request(data, out))
   expect_clean_failure('run_inference malicious .cpoint', proc, ['seg-0_0_0.cpoint', 'not allowed'],
-                       outputs=[storage.segmentation_path(str(out), (0, 0, 0))],
+                       outputs=[results.segmentation_path(str(out), (0, 0, 0))],
                        klass='code in data')
   assert not marker.exists(), 'a pickle in the checkpoint ran a command'
 
 
 def test_corrupt_cpoint(data, tmp_path):
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   out = tmp_path / 'out'
-  cpoint = pathlib.Path(storage.checkpoint_path(str(out), (0, 0, 0)))
+  cpoint = pathlib.Path(results.checkpoint_path(str(out), (0, 0, 0)))
   cpoint.parent.mkdir(parents=True)
   cpoint.write_bytes(b'PK\x03\x04 cut short')
   proc = _infer(_request(data, out))
   expect_clean_failure('run_inference corrupt .cpoint', proc, [str(cpoint)],
-                       outputs=[storage.segmentation_path(str(out), (0, 0, 0))],
+                       outputs=[results.segmentation_path(str(out), (0, 0, 0))],
                        untouched={cpoint: digest(cpoint)}, klass='files')
 
 
 def test_stale_cpoint_of_another_box_size(data, tmp_path):
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   out = tmp_path / 'out'
-  cpoint = pathlib.Path(storage.checkpoint_path(str(out), (0, 0, 0)))
+  cpoint = pathlib.Path(results.checkpoint_path(str(out), (0, 0, 0)))
   _fake_checkpoint(cpoint, (14, 60, 100))
   proc = _infer(_request(data, out))
   expect_clean_failure('run_inference stale .cpoint of another box', proc,
                        [str(cpoint), '(100, 60, 14)'],
-                       outputs=[storage.segmentation_path(str(out), (0, 0, 0))],
+                       outputs=[results.segmentation_path(str(out), (0, 0, 0))],
                        untouched={cpoint: digest(cpoint)}, klass='resume')
 
 
@@ -259,13 +259,13 @@ def test_ambiguous_4d_image(data, tmp_path):
 
 def test_finished_box_with_other_settings(data, tmp_path):
   from ffn.inference import inference_pb2  # pylint: disable=g-import-not-at-top
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
   out = tmp_path / 'out'
   old = text_format.Parse(_request(data, out), inference_pb2.InferenceRequest())
   old.inference_options.segment_threshold = 0.3
-  seg_path = storage.segmentation_path(str(out), (0, 0, 0))
-  storage.save_subvolume(np.ones(SHAPE, np.uint8), {}, seg_path,
+  seg_path = results.segmentation_path(str(out), (0, 0, 0))
+  results.save_subvolume(np.ones(SHAPE, np.uint8), {}, seg_path,
                          request=old.SerializeToString())
   before = digest(seg_path)
   proc = _infer(_request(data, out))
@@ -279,15 +279,15 @@ def test_finished_box_with_other_settings(data, tmp_path):
 
 
 def test_box_locked_by_a_live_run(data, tmp_path):
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   from ffn.utils import locks  # pylint: disable=g-import-not-at-top
   out = tmp_path / 'out'
-  lock = pathlib.Path(storage.subvolume_path(str(out), (0, 0, 0), 'lock'))
+  lock = pathlib.Path(results.subvolume_path(str(out), (0, 0, 0), 'lock'))
   lock.parent.mkdir(parents=True)
   lock.write_text(json.dumps({'host': locks.host_name(), 'pid': os.getpid(), 'since': 0}))
   proc = _infer(_request(data, out))
   expect_clean_failure('run_inference box locked', proc, [str(lock), str(os.getpid())],
-                       outputs=[storage.segmentation_path(str(out), (0, 0, 0))],
+                       outputs=[results.segmentation_path(str(out), (0, 0, 0))],
                        untouched={lock: digest(lock)}, klass='locks')
 
 
@@ -299,14 +299,14 @@ def test_read_only_output_directory(data, tmp_path):
 
 
 def test_ctrl_c_saves_checkpoint_exits_130_and_resumes(data, tmp_path):
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   out = tmp_path / 'out'
   request = _request(data, out)
   proc = _spawn('run_inference.py', f'--inference_request={request}', f'--bounding_box={BOX}')
   text = _interrupt_after(proc, 'loaded', 1.0)
   result = subprocess.CompletedProcess(proc.args, proc.returncode, text, '')
-  cpoint = storage.checkpoint_path(str(out), (0, 0, 0))
-  seg_path = storage.segmentation_path(str(out), (0, 0, 0))
+  cpoint = results.checkpoint_path(str(out), (0, 0, 0))
+  seg_path = results.segmentation_path(str(out), (0, 0, 0))
   expect_clean_failure('run_inference Ctrl-C', result, ['interrupted', cpoint],
                        outputs=[seg_path], exit_code=130, klass='interrupts')
   assert os.path.exists(cpoint)
@@ -497,15 +497,15 @@ def test_model_and_checkpoint_must_match(data, deeper_checkpoint, tmp_path, case
 def _finished_cpoint(data, tmp_path, request_text):
   """A real checkpoint of `request_text` on BOX, left by a run stopped after its first object."""
   from ffn.inference import inference_pb2  # pylint: disable=g-import-not-at-top
-  from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-at-top
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.request import runner as runner_lib  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
   request = text_format.Parse(request_text, inference_pb2.InferenceRequest())
   runner = runner_lib.Runner()
   runner.start(request)
   try:
     canvas, _ = runner.make_canvas((0, 0, 0), SHAPE)
-    path = storage.checkpoint_path(request.segmentation_output_dir, (0, 0, 0))
+    path = results.checkpoint_path(request.segmentation_output_dir, (0, 0, 0))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     canvas.save_checkpoint(path)
   finally:
@@ -583,24 +583,24 @@ def test_crafted_cpoint_states(data, tmp_path, entry, value, names):
 
 
 def test_own_cpoint_reads_with_allow_cpoint(data, tmp_path):
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   out = tmp_path / 'out'
   _finished_cpoint(data, tmp_path, _request(data, out))
-  seg, origins = storage.load_segmentation(str(out), (0, 0, 0), allow_cpoint=True)
+  seg, origins = results.load_segmentation(str(out), (0, 0, 0), allow_cpoint=True)
   assert seg.shape == SHAPE and seg.dtype == np.uint64 and isinstance(origins, dict)
 
 
 @pytest.mark.parametrize('content', [b'', b'{"host": "h", "pi', b'\x00\xff garbage'])
 def test_unreadable_lock_is_stale(data, tmp_path, content):
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   out = tmp_path / 'out'
-  lock = pathlib.Path(storage.subvolume_path(str(out), (0, 0, 0), 'lock'))
+  lock = pathlib.Path(results.subvolume_path(str(out), (0, 0, 0), 'lock'))
   lock.parent.mkdir(parents=True)
   lock.write_bytes(content)  # What a disk full while writing a lock once left.
   with expect_success(f'run_inference over a lock holding {content[:8]!r}', 'locks'):
     proc = _infer(_request(data, out))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert os.path.exists(storage.segmentation_path(str(out), (0, 0, 0))) and not lock.exists()
+    assert os.path.exists(results.segmentation_path(str(out), (0, 0, 0))) and not lock.exists()
 
 
 # ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from skimage.metrics import variation_of_information
 
-from ffn.inference import storage
+from ffn.inference.io import results
 
 from conftest import REPO_ROOT, SAMPLE_DIR
 
@@ -48,7 +48,7 @@ def test_bundled_sample_crop_end_to_end(tmp_path):
   assert int(values['inference-calls']) > 0
   assert 'FOVs/s' in proc.stderr
 
-  seg, origins = storage.load_segmentation(str(out), (0, 0, 0))
+  seg, origins = results.load_segmentation(str(out), (0, 0, 0))
   assert seg.shape == (40, 60, 60) and seg.dtype == np.uint64
   assert origins and np.sum(seg > 0) > 1000
   with h5py.File(SAMPLE_DIR / 'groundtruth.h5', 'r') as f:
@@ -76,7 +76,7 @@ def test_fast_config_records_its_engine(tmp_path):
   assert settings['engine'] == 'openvino'
   assert settings['requested_precision'] == 'bfloat16'
   assert settings['precision'] in ('bfloat16', 'float32')
-  seg, origins = storage.load_segmentation(str(out), (0, 0, 0))
+  seg, origins = results.load_segmentation(str(out), (0, 0, 0))
   assert seg.shape == (40, 60, 60) and origins and np.sum(seg > 0) > 1000
 
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # module -> names upstream code reads from it.
@@ -21,11 +23,11 @@ UPSTREAM_NAMES = {
     'ffn.inference.segmentation': ['clear_dust', 'make_labels_contiguous', 'reduce_id_bits',
                                    'split_disconnected_components', 'clean_up',
                                    'split_segmentation_by_intersection'],
-    'ffn.inference.movement': ['get_scored_move_offsets', 'FaceMaxMovementPolicy',
+    'ffn.inference.policies.movement': ['get_scored_move_offsets', 'FaceMaxMovementPolicy',
                                'MovementRestrictor'],
-    'ffn.inference.seed': ['PolicyPeaks', 'PolicyMax'],
+    'ffn.inference.policies.seed': ['PolicyPeaks', 'PolicyMax'],
     'ffn.inference.align': ['Alignment', 'Aligner'],
-    'ffn.inference.runner': ['Runner'],
+    'ffn.inference.request.runner': ['Runner'],
     'ffn.training.model': ['ModelInfo'],
     'ffn.training.models.convstack_3d': ['ConvStack3DFFNModel'],
     'ffn.training.import_util': ['import_symbol'],
@@ -54,3 +56,13 @@ def test_moved_modules_are_the_same_objects():
   from ffn.utils import masks  # pylint: disable=g-import-not-at-top
   assert segmentation.clear_dust is labels.clear_dust
   assert storage.clip_subvolume_to_bounds is masks.clip_subvolume_to_bounds
+
+
+def test_upstream_2019_notebook_names_resolve():
+  from ffn.inference.growing import visualization as canvas_visualization
+  from ffn.inference import inference
+  from ffn.inference.request import runner
+  assert inference.Runner is runner.Runner
+  assert inference.DynamicImage is canvas_visualization.DynamicImage
+  with pytest.raises(AttributeError, match='Nope'):
+    getattr(inference, 'Nope')

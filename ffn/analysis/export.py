@@ -42,7 +42,7 @@ import numpy as np
 
 from ffn.utils import axes
 from ffn.analysis import results
-from ffn.inference import storage
+from ffn.inference.io import results as inference_results
 from ffn.utils import atomic
 from ffn.utils import bounding_box
 from ffn.utils import errors
@@ -106,16 +106,16 @@ class _ResultPieces:
     if not os.path.isdir(source.directory):
       raise ExportError(f'result directory {source.directory!r} does not exist')
     if source.corners_xyz is None:
-      corners_zyx = storage.get_existing_corners(source.directory)
+      corners_zyx = inference_results.get_existing_corners(source.directory)
       if not corners_zyx:
         raise ExportError(f'no result subvolumes (seg-*.npz) in {source.directory!r}')
     else:
       corners_zyx = sorted(axes.xyz_to_zyx(int(c) for c in corner) for corner in source.corners_xyz)
     self.boxes = []
     for corner_zyx in corners_zyx:
-      path = storage.get_existing_subvolume_path(source.directory, corner_zyx)
+      path = inference_results.get_existing_subvolume_path(source.directory, corner_zyx)
       if path is None:
-        expected = storage.segmentation_path(source.directory, corner_zyx)
+        expected = inference_results.segmentation_path(source.directory, corner_zyx)
         raise ExportError(f'no result subvolume at corner {axes.zyx_to_xyz(corner_zyx)} (xyz) in '
                           f'{source.directory!r}; expected {expected}')
       shape = _npz_shape(path)

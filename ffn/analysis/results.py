@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ffn.inference import storage
+from ffn.inference.io import results
 from ffn.utils import axes
 from ffn.utils import volumes
 
@@ -31,7 +31,7 @@ class ResultSpec:
 
   def load(self, corner_xyz: Sequence[int]) -> np.ndarray:
     """The zyx labels of the subvolume at `corner_xyz`, with this spec's read options."""
-    labels, _ = storage.load_segmentation(
+    labels, _ = results.load_segmentation(
         self.directory, axes.xyz_to_zyx(corner_xyz), threshold=self.threshold,
         split_cc=self.split_cc, min_size=self.min_size)
     return labels

@@ -33,7 +33,7 @@ from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import stitching
 from ffn.blockwise import workers
-from ffn.inference import volumes as inference_volumes
+from ffn.inference.io import volumes as inference_volumes
 from ffn.utils import atomic
 from ffn.utils import axes
 from ffn.utils import errors
@@ -116,7 +116,7 @@ def _check_request(plan: plan_lib.BlockwisePlan) -> None:
       plan.stitch.segmentation_dir):
     raise BlockwiseError('the plan stitches results from another directory than the '
                          "request's segmentation_output_dir")
-  from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-at-top
+  from ffn.inference.request import runner as runner_lib  # pylint: disable=g-import-not-at-top
   runner_lib.Runner().prepare(request)  # Checks the request and opens its volumes.
   grid = plan.grid
   shape = inference_volumes.decorated_volume(request.image).shape[-3:]

@@ -26,7 +26,7 @@ import numpy as np
 from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import matching
 from ffn.blockwise import output as output_lib
-from ffn.inference import results
+from ffn.inference.io import results
 from ffn.utils import atomic
 from ffn.utils import bounding_box
 from ffn.utils import errors

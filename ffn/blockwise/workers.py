@@ -115,7 +115,7 @@ class BlockFunction:
   def _get_runner(self):
     if self._runner is None:
       # Imported here so that stitching workers start without the inference stack.
-      from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-at-top
+      from ffn.inference.request import runner as runner_lib  # pylint: disable=g-import-not-at-top
       runner = runner_lib.Runner()
       runner.prepare(plan_lib.parse_request(self.plan.request_text))
       factory = self.plan.model_factory

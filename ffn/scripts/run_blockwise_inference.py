@@ -16,8 +16,8 @@ from __future__ import annotations
 from absl import app
 from absl import flags
 
-from ffn.inference import run_request
-from ffn.inference import runner as runner_lib
+from ffn.inference.request import run_request
+from ffn.inference.request import runner as runner_lib
 from ffn.scripts import blockwise_flags
 from ffn.utils import cli
 from ffn.utils import errors

@@ -12,7 +12,7 @@ from absl import app
 from absl import flags
 
 from ffn.utils import cli
-from ffn.inference import run_request
+from ffn.inference.request import run_request
 
 FLAGS = flags.FLAGS
 

@@ -26,8 +26,8 @@ from absl import logging
 from google.protobuf import text_format
 
 from ffn.inference import inference_pb2
-from ffn.inference import resegmentation_analysis
-from ffn.inference import run_agglomeration
+from ffn.inference.pipelines import resegmentation_analysis
+from ffn.inference.pipelines import run_agglomeration
 from ffn.utils import checks
 from ffn.utils import cli
 from ffn.utils import errors

@@ -16,7 +16,7 @@ import os
 from absl import app
 from absl import flags
 
-from ffn.inference import run_request
+from ffn.inference.request import run_request
 from ffn.scripts import blockwise_flags
 from ffn.utils import cli
 from ffn.utils import errors

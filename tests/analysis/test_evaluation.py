@@ -227,10 +227,10 @@ def toy_files(tmp_path):
   with h5py.File(tmp_path / 'seg.h5', 'w') as f:
     f['seg'] = seg
     f['short'] = seg[:5]
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   # A 4x6x8 (zyx) result at xyz corner (4, 2, 1) that merges both bodies.
-  storage.save_subvolume(np.ones((4, 6, 8), dtype=np.uint8), {},
-                         storage.segmentation_path(str(tmp_path / 'res'), (1, 2, 4)))
+  results.save_subvolume(np.ones((4, 6, 8), dtype=np.uint8), {},
+                         results.segmentation_path(str(tmp_path / 'res'), (1, 2, 4)))
   return tmp_path, gt, seg
 
 
@@ -273,10 +273,10 @@ def test_evaluate_bad_inputs(toy_files):
   inside_gt_not_result = bounding_box.BoundingBox(start=(0, 0, 0), size=(4, 4, 4))
   with pytest.raises(ev.EvaluationError, match='not inside segmentation'):
     ev.evaluate(source, gt_spec, inside_gt_not_result)
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   # A result reaching past the groundtruth's x extent (12): x from 10 to 18.
-  storage.save_subvolume(np.ones((2, 2, 8), np.uint8), {},
-                         storage.segmentation_path(str(tmp_path / 'res'), (0, 0, 10)))
+  results.save_subvolume(np.ones((2, 2, 8), np.uint8), {},
+                         results.segmentation_path(str(tmp_path / 'res'), (0, 0, 10)))
   with pytest.raises(ev.EvaluationError, match='does not fit in groundtruth'):
     ev.evaluate(ev.ResultSource(str(tmp_path / 'res'), corner_xyz=(10, 0, 0)), gt_spec)
   with pytest.raises(ValueError, match='no segmentation for corner'):

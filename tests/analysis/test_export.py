@@ -20,13 +20,13 @@ CHUNKED = [('hdf5', 'out.h5'), ('zarr', 'out.zarr'), ('n5', 'out.n5'),
 @pytest.fixture
 def results(tmp_path):
   """Two 5x6x7 (zyx) result subvolumes side by side in x, at xyz corners (30,20,10), (37,20,10)."""
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   a = rng.integers(0, 4, (5, 6, 7)).astype(np.uint8)
   b = rng.integers(0, 4, (5, 6, 7)).astype(np.uint8)
   directory = str(tmp_path / 'res')
-  storage.save_subvolume(a, {}, storage.segmentation_path(directory, (10, 20, 30)))
-  storage.save_subvolume(b, {}, storage.segmentation_path(directory, (10, 20, 37)))
+  results.save_subvolume(a, {}, results.segmentation_path(directory, (10, 20, 30)))
+  results.save_subvolume(b, {}, results.segmentation_path(directory, (10, 20, 37)))
   # Ids of the second subvolume come after the first's.
   shifted_b = np.where(b > 0, b.astype(np.uint64) + np.uint64(a.max()), 0)
   expected = np.concatenate([a.astype(np.uint64), shifted_b], axis=2)

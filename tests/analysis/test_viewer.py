@@ -54,7 +54,7 @@ def _browser_or_skip(user_data_dir):
 
 def _toy_volumes(tmp_path):
   """An image, a result subvolume at xyz corner (0, 0, 0) and groundtruth, zyx 12x48x64."""
-  from ffn.inference import storage  # pylint: disable=g-import-not-at-top
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
   shape = (12, 48, 64)
   rng = np.random.default_rng(0)
   image = rng.integers(0, 256, shape, dtype=np.uint8)
@@ -65,7 +65,7 @@ def _toy_volumes(tmp_path):
   with h5py.File(tmp_path / 'gt.h5', 'w') as f:
     f['stack'] = gt
   seg = (gt > 2).astype(np.uint8) + 1
-  storage.save_subvolume(seg, {}, storage.segmentation_path(str(tmp_path / 'res'), (0, 0, 0)))
+  results.save_subvolume(seg, {}, results.segmentation_path(str(tmp_path / 'res'), (0, 0, 0)))
   return tmp_path
 
 

@@ -15,8 +15,8 @@ import pytest
 
 from ffn.blockwise import scheduling
 from ffn.inference import inference_pb2
-from ffn.inference import runner as runner_lib
-from ffn.inference import storage
+from ffn.inference.request import runner as runner_lib
+from ffn.inference.io import results
 
 import blockwise_fixtures
 import synthetic_ffn
@@ -46,7 +46,7 @@ def single_run(volume):
     runner.run((0, 0, 0), blockwise_fixtures.SHAPE_ZYX)
   finally:
     runner.stop_executor()
-  return storage.load_segmentation(str(out), (0, 0, 0), split_cc=False)[0]
+  return results.load_segmentation(str(out), (0, 0, 0), split_cc=False)[0]
 
 
 @pytest.fixture(scope='module')

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from ffn.blockwise import grid as grid_lib
-from ffn.inference import storage
+from ffn.inference.io import results
 
 import blockwise_fixtures
 import synthetic_ffn
@@ -31,8 +31,8 @@ def _save_results(directory):
   grid = grid_lib.BlockGrid.from_xyz(blockwise_fixtures.region(), blockwise_fixtures.SUBVOLUME_XYZ,
                                      blockwise_fixtures.OVERLAP_XYZ)
   for index in grid.indices():
-    storage.save_subvolume(labels[grid.box(index).to_slice()], {},
-                           storage.segmentation_path(directory, grid.corner(index)))
+    results.save_subvolume(labels[grid.box(index).to_slice()], {},
+                           results.segmentation_path(directory, grid.corner(index)))
   return labels, grid
 
 
@@ -68,7 +68,7 @@ def test_bad_flags_fail_in_one_line(tmp_path, args, message):
 
 def test_missing_results_are_named(tmp_path):
   _, grid = _save_results(str(tmp_path / 'seg'))
-  os.remove(storage.segmentation_path(str(tmp_path / 'seg'), grid.corner((1, 0, 1))))
+  os.remove(results.segmentation_path(str(tmp_path / 'seg'), grid.corner((1, 0, 1))))
   result = _run('stitch_segmentation.py', f'--segmentation_dir={tmp_path}/seg',
                 f'--output_volume={tmp_path}/o.h5:seg', *GRID_FLAGS)
   assert result.returncode == 1 and 'Traceback' not in result.stderr

@@ -9,7 +9,7 @@ from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import matching
 from ffn.blockwise import output as output_lib
 from ffn.blockwise import stitching
-from ffn.inference import storage
+from ffn.inference.io import results
 from ffn.utils import bounding_box
 from ffn.utils import errors
 from ffn.utils import volumes
@@ -117,7 +117,7 @@ def _save_results(directory, grid, labels, relabel_seed=0):
     ids = np.unique(crop)
     new = np.zeros(ids.max() + 1, dtype=np.int64)
     new[ids[ids > 0]] = rng.permutation(1000)[:np.count_nonzero(ids)] + 1
-    storage.save_subvolume(new[crop], {}, storage.segmentation_path(directory, grid.corner(index)))
+    results.save_subvolume(new[crop], {}, results.segmentation_path(directory, grid.corner(index)))
 
 
 def _stitch(settings):
@@ -163,11 +163,11 @@ def test_touching_objects_are_not_merged_across_a_border(tmp_path):
   grid = _grid()
   _save_results(str(tmp_path / 'seg'), grid, labels)
   right = (0, 0, 1)
-  path = storage.segmentation_path(str(tmp_path / 'seg'), grid.corner(right))
-  leaky, _ = storage.load_segmentation(str(tmp_path / 'seg'), grid.corner(right), split_cc=False)
+  path = results.segmentation_path(str(tmp_path / 'seg'), grid.corner(right))
+  leaky, _ = results.load_segmentation(str(tmp_path / 'seg'), grid.corner(right), split_cc=False)
   left_id = leaky[5, 5, 0]  # Local x 0 is global x 24: object 1.
   leaky[2:20, 2:12, 6:8] = left_id
-  storage.save_subvolume(leaky, {}, path)
+  results.save_subvolume(leaky, {}, path)
   spec = f'{tmp_path}/out.h5:seg'
   _stitch(stitching.StitchSettings(str(tmp_path / 'seg'), grid, spec, min_overlap_size=20))
   result = blockwise_fixtures.read_h5(spec)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ffn.inference import movement
+from ffn.inference.policies import movement
 
 
 def local_maxima(values: np.ndarray, min_distance: int, threshold_abs=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ffn.inference import align
+from ffn.utils import align
 
 
 def _reference_paste(src_corner, source, dst_corner, dst_size, fill):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ffn.inference import canvas_checkpoint
-from ffn.inference import executor
-from ffn.inference import inference
+from ffn.inference.growing import checkpoint_file as canvas_checkpoint
+from ffn.inference.engines import executor
+from ffn.inference.growing import canvas as canvas_lib
+from ffn.inference.request import plan
 from ffn.inference import inference_pb2
-from ffn.inference import seed
+from ffn.inference.policies import seed
 from ffn.utils import probability
 
 import synthetic_ffn
@@ -30,8 +31,8 @@ def _canvas(image=None, model=None, options=None, **kwargs):
     image, _ = synthetic_ffn.blob_volume()
   model = model or synthetic_ffn.NumpyModel()
   norm = (image.astype(np.float32) - synthetic_ffn.IMAGE_MEAN) / synthetic_ffn.IMAGE_STDDEV
-  canvas = inference.Canvas(model.info, executor.DirectExecutor(model.predict_logits),
-                            norm, options or _options(), **kwargs)
+  canvas = canvas_lib.Canvas(model.info, executor.DirectExecutor(model.predict_logits), norm,
+                             plan.CanvasOptions.from_proto(options or _options()), **kwargs)
   return canvas, model
 
 
@@ -139,7 +140,7 @@ def test_consistency_threshold_repeats_predictions():
       assert canvas.seed[10, 10, 12] == pytest.approx(
           probability.logit(0.05) + 12 * model.calls, rel=1e-5)
   assert calls[0.0] == 1 and calls[0.99] == 1
-  assert 2 < calls[1e-6] <= inference.MAX_SELF_CONSISTENT_ITERS
+  assert 2 < calls[1e-6] <= canvas_lib.MAX_SELF_CONSISTENT_ITERS
 
 
 class _Interrupt(Exception):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ffn.inference import consensus
+from ffn.inference.pipelines import consensus
 from ffn.inference import consensus_pb2
-from ffn.inference import storage
+from ffn.inference.io import results
 
 CORNER = (0, 10, 20)  # zyx
 SHAPE = (2, 3, 4)
@@ -65,14 +65,14 @@ def test_background_of_the_second_segmentation_is_a_piece_of_its_own():
 
 
 def _save(directory, corner, labels, origins) -> None:
-  storage.save_subvolume(labels, origins, storage.segmentation_path(str(directory), corner))
+  results.save_subvolume(labels, origins, results.segmentation_path(str(directory), corner))
 
 
 def test_run_consensus_writes_loadable_results_with_origins(tmp_path):
-  origins = {1: storage.OriginInfo((0, 11, 21), 5, 0.1),
-             2: storage.OriginInfo((1, 12, 23), 6, 0.2)}
+  origins = {1: results.OriginInfo((0, 11, 21), 5, 0.1),
+             2: results.OriginInfo((1, 12, 23), 6, 0.2)}
   _save(tmp_path / 'a', CORNER, _v1(), origins)
-  _save(tmp_path / 'b', CORNER, _v2(), {7: storage.OriginInfo((0, 10, 20), 1, 0.0)})
+  _save(tmp_path / 'b', CORNER, _v2(), {7: results.OriginInfo((0, 10, 20), 1, 0.0)})
   request = consensus_pb2.ConsensusRequest(split_min_size=0)
   request.segmentation1.directory = str(tmp_path / 'a')
   request.segmentation1.split_cc = False
@@ -81,7 +81,7 @@ def test_run_consensus_writes_loadable_results_with_origins(tmp_path):
 
   paths = consensus.run_consensus(request)
   assert paths == [str(tmp_path / 'c' / '20' / '10' / 'seg-20_10_0.npz')]
-  seg, loaded_origins = storage.load_segmentation(str(tmp_path / 'c'), CORNER, split_cc=False)
+  seg, loaded_origins = results.load_segmentation(str(tmp_path / 'c'), CORNER, split_cc=False)
   np.testing.assert_array_equal(seg, consensus.compute_consensus_for_segmentations(
       _v1(), _v2(), _request()))
   # Ids 3 and 4 are new: no origin; 1 and 2 keep segmentation1's.
@@ -140,7 +140,7 @@ def test_forward_reverse_recipe_with_the_runner(tmp_path):
   import json  # pylint: disable=g-import-not-at-top
   from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
   from ffn.inference import inference_pb2  # pylint: disable=g-import-not-at-top
-  from ffn.inference import runner as runner_lib  # pylint: disable=g-import-not-at-top
+  from ffn.inference.request import runner as runner_lib  # pylint: disable=g-import-not-at-top
   import synthetic_ffn  # pylint: disable=g-import-not-at-top
 
   image, labels = synthetic_ffn.blob_volume()
@@ -164,9 +164,9 @@ def test_forward_reverse_recipe_with_the_runner(tmp_path):
   request.segmentation2.directory = reverse
   request.segmentation_output_dir = str(tmp_path / 'consensus')
   consensus.run_consensus(request)
-  seg_f, origins_f = storage.load_segmentation(forward, (0, 0, 0))
-  seg_r, _ = storage.load_segmentation(reverse, (0, 0, 0))
-  seg_c, origins_c = storage.load_segmentation(str(tmp_path / 'consensus'), (0, 0, 0),
+  seg_f, origins_f = results.load_segmentation(forward, (0, 0, 0))
+  seg_r, _ = results.load_segmentation(reverse, (0, 0, 0))
+  seg_c, origins_c = results.load_segmentation(str(tmp_path / 'consensus'), (0, 0, 0),
                                                split_cc=False)
   # The flat threshold model leaves blobs in several pieces, differently in
   # each run; the consensus is their intersection.

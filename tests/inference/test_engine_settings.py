@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ffn.inference import engine_settings
+from ffn.inference.engines import settings as engine_settings
 from ffn.inference import inference_pb2
-from ffn.inference import run_request
+from ffn.inference.request import run_request
 from ffn.utils import hardware
 
 ALL = hardware.CpuFeatures(amx_bf16=True, avx512_bf16=True, amx_fp16=True, avx512_fp16=True,

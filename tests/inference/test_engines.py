@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ffn.inference import engines
+from ffn.inference.engines import engines
 from ffn.inference import inference_pb2
-from ffn.inference import runner as runner_lib
-from ffn.inference import storage
+from ffn.inference.request import runner as runner_lib
+from ffn.inference.io import results
 from ffn.training.models import convstack_3d
 from ffn.utils import hardware
 
@@ -50,8 +50,8 @@ def _segment(setup, out_dir, **extra):
     runner.run((0, 0, 0), labels.shape)
   finally:
     runner.stop_executor()
-  seg, _ = storage.load_segmentation(str(out_dir), (0, 0, 0), split_cc=False)
-  with np.load(storage.segmentation_path(str(out_dir), (0, 0, 0)), allow_pickle=True) as data:
+  seg, _ = results.load_segmentation(str(out_dir), (0, 0, 0), split_cc=False)
+  with np.load(results.segmentation_path(str(out_dir), (0, 0, 0)), allow_pickle=True) as data:
     settings = json.loads(str(data['engine_settings']))
   return runner, seg, settings
 

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from ffn.inference import executor
+from ffn.inference.engines import executor
 
 
 def _fov(value, shape=(3, 4, 5)):

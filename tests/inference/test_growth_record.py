@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ffn.inference.growth_record import GrowthRecord
+from ffn.inference.growing.growth_record import GrowthRecord
 
 
 def _recorded(steps):

@@ -12,8 +12,8 @@ from google.protobuf import text_format
 import numpy as np
 
 from ffn.inference import inference_pb2
-from ffn.inference import runner as runner_lib
-from ffn.inference import storage
+from ffn.inference.request import runner as runner_lib
+from ffn.inference.io import results
 
 import synthetic_ffn
 
@@ -57,13 +57,13 @@ def test_sigkill_and_restart_gives_the_uninterrupted_result(tmp_path):
   runner.run((0, 0, 0), SHAPE)
   ref_seconds = time.time() - t0
   runner.stop_executor()
-  reference, ref_origins = storage.load_segmentation(str(ref_dir), (0, 0, 0), split_cc=False)
+  reference, ref_origins = results.load_segmentation(str(ref_dir), (0, 0, 0), split_cc=False)
   assert len(ref_origins) > 5
 
   out = tmp_path / 'killed'
   text = synthetic_ffn.request_text(spec, ckpt, str(out), checkpoint_interval=1, **grid)
-  cpoint = storage.checkpoint_path(str(out), (0, 0, 0))
-  seg_path = storage.segmentation_path(str(out), (0, 0, 0))
+  cpoint = results.checkpoint_path(str(out), (0, 0, 0))
+  seg_path = results.segmentation_path(str(out), (0, 0, 0))
   rng = np.random.RandomState(0)
   kills = 0
   for attempt in range(6):
@@ -91,12 +91,12 @@ def test_sigkill_and_restart_gives_the_uninterrupted_result(tmp_path):
   _, err = proc.communicate(timeout=120)
   assert proc.returncode == 0, err.decode()[-2000:]
   assert not os.path.exists(cpoint)
-  result, origins = storage.load_segmentation(str(out), (0, 0, 0), split_cc=False)
+  result, origins = results.load_segmentation(str(out), (0, 0, 0), split_cc=False)
   np.testing.assert_array_equal(result, reference)
   assert {k: (tuple(v.start_zyx), v.iters) for k, v in origins.items()} == {
       k: (tuple(v.start_zyx), v.iters) for k, v in ref_origins.items()}
-  with np.load(storage.object_prob_path(str(out), (0, 0, 0))) as a, \
-      np.load(storage.object_prob_path(str(ref_dir), (0, 0, 0))) as b:
+  with np.load(results.object_prob_path(str(out), (0, 0, 0))) as a, \
+      np.load(results.object_prob_path(str(ref_dir), (0, 0, 0))) as b:
     np.testing.assert_array_equal(a['qprob'], b['qprob'])
   # Temporary files of interrupted writes are never left under a final name.
   leftovers = [n for n in os.listdir(os.path.dirname(seg_path)) if not n.startswith('.')]

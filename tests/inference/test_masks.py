@@ -1,4 +1,4 @@
-"""Tests of storage.build_mask for every MaskConfig source."""
+"""Tests of inference_masks.build_mask for every MaskConfig source."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pytest
 from google.protobuf import text_format
 
 from ffn.inference import inference_pb2
-from ffn.inference import masks
-from ffn.inference import storage
+from ffn.inference.io import masks
+from ffn.inference.io import masks as inference_masks
+from ffn.inference.io import results
+from ffn.inference.io import volumes
 
 CORNER = (2, 3, 4)   # zyx
 SIZE = (3, 4, 5)     # zyx
@@ -28,55 +30,55 @@ def _global_grids(corner, size):
 
 def test_coordinate_expression_uses_global_zyx():
   z, y, x = _global_grids(CORNER, SIZE)
-  mask = storage.build_mask([_config('coordinate_expression { expression: "x + 2 * y > z + 10" }')],
+  mask = inference_masks.build_mask([_config('coordinate_expression { expression: "x + 2 * y > z + 10" }')],
                             CORNER, SIZE)
   assert mask.dtype == bool and mask.shape == SIZE
   np.testing.assert_array_equal(mask, x + 2 * y > z + 10)
-  mask = storage.build_mask(
+  mask = inference_masks.build_mask(
       [_config('coordinate_expression { expression: "np.logical_and(z == 3, x < 6)" }')],
       CORNER, SIZE)
   np.testing.assert_array_equal(mask, (z == 3) & (x < 6))
   # A scalar result is broadcast over the box.
-  mask = storage.build_mask([_config('coordinate_expression { expression: "True" }')],
+  mask = inference_masks.build_mask([_config('coordinate_expression { expression: "True" }')],
                             CORNER, SIZE)
   assert mask.all()
 
 
 def test_coordinate_expression_errors():
   with pytest.raises(ValueError, match='no_such_name'):
-    storage.build_mask([_config('coordinate_expression { expression: "no_such_name > 1" }')],
+    inference_masks.build_mask([_config('coordinate_expression { expression: "no_such_name > 1" }')],
                        CORNER, SIZE)
   # Only admitted numpy functions can be called.
   with pytest.raises(ValueError, match='__import__'):
-    storage.build_mask(
+    inference_masks.build_mask(
         [_config('coordinate_expression { expression: "__import__(\'os\').getcwd()" }')],
         CORNER, SIZE)
   # Subscripts are outside the grammar (ffn/utils/expressions.py).
   with pytest.raises(ValueError, match='Subscript'):
-    storage.build_mask([_config('coordinate_expression { expression: "x[:, :, 0]" }')], CORNER, SIZE)
+    inference_masks.build_mask([_config('coordinate_expression { expression: "x[:, :, 0]" }')], CORNER, SIZE)
 
 
 def test_image_range_values_and_inverts():
   image = np.random.default_rng(0).integers(0, 10, size=SIZE).astype(np.float32)
-  mask = storage.build_mask(
+  mask = inference_masks.build_mask(
       [_config('image { channels { channel: 0 min_value: 2 max_value: 4 } }')],
       CORNER, SIZE, image=image)
   np.testing.assert_array_equal(mask, (image >= 2) & (image <= 4))
   # `values` takes precedence over the range.
-  mask = storage.build_mask(
+  mask = inference_masks.build_mask(
       [_config('image { channels { channel: 0 min_value: 2 max_value: 4 values: 7 values: 1 } }')],
       CORNER, SIZE, image=image)
   np.testing.assert_array_equal(mask, (image == 7) | (image == 1))
-  mask = storage.build_mask(
+  mask = inference_masks.build_mask(
       [_config('image { channels { channel: 0 values: 7 invert: true } }')],
       CORNER, SIZE, image=image)
   np.testing.assert_array_equal(mask, image != 7)
-  mask = storage.build_mask(
+  mask = inference_masks.build_mask(
       [_config('image { channels { channel: 0 values: 7 } } invert: true')],
       CORNER, SIZE, image=image)
   np.testing.assert_array_equal(mask, image != 7)
   # Two channel configs are ORed; the proto defaults give the range [0, 0].
-  mask = storage.build_mask(
+  mask = inference_masks.build_mask(
       [_config('image { channels { channel: 0 values: 7 } channels { channel: 0 } }')],
       CORNER, SIZE, image=image)
   np.testing.assert_array_equal(mask, (image == 7) | (image == 0))
@@ -84,23 +86,23 @@ def test_image_range_values_and_inverts():
 
 def test_image_errors():
   with pytest.raises(ValueError, match='needs the image'):
-    storage.build_mask([_config('image { channels { channel: 0 } }')], CORNER, SIZE)
+    inference_masks.build_mask([_config('image { channels { channel: 0 } }')], CORNER, SIZE)
   with pytest.raises(ValueError, match='channel 1'):
-    storage.build_mask([_config('image { channels { channel: 1 } }')], CORNER, SIZE,
+    inference_masks.build_mask([_config('image { channels { channel: 1 } }')], CORNER, SIZE,
                        image=np.zeros(SIZE))
   with pytest.raises(ValueError, match='no mask source'):
-    storage.build_mask([_config('invert: true')], CORNER, SIZE)
+    inference_masks.build_mask([_config('invert: true')], CORNER, SIZE)
 
 
 def test_configs_are_ored_and_empty_is_none():
   z, y, x = _global_grids(CORNER, SIZE)
   image = (x % 2).astype(np.float32)
-  mask = storage.build_mask([
+  mask = inference_masks.build_mask([
       _config('coordinate_expression { expression: "z == 2" }'),
       _config('image { channels { channel: 0 min_value: 1 max_value: 1 } }'),
   ], CORNER, SIZE, image=image)
   np.testing.assert_array_equal(mask, (z == 2) | (x % 2 == 1))
-  assert storage.build_mask([], CORNER, SIZE) is None
+  assert inference_masks.build_mask([], CORNER, SIZE) is None
 
 
 def _write_h5(path, data):
@@ -128,13 +130,13 @@ def test_4d_volume_mask_clipped_at_volume_edges(tmp_path):
   channel_0 = _padded_reference(volume, 0, corner, size)
 
   config = _config(f'volume {{ mask {{ hdf5: "{spec}" }} channels {{ channel: 1 values: 5 values: 6 }} }}')
-  mask = storage.build_mask([config], corner, size)
+  mask = inference_masks.build_mask([config], corner, size)
   np.testing.assert_array_equal(mask, (channel_1 == 5) | (channel_1 == 6))
   assert mask.shape == size
 
   # Out-of-volume voxels read as 0, so the default [0, 0] range selects exactly them.
   config = _config(f'volume {{ mask {{ hdf5: "{spec}" }} channels {{ channel: 0 }} }}')
-  mask = storage.build_mask([config], corner, size)
+  mask = inference_masks.build_mask([config], corner, size)
   outside = np.ones(size, bool)
   outside[:2, :2, 1:] = False
   np.testing.assert_array_equal(mask, outside)
@@ -142,7 +144,7 @@ def test_4d_volume_mask_clipped_at_volume_edges(tmp_path):
 
   config = _config(f'volume {{ mask {{ hdf5: "{spec}" }} '
                    'channels { channel: 0 min_value: 3 max_value: 5 invert: true } } invert: true')
-  mask = storage.build_mask([config], corner, size)
+  mask = inference_masks.build_mask([config], corner, size)
   np.testing.assert_array_equal(mask, (channel_0 >= 3) & (channel_0 <= 5))
 
 
@@ -157,13 +159,13 @@ def test_3d_volume_mask_and_tensorstore_volume(tmp_path):
   want = (want >= 2) & (want <= 3)
   for source in (f'hdf5: "{spec_h5}"', f'tensorstore: {json.dumps(json.dumps(ts_spec))}'):
     config = _config(f'volume {{ mask {{ {source} }} channels {{ channel: 0 min_value: 2 max_value: 3 }} }}')
-    np.testing.assert_array_equal(storage.build_mask([config], CORNER, SIZE), want)
+    np.testing.assert_array_equal(inference_masks.build_mask([config], CORNER, SIZE), want)
 
 
 def test_volume_masks_are_opened_once(tmp_path, monkeypatch):
   spec = _write_h5(tmp_path / 'm.h5', np.ones((1, 4, 5, 6), np.uint8))
   opened = []
-  real_open = storage.decorated_volume
+  real_open = volumes.decorated_volume
 
   def counting_open(settings):
     opened.append(settings.hdf5)
@@ -173,7 +175,7 @@ def test_volume_masks_are_opened_once(tmp_path, monkeypatch):
   config = _config(f'volume {{ mask {{ hdf5: "{spec}" }} channels {{ channel: 0 values: 1 }} }}')
   cache = {}
   for corner in [(0, 0, 0), (1, 1, 1), (2, 0, 3)]:
-    mask = storage.build_mask([config, config], corner, (2, 3, 3), mask_volume_map=cache)
+    mask = inference_masks.build_mask([config, config], corner, (2, 3, 3), mask_volume_map=cache)
     assert mask.all()
   assert opened == [spec]
   assert list(cache) == [config.volume.mask.SerializeToString()]
@@ -184,11 +186,11 @@ def test_load_segmentation_applies_mask_config(tmp_path):
   labels = np.zeros(SIZE, np.uint32)
   labels[:, :2] = 1
   labels[:, 2:] = 2
-  origins = {1: storage.OriginInfo((0, 0, 0), 1, 0.1), 2: storage.OriginInfo((0, 3, 0), 1, 0.1)}
-  storage.save_subvolume(labels, origins, storage.segmentation_path(d, CORNER))
+  origins = {1: results.OriginInfo((0, 0, 0), 1, 0.1), 2: results.OriginInfo((0, 3, 0), 1, 0.1)}
+  results.save_subvolume(labels, origins, results.segmentation_path(d, CORNER))
   masks = text_format.Parse('masks { coordinate_expression { expression: "y < 5" } }',
                             inference_pb2.MaskConfigs())
-  seg, got = storage.load_segmentation(d, CORNER, split_cc=False, mask_config=masks)
+  seg, got = results.load_segmentation(d, CORNER, split_cc=False, mask_config=masks)
   # Global y of row 0 is 3: rows 0 and 1 (y = 3, 4) are masked.
   expected = labels.astype(np.uint64)
   expected[:, :2] = 0

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ffn.inference import inference_pb2
-from ffn.inference import movement
-from ffn.inference import plan
+from ffn.inference.policies import movement
+from ffn.inference.request import plan
 from ffn.utils import bounding_box
 from ffn.utils import probability
 

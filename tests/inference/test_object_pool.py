@@ -7,14 +7,14 @@ import types
 import numpy as np
 import pytest
 
-from ffn.inference import executor
-from ffn.inference import growth_record
-from ffn.inference import inference
-from ffn.inference import object_pool
+from ffn.inference.engines import executor
+from ffn.inference.growing import growth_record
+from ffn.inference.growing import canvas as canvas_lib
+from ffn.inference.growing import pool as object_pool
 from ffn.inference import inference_pb2
-from ffn.inference import plan
-from ffn.inference import seed
-from ffn.inference import settings_check
+from ffn.inference.request import plan
+from ffn.inference.policies import seed
+from ffn.inference.request import settings_check
 
 import synthetic_ffn
 
@@ -48,8 +48,9 @@ def _canvas(image, growers=1, model=None, **kwargs):
   norm = (image.astype(np.float32) - synthetic_ffn.IMAGE_MEAN) / synthetic_ffn.IMAGE_STDDEV
   object_executors = ([executor.DirectExecutor(model.predict_logits) for _ in range(growers)]
                       if growers > 1 else ())
-  return inference.Canvas(model.info, executor.DirectExecutor(model.predict_logits), norm,
-                          _options(), object_executors=object_executors, **kwargs)
+  return canvas_lib.Canvas(model.info, executor.DirectExecutor(model.predict_logits), norm,
+                           plan.CanvasOptions.from_proto(_options()),
+                           object_executors=object_executors, **kwargs)
 
 
 def _segment(image, seed_policy, growers=1, **kwargs):

@@ -9,10 +9,10 @@ import pytest
 from google.protobuf import text_format
 
 from ffn.inference import inference_pb2
-from ffn.inference import movement
-from ffn.inference import plan
-from ffn.inference import resolve
-from ffn.inference import seed
+from ffn.inference.policies import movement
+from ffn.inference.request import plan
+from ffn.inference.request import resolve
+from ffn.inference.policies import seed
 from ffn.utils import probability
 
 import synthetic_ffn
@@ -87,7 +87,7 @@ def test_resolve_class_short_dotted_and_wrong():
   base = seed.BaseSeedPolicy
   assert resolve.resolve_class('PolicyMax', seed, base, 'f') is seed.PolicyMax
   assert resolve.resolve_class('seed.PolicyMax', seed, base, 'f') is seed.PolicyMax
-  assert resolve.resolve_class('ffn.inference.seed.PolicyMax', seed, base, 'f') is seed.PolicyMax
+  assert resolve.resolve_class('ffn.inference.policies.seed.PolicyMax', seed, base, 'f') is seed.PolicyMax
   with pytest.raises(ValueError, match=r"f 'FaceMaxMovementPolicy' is not a BaseSeedPolicy"):
     resolve.resolve_class('FaceMaxMovementPolicy', seed, base, 'f')
   with pytest.raises(ValueError, match='PolicyMax'):  # the message lists the known ones

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from ffn.inference import inference_pb2
-from ffn.inference import runner as runner_lib
-from ffn.inference import storage
+from ffn.inference.request import runner as runner_lib
+from ffn.inference.io import results
 
 import synthetic_ffn
 
@@ -292,7 +292,7 @@ def test_unknown_alignment_type_fails(volume, tmp_path):
 def test_save_raw_writes_the_aligned_image(volume, tmp_path):
   spec, labels, _ = volume
   canvas = _run(_request(spec, tmp_path, alignment_options='{ save_raw: true }'), labels.shape)
-  with np.load(storage.subvolume_path(str(tmp_path), (0, 0, 0), 'align')) as data:
+  with np.load(results.subvolume_path(str(tmp_path), (0, 0, 0), 'align')) as data:
     np.testing.assert_array_equal(data['im'], canvas.image)
 
 
@@ -424,12 +424,12 @@ def test_checkpoint_records_and_checks_its_settings(volume, tmp_path):
   runner.start(request, model=synthetic_ffn.NumpyModel())
   try:
     canvas, _ = runner.make_canvas((0, 0, 0), labels.shape)
-    path = storage.checkpoint_path(str(tmp_path), (0, 0, 0))
+    path = results.checkpoint_path(str(tmp_path), (0, 0, 0))
     os.makedirs(os.path.dirname(path))
     canvas.save_checkpoint(path)
   finally:
     runner.stop_executor()
-  from ffn.inference import canvas_checkpoint  # pylint: disable=g-import-not-at-top
+  from ffn.inference.growing import checkpoint_file as canvas_checkpoint  # pylint: disable=g-import-not-at-top
   assert canvas_checkpoint.saved_request(path) == request.SerializeToString()
   changed = _request(spec, tmp_path)
   changed.inference_options.segment_threshold = 0.7
@@ -441,5 +441,5 @@ def test_checkpoint_records_and_checks_its_settings(volume, tmp_path):
   finally:
     runner.stop_executor()
   # This port reads its own checkpoints as unfinished results.
-  seg, origins = storage.load_segmentation(str(tmp_path), (0, 0, 0), allow_cpoint=True)
+  seg, origins = results.load_segmentation(str(tmp_path), (0, 0, 0), allow_cpoint=True)
   assert seg.shape == labels.shape and origins == {}

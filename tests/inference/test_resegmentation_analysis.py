@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ffn.inference import resegmentation_analysis as analysis
-from ffn.inference import storage
+from ffn.inference.pipelines import resegmentation_analysis as analysis
+from ffn.inference.io import probmaps
 
 # Subvolume radius (zyx) around the decision point x=6, y=5, z=3: corner zyx (1, 2, 2).
 RADIUS = (2, 3, 4)
@@ -22,7 +22,7 @@ def _objects(arrays):
 
 
 def _write(path, probs, deletes, histories, start_points):
-  np.savez_compressed(path, probs=storage.quantize_probability(np.asarray(probs)),
+  np.savez_compressed(path, probs=probmaps.quantize_probability(np.asarray(probs)),
                       deletes=_objects(deletes), histories=_objects(histories),
                       start_points=_objects(start_points))
 

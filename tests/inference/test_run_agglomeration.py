@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from ffn.inference import inference_pb2
-from ffn.inference import resegmentation
-from ffn.inference import run_agglomeration
+from ffn.inference.pipelines import resegmentation
+from ffn.inference.pipelines import run_agglomeration
 
 import synthetic_ffn
 

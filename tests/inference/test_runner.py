@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ffn.inference import inference_pb2
-from ffn.inference import runner as runner_lib
-from ffn.inference import storage
+from ffn.inference.request import runner as runner_lib
+from ffn.inference.io import results
 from ffn.utils import errors
 
 import synthetic_ffn
@@ -37,10 +37,10 @@ def test_run_saves_loads_and_is_idempotent(setup, tmp_path):
   try:
     canvas = runner.run((0, 0, 0), labels.shape)
     assert canvas is not None and canvas.origins
-    seg_path = storage.segmentation_path(str(tmp_path), (0, 0, 0))
-    assert os.path.exists(storage.object_prob_path(str(tmp_path), (0, 0, 0)))
-    assert not os.path.exists(storage.checkpoint_path(str(tmp_path), (0, 0, 0)))
-    seg, origins = storage.load_segmentation(str(tmp_path), (0, 0, 0), split_cc=False)
+    seg_path = results.segmentation_path(str(tmp_path), (0, 0, 0))
+    assert os.path.exists(results.object_prob_path(str(tmp_path), (0, 0, 0)))
+    assert not os.path.exists(results.checkpoint_path(str(tmp_path), (0, 0, 0)))
+    seg, origins = results.load_segmentation(str(tmp_path), (0, 0, 0), split_cc=False)
     assert seg.dtype == np.uint64 and seg.shape == labels.shape
     assert set(origins) == set(np.unique(seg)) - {0}
     for sid in origins:
@@ -103,7 +103,7 @@ def test_box_smaller_than_the_fov_is_refused(setup, tmp_path):
 
 def test_concurrent_batched_runs_match_sequential(setup, tmp_path):
   boxes = [((0, 0, 0), (20, 40, 24)), ((0, 0, 24), (20, 40, 24))]
-  results = {}
+  segmentations = {}
   for name, extra in (('seq', {}), ('par', {'batch_size': 2, 'concurrent_requests': 2})):
     runner = runner_lib.Runner()
     runner.start(_request(setup, tmp_path / name, **extra))
@@ -113,11 +113,11 @@ def test_concurrent_batched_runs_match_sequential(setup, tmp_path):
       runner.run_many(boxes)
     finally:
       runner.stop_executor()
-    results[name] = [storage.load_segmentation(str(tmp_path / name), c, split_cc=False)[0]
+    segmentations[name] = [results.load_segmentation(str(tmp_path / name), c, split_cc=False)[0]
                      for c, _ in boxes]
     if name == 'par':
       assert runner.counters['executor-batch-fovs'].value > 0
-  for a, b in zip(results['seq'], results['par']):
+  for a, b in zip(segmentations['seq'], segmentations['par']):
     np.testing.assert_array_equal(a, b)
 
 
@@ -150,16 +150,6 @@ def test_bad_boxes(setup, tmp_path, corner, size):
   finally:
     runner.stop_executor()
   assert not os.listdir(tmp_path)
-
-
-def test_upstream_2019_notebook_names_resolve():
-  from ffn.inference import canvas_visualization
-  from ffn.inference import inference
-  from ffn.inference import runner
-  assert inference.Runner is runner.Runner
-  assert inference.DynamicImage is canvas_visualization.DynamicImage
-  with pytest.raises(AttributeError, match='Nope'):
-    getattr(inference, 'Nope')
 
 
 def test_channels_last_image_gives_the_same_segmentation(setup, tmp_path):

@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 from scipy import spatial
 
-from ffn.inference import seed
-from ffn.inference import storage
+from ffn.inference.policies import seed
+from ffn.inference.io import results
 
 from seed_reference import FakeCanvas as _Canvas
 from seed_reference import local_maxima
@@ -163,11 +163,11 @@ def test_policy_peaks2d_honours_its_arguments():
 
 def test_policy_invert_origins(tmp_path):
   corner = (0, 10, 20)
-  origins = {1: storage.OriginInfo((3, 4, 5), 2, 0.1),
-             7: storage.OriginInfo((1, 2, 3), 1, 0.1),
-             3: storage.OriginInfo((5, 6, 7), 4, 0.1)}
-  storage.save_subvolume(np.zeros((8, 9, 10), dtype=np.uint64), origins,
-                         storage.segmentation_path(str(tmp_path), corner))
+  origins = {1: results.OriginInfo((3, 4, 5), 2, 0.1),
+             7: results.OriginInfo((1, 2, 3), 1, 0.1),
+             3: results.OriginInfo((5, 6, 7), 4, 0.1)}
+  results.save_subvolume(np.zeros((8, 9, 10), dtype=np.uint64), origins,
+                         results.segmentation_path(str(tmp_path), corner))
   policy = seed.PolicyInvertOrigins(_Canvas(np.zeros((8, 9, 10), np.float32)),
                                     corner=corner, segmentation_dir=str(tmp_path))
   assert list(policy) == [(1, 2, 3), (5, 6, 7), (3, 4, 5)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import skimage.morphology
 
-from ffn.inference import seed_intensity
+from ffn.inference.policies import seed_intensity
 
 from seed_reference import FakeCanvas
 from seed_reference import local_maxima

@@ -9,7 +9,8 @@ import numpy as np
 
 from ffn.inference import inference_pb2
 from ffn.inference import inference_utils
-from ffn.inference import storage
+from ffn.inference.io import probmaps
+from ffn.inference.io import results
 
 CORNER = (0, 16, 48)  # zyx
 
@@ -23,8 +24,8 @@ def _upstream_like_outputs():
   labels[4, 0, 0] = -1           # a failed-seed marker; upstream clears it before saving
   origins = {
       # start_zyx is relative to the subvolume; upstream builds it from numpy ints.
-      4: storage.OriginInfo(tuple(np.array([1, 1, 1])), 12, 0.75),
-      11: storage.OriginInfo((2, 3, 3), 5, 0.2),
+      4: results.OriginInfo(tuple(np.array([1, 1, 1])), 12, 0.75),
+      11: results.OriginInfo((2, 3, 3), 5, 0.2),
   }
   prob = np.where(labels > 0, 0.8, 0.1).astype(np.float32)
   prob[2, 0, :] = 0.4
@@ -39,11 +40,11 @@ def _write_like_upstream(directory, corner, layout='new'):
   counters['inference-calls'].IncrementBy(7)
   request = inference_pb2.InferenceRequest(model_name='convstack_3d.ConvStack3DFFNModel')
   if layout == 'new':
-    seg_path = storage.segmentation_path(directory, corner)
-    prob_path = storage.object_prob_path(directory, corner)
+    seg_path = results.segmentation_path(directory, corner)
+    prob_path = results.object_prob_path(directory, corner)
   else:
-    seg_path = storage.legacy_segmentation_path(directory, corner)
-    prob_path = storage.legacy_object_prob_path(directory, corner)
+    seg_path = results.legacy_segmentation_path(directory, corner)
+    prob_path = results.legacy_object_prob_path(directory, corner)
   os.makedirs(os.path.dirname(seg_path), exist_ok=True)
   # Upstream passes the dicts straight to savez_compressed, which pickles them.
   with open(seg_path, 'wb') as f:
@@ -51,36 +52,36 @@ def _write_like_upstream(directory, corner, layout='new'):
                         request=request.SerializeToString(), counters=counters.dumps(),
                         overlaps={4: np.array([11])})
   with open(prob_path, 'wb') as f:
-    np.savez_compressed(f, qprob=storage.quantize_probability(prob))
+    np.savez_compressed(f, qprob=probmaps.quantize_probability(prob))
   return labels, origins, prob
 
 
 def test_origin_info_pickles_under_upstream_name():
-  info = storage.OriginInfo((1, 2, 3), 4, 0.5)
+  info = results.OriginInfo((1, 2, 3), 4, 0.5)
   blob = pickle.dumps({7: info}, protocol=2)
   assert b'ffn.inference.storage' in blob and b'OriginInfo' in blob
   assert pickle.loads(blob)[7] == info
-  assert storage.OriginInfo._fields == ('start_zyx', 'iters', 'walltime_sec')
+  assert results.OriginInfo._fields == ('start_zyx', 'iters', 'walltime_sec')
 
 
 def test_upstream_npz_loads_unchanged(tmp_path):
   d = str(tmp_path)
   labels, origins, _ = _write_like_upstream(d, CORNER)
   assert os.path.exists(os.path.join(d, '48', '16', 'seg-48_16_0.npz'))
-  seg, got = storage.load_segmentation(d, CORNER, split_cc=False)
+  seg, got = results.load_segmentation(d, CORNER, split_cc=False)
   assert seg.dtype == np.uint64
   np.testing.assert_array_equal(seg, labels)
   assert got == origins
-  assert isinstance(got[4], storage.OriginInfo)
+  assert isinstance(got[4], results.OriginInfo)
   assert got[4].start_zyx == (1, 1, 1) and got[4].iters == 12
-  assert storage.load_origins(d, CORNER) == origins
-  assert storage.get_existing_corners(d) == [CORNER]
+  assert results.load_origins(d, CORNER) == origins
+  assert results.get_existing_corners(d) == [CORNER]
 
 
 def test_upstream_npz_cleaned_and_thresholded(tmp_path):
   d = str(tmp_path)
   labels, origins, prob = _write_like_upstream(d, CORNER)
-  seg, got = storage.load_segmentation(d, CORNER, threshold=0.5)
+  seg, got = results.load_segmentation(d, CORNER, threshold=0.5)
   kept = labels.copy()
   kept[prob < 0.5] = 0
   np.testing.assert_array_equal(seg > 0, kept > 0)
@@ -98,6 +99,6 @@ def test_upstream_legacy_layout(tmp_path):
   labels, origins, _ = _write_like_upstream(d, CORNER, layout='legacy')
   assert os.path.exists(os.path.join(d, 'seg-48_16_0.npz'))
   source = inference_pb2.SegmentationSource(directory=d, split_cc=False, threshold=0.05)
-  seg, got = storage.load_segmentation_from_source(source, CORNER)
+  seg, got = results.load_segmentation_from_source(source, CORNER)
   np.testing.assert_array_equal(seg, labels)
   assert got == origins

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from ffn.inference import storage
+from ffn.inference.io import results
 
 from conftest import REPO_ROOT
 
@@ -29,7 +29,7 @@ def _inputs(tmp_path):
   b[:, 2:, :] = 2
   b[0, 3, 4] = 3  # A one-voxel piece.
   for name, labels in (('a', a), ('b', b)):
-    storage.save_subvolume(labels, {}, storage.segmentation_path(str(tmp_path / name), CORNER))
+    results.save_subvolume(labels, {}, results.segmentation_path(str(tmp_path / name), CORNER))
   return str(tmp_path / 'a'), str(tmp_path / 'b')
 
 
@@ -40,7 +40,7 @@ def test_flags_give_the_request_and_split_min_size_defaults_to_1000(tmp_path):
               f'--segmentation_output_dir={out}')
   assert proc.returncode == 0, proc.stderr[-2000:]
   # With split_min_size 1000 every piece of this tiny volume is dropped.
-  seg, _ = storage.load_segmentation(out, CORNER)
+  seg, _ = results.load_segmentation(out, CORNER)
   assert not seg.any()
 
   out = str(tmp_path / 'out2')
@@ -48,7 +48,7 @@ def test_flags_give_the_request_and_split_min_size_defaults_to_1000(tmp_path):
               'split_min_size: 2' % dir_a, f'--segmentation2_dir={dir_b}',
               f'--segmentation_output_dir={out}')
   assert proc.returncode == 0, proc.stderr[-2000:]
-  seg, _ = storage.load_segmentation(out, CORNER, split_cc=False)
+  seg, _ = results.load_segmentation(out, CORNER, split_cc=False)
   expected = np.ones((3, 4, 5), dtype=np.uint64)
   expected[:, 2:, :] = 2  # (1, 2): 29 voxels, new id 2; (1, 1): 30 voxels keeps 1.
   expected[0, 3, 4] = 0  # (1, 3) has 1 voxel < 2.

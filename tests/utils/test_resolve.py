@@ -58,7 +58,7 @@ def test_a_module_without_the_name_is_never_imported(package):
 
 def test_default_packages_come_first():
   cls = resolve.import_symbol('movement.FaceMaxMovementPolicy', ('ffn.inference',))
-  assert cls.__module__ == 'ffn.inference.movement'
+  assert cls.__module__ == 'ffn.inference.policies.movement'
   with pytest.raises(errors.FFNError, match="no module 'ffn.inference.nosuch'; no module"):
     resolve.import_symbol('nosuch.Thing', ('ffn.inference',))
 

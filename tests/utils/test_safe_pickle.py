@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from ffn.inference import storage
+from ffn.inference.io import results
 from ffn.utils import safe_pickle
 
 
@@ -33,14 +33,14 @@ def _write_npz(path, **arrays):
 
 
 def test_upstream_origins_load(tmp_path):
-  origins = {4: storage.OriginInfo(tuple(np.array([1, 2, 3])), np.int64(12), 0.5),
-             9: storage.OriginInfo((0, 0, 1), 3, np.float32(0.25))}
+  origins = {4: results.OriginInfo(tuple(np.array([1, 2, 3])), np.int64(12), 0.5),
+             9: results.OriginInfo((0, 0, 1), 3, np.float32(0.25))}
   path = str(tmp_path / 'a.npz')
   _write_npz(path, segmentation=np.zeros((2, 2, 2), np.uint8), origins=origins,
              overlaps={4: np.array([9])})
-  with storage.open_npz(path) as data:
+  with results.open_npz(path) as data:
     assert data['origins'].item() == origins
-    assert isinstance(data['origins'].item()[4], storage.OriginInfo)
+    assert isinstance(data['origins'].item()[4], results.OriginInfo)
     np.testing.assert_array_equal(data['overlaps'].item()[4], [9])
 
 
@@ -58,15 +58,15 @@ def test_malicious_npz_is_refused_and_nothing_runs(tmp_path, payload):
   marker = tmp_path / 'marker'
   evil = _RunsCommand(marker) if payload == 'system' else _ReachesEval()
   d = str(tmp_path / 'seg')
-  path = storage.segmentation_path(d, (0, 0, 0))
+  path = results.segmentation_path(d, (0, 0, 0))
   _write_npz(path, segmentation=np.ones((2, 2, 2), np.uint8),
              origins=np.array(evil, dtype=object))
   assert not marker.exists()
   with pytest.raises(safe_pickle.UnsafePickleError, match='not allowed') as info:
-    storage.load_segmentation(d, (0, 0, 0))
+    results.load_segmentation(d, (0, 0, 0))
   assert 'seg-0_0_0.npz' in str(info.value)
   with pytest.raises(safe_pickle.UnsafePickleError):
-    storage.load_origins(d, (0, 0, 0))
+    results.load_origins(d, (0, 0, 0))
   assert not marker.exists()
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ffn.inference import engine_settings
+from ffn.inference.engines import settings as engine_settings
 from ffn.utils import hardware
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from ffn.inference import inference_pb2
-from ffn.inference.volumes import decorated_volume
+from ffn.inference.io.volumes import decorated_volume
 from ffn.utils import align
 from ffn.utils import masks as masks_lib
 from ffn.utils.axes import ZYX

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ffn.inference import results
+from ffn.inference.io import results
 from ffn.utils import atomic
 from ffn.utils import errors
 from ffn.utils import state_codec

@@ -32,7 +32,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from ffn.inference import growth_record
+from ffn.inference.growing import growth_record
 from ffn.utils.axes import Position
 
 # How many seeds that may still start an object are kept in hand beyond the

@@ -12,12 +12,12 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from ffn.utils import axes
-from ffn.inference import engine_settings
+from ffn.inference.engines import settings as engine_settings
 from ffn.inference import inference_pb2
-from ffn.inference import movement
-from ffn.inference import resolve
-from ffn.inference import seed
-from ffn.inference import seed_base
+from ffn.inference.policies import movement
+from ffn.inference.request import resolve
+from ffn.inference.policies import seed
+from ffn.inference.policies import seed_base
 from ffn.utils import bounding_box
 from ffn.utils import checks
 from ffn.utils import errors

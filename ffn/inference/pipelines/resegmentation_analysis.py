@@ -19,7 +19,7 @@ import re
 import numpy as np
 from scipy import ndimage
 
-from ffn.inference import probmaps
+from ffn.inference.io import probmaps
 from ffn.inference import resegmentation_pb2
 from ffn.utils import errors
 from ffn.utils import safe_pickle

@@ -15,11 +15,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ffn.inference import agglomeration
+from ffn.inference.pipelines import agglomeration
 from ffn.inference import inference_pb2
-from ffn.inference import resegmentation
-from ffn.inference import resegmentation_analysis
-from ffn.inference import runner as runner_lib
+from ffn.inference.pipelines import resegmentation
+from ffn.inference.pipelines import resegmentation_analysis
+from ffn.inference.request import runner as runner_lib
 from ffn.utils import atomic
 from ffn.utils import errors
 from ffn.utils import volumes

@@ -13,7 +13,7 @@ from scipy import ndimage
 import skimage.feature
 import skimage.morphology
 
-from ffn.inference import seed_base
+from ffn.inference.policies import seed_base
 from ffn.utils import checks
 
 

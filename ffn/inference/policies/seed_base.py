@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 import skimage.feature
 
-from ffn.inference import resolve
+from ffn.inference.request import resolve
 from ffn.utils import checks
 from ffn.utils import errors
 

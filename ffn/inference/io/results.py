@@ -26,8 +26,8 @@ import numpy as np
 from ffn.inference import inference_pb2
 from ffn.utils import labels as segmentation
 from ffn.utils.axes import ZYX
-from ffn.inference.masks import build_mask
-from ffn.inference.probmaps import load_probability_map
+from ffn.inference.io.masks import build_mask
+from ffn.inference.io.probmaps import load_probability_map
 from ffn.utils import atomic
 from ffn.utils import checks
 from ffn.utils import errors

@@ -20,21 +20,21 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ffn.inference import canvas_checkpoint
-from ffn.inference import canvas_visualization
-from ffn.inference import growth_record
-from ffn.inference import movement
-from ffn.inference import object_pool
-from ffn.inference import plan
-from ffn.inference import seed as seed_policies
-from ffn.inference import seed_base
+from ffn.inference.growing import checkpoint_file as canvas_checkpoint
+from ffn.inference.growing import visualization as canvas_visualization
+from ffn.inference.growing import growth_record
+from ffn.inference.policies import movement
+from ffn.inference.growing import pool as object_pool
+from ffn.inference.request import plan
+from ffn.inference.policies import seed as seed_policies
+from ffn.inference.policies import seed_base
 from ffn.utils.axes import Position
 from ffn.utils.axes import zyx
 from ffn.inference.inference_utils import Counters
 from ffn.inference.inference_utils import TimedIter
 from ffn.inference.inference_utils import timer_counter
-from ffn.inference.probmaps import quantize_probability
-from ffn.inference.results import OriginInfo
+from ffn.inference.io.probmaps import quantize_probability
+from ffn.inference.io.results import OriginInfo
 from ffn.utils import cli
 from ffn.utils import probability
 from ffn.utils import errors

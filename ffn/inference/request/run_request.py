@@ -9,7 +9,7 @@ import time
 from google.protobuf import text_format
 
 from ffn.inference import inference_pb2
-from ffn.inference import runner as runner_lib
+from ffn.inference.request import runner as runner_lib
 from ffn.utils import bounding_box
 from ffn.utils import bounding_box_pb2
 from ffn.utils import errors
