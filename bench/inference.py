@@ -185,8 +185,8 @@ def main(argv):
     if r['objects_at_once'] > 1:
       print(f'{r["objects_at_once"]} at once: model calls in flight {r["model"] / r["wall"]:.2f} '
             'on average; ' + ', '.join(f'{k} {r["pool"].get(k, 0)}' for k in _POOL_COUNTERS))
-  if any(r['settings'].note for r in results):
-    print('* ' + '; '.join(sorted({r['settings'].note for r in results if r['settings'].note})))
+  if any(r['settings'].note for r in measured):
+    print('* ' + '; '.join(sorted({r['settings'].note for r in measured if r['settings'].note})))
   print('"outside": wall time not spent in the model call (image, seeds, movement, '
         'executor, saving).')
 
