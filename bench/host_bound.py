@@ -32,7 +32,7 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from ffn.inference.engines import engines  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ffn.inference.engines import settings as engine_settings  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ffn.training import checkpoint  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ffn.training import import_util  # pylint: disable=g-import-not-at-top,wrong-import-position
 import readme_model  # bench/, the script's own directory
@@ -63,10 +63,10 @@ def main():
   os.chdir(REPO)
   model = import_util.build_model(readme_model.MODEL_NAME, readme_model.MODEL_ARGS)
   checkpoint.restore_model(model, readme_model.CHECKPOINT)
-  settings = engines.settings_for('openvino', 'bfloat16')
+  settings = engine_settings.settings_for('openvino', 'bfloat16')
   if settings.precision != 'bfloat16':
     sys.exit(f'this CPU runs float32, not bfloat16: {settings.describe()}')
-  every_cpu = engines.build(model, settings)
+  every_cpu = engine_settings.build(model, settings)
   cpus = sorted(os.sched_getaffinity(0))
   own = {cpu: every_cpu.with_threads(1) for cpu in cpus}
   rng = np.random.default_rng(0)

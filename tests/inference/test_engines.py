@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ffn.inference.engines import engines
+from ffn.inference.engines import openvino_engine
+from ffn.inference.engines import registry
+from ffn.inference.engines import settings as engine_settings
+from ffn.inference.engines import tensorflow_engine
 from ffn.inference import inference_pb2
 from ffn.inference.request import runner as runner_lib
 from ffn.inference.io import results
@@ -116,7 +119,7 @@ def test_emulated_bfloat16_runs_float32_and_says_so(setup, tmp_path, cpu, float3
 def test_tensorflow_reduced_precision_casts_the_network_only(precision, dtype):
   """The dtype plumbing of the GPU path, checked on the CPU: convolutions in `dtype`, float32 out."""
   model = synthetic_ffn.build_tf_model()
-  engine = engines.TensorFlowEngine(model, precision)
+  engine = tensorflow_engine.TensorFlowEngine(model, precision)
   graph = engine.predict_logits.get_concrete_function().graph
   convs = [op for op in graph.get_operations() if op.type == 'Conv3D']
   assert len(convs) == 3 and all(op.get_attr('T') == dtype for op in convs)
@@ -134,7 +137,7 @@ def test_tensorflow_reduced_precision_casts_the_network_only(precision, dtype):
 
 def test_openvino_serves_any_batch_size_and_copies_its_output():
   model = synthetic_ffn.build_tf_model()
-  engine = engines.OpenVinoEngine(model, 'float32')
+  engine = openvino_engine.OpenVinoEngine(model, 'float32')
   rng = np.random.default_rng(1)
   shape = (3,) + synthetic_ffn.FOV_XYZ[::-1] + (1,)
   image = rng.normal(size=shape).astype(np.float32)
@@ -150,9 +153,9 @@ def test_openvino_serves_any_batch_size_and_copies_its_output():
 
 def test_openvino_instances_per_object_share_the_cores_and_agree(monkeypatch, caplog):
   model = synthetic_ffn.build_tf_model()
-  engine = engines.OpenVinoEngine(model, 'float32')
+  engine = openvino_engine.OpenVinoEngine(model, 'float32')
   monkeypatch.setattr(hardware, 'usable_cpus', lambda: 4)
-  objects = engines.instances(engine, 2)
+  objects = openvino_engine.instances(engine, 2)
   assert len(objects) == 2
   # pylint: disable=protected-access
   assert [o._own._config['INFERENCE_NUM_THREADS'] for o in objects] == [2, 2]
@@ -166,15 +169,26 @@ def test_openvino_instances_per_object_share_the_cores_and_agree(monkeypatch, ca
     np.testing.assert_array_equal(instance.predict_logits(image, seed), expected)
     np.testing.assert_array_equal(instance._own.predict_logits(image, seed), expected)
   # Instances that disagree with the engine would change the objects: one at a time then.
-  monkeypatch.setattr(engines, '_same_logits', lambda *args: False)
+  monkeypatch.setattr(openvino_engine, '_same_logits', lambda *args: False)
   caplog.set_level('WARNING')
-  assert engines.instances(engine, 2) == [engine]
+  assert openvino_engine.instances(engine, 2) == [engine]
   assert any('one object at a time' in r.getMessage() for r in caplog.records)
-  assert engines.instances(model, 3) == [model] * 3
+  assert openvino_engine.instances(model, 3) == [model]  # Not converted: one at a time.
+  assert tensorflow_engine.instances(model, 3) == [model]
 
 
 def test_reduced_precision_needs_a_tensorflow_model(cpu):
   del cpu
-  settings = engines.settings_for('openvino', 'bfloat16')
+  settings = engine_settings.settings_for('openvino', 'bfloat16')
   with pytest.raises(ValueError, match='NumpyModel'):
-    engines.build(synthetic_ffn.NumpyModel(), settings)
+    engine_settings.build(synthetic_ffn.NumpyModel(), settings)
+
+
+def test_engines_are_found_by_their_module_name():
+  assert registry.names() == ('openvino', 'tensorflow')
+  assert registry.module('openvino') is openvino_engine
+  for name in registry.names():  # The request's enum knows every engine by name.
+    assert inference_pb2.InferenceRequest.Engine.Value(name.upper())
+  with pytest.raises(ValueError, match="engine 'onnx' is not known; expected one of openvino, "
+                     'tensorflow'):
+    registry.module('onnx')

@@ -1,9 +1,10 @@
 """Which engine and precision run the FFN model: the request's wish, checked against the hardware.
 
-The request names an engine (TensorFlow or OpenVINO) and a precision (float32,
-bfloat16, float16); unset means upstream's TensorFlow float32. Reduced precision
-runs only where the hardware computes it natively; elsewhere it would be
-emulated, many times slower, so float32 runs instead and the settings say why.
+The request names an engine (one of `registry.names()`) and a precision
+(float32, bfloat16, float16); unset means upstream's TensorFlow float32.
+Reduced precision runs only where the hardware computes it natively; elsewhere
+it would be emulated, many times slower, so float32 runs instead and the
+settings say why.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import json
 from typing import Optional
 
 from ffn.inference import inference_pb2
-from ffn.utils import hardware
+from ffn.inference.engines import registry
 from ffn.utils import errors
+from ffn.utils import hardware
 
-ENGINES = ('tensorflow', 'openvino')
 PRECISIONS = ('float32', 'bfloat16', 'float16')
 _Request = inference_pb2.InferenceRequest
 
@@ -62,15 +63,14 @@ def _enum_name(request: _Request, field: str, enum, default: str, known) -> str:
 
 def requested(request: _Request) -> tuple[str, str]:
   """(engine, precision) that the request asks for; upstream's defaults when unset."""
-  engine = _enum_name(request, 'engine', _Request.Engine, 'tensorflow', ENGINES)
+  engine = _enum_name(request, 'engine', _Request.Engine, 'tensorflow', registry.names())
   precision = _enum_name(request, 'precision', _Request.Precision, 'float32', PRECISIONS)
   return engine, precision
 
 
 def check_names(engine: str, precision: str) -> None:
-  """Raises ValueError naming an unknown engine or precision."""
-  if engine not in ENGINES:
-    raise errors.FFNError(f'engine {engine!r} is not known; expected one of {", ".join(ENGINES)}')
+  """Raises FFNError naming an unknown engine or precision."""
+  registry.module(engine)
   if precision not in PRECISIONS:
     raise errors.FFNError(f'precision {precision!r} is not known; expected one of '
                      f'{", ".join(PRECISIONS)}')
@@ -80,13 +80,13 @@ def resolve(engine: str, precision: str, cpu: hardware.CpuFeatures,
             gpu_capability: Optional[tuple[int, int]] = None) -> EngineSettings:
   """The settings that run: float32 where `precision` would be emulated slowly.
 
-  `gpu_capability` is the CUDA compute capability of the GPU TensorFlow uses
-  (None: none). OpenVINO runs on the CPU.
+  `gpu_capability` is the CUDA compute capability of the GPU the engine would
+  use (None: it runs on the CPU).
   """
   check_names(engine, precision)
-  on_gpu = engine == 'tensorflow' and gpu_capability is not None
-  why = hardware.slow_precision_reason(precision, cpu, gpu_capability if on_gpu else None,
-                                       cpu_float16=engine == 'openvino')
+  module = registry.module(engine)
+  on_gpu = gpu_capability is not None and module.USES_GPU
+  why = module.precision_reason(precision, cpu, gpu_capability if on_gpu else None)
   note = ''
   ran = precision
   if why:
@@ -95,3 +95,22 @@ def resolve(engine: str, precision: str, cpu: hardware.CpuFeatures,
   return EngineSettings(engine=engine, precision=ran, requested_precision=precision,
                         device='GPU' if on_gpu else 'CPU', cpu=cpu.describe(),
                         note=note)
+
+
+def settings_for(engine: str, precision: str) -> EngineSettings:
+  """The settings that run on this machine for the requested engine and precision."""
+  check_names(engine, precision)
+  gpu = registry.module(engine).device_capability()
+  return resolve(engine, precision, hardware.cpu_features(), gpu)
+
+
+def build(model, settings: EngineSettings, batch_size: int = 1):
+  """The engine that runs `model` as `settings` say; `batch_size`: the batch it mostly sees."""
+  return registry.module(settings.engine).build(model, settings.precision, batch_size)
+
+
+def instances(engine, settings: EngineSettings, count: int) -> list:
+  """`count` engines to grow objects at once (fewer, one, where the engine cannot)."""
+  if count <= 1:
+    return [engine]
+  return list(registry.module(settings.engine).instances(engine, count))

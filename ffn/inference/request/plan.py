@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 
 from ffn.utils import axes
+from ffn.inference.engines import registry
 from ffn.inference.engines import settings as engine_settings
 from ffn.inference import inference_pb2
 from ffn.inference.policies import movement
@@ -242,10 +243,11 @@ def _concurrent_objects(request: inference_pb2.InferenceRequest, batch_size: int
                      '(0 and 1: one object at a time)')
   if value <= 1:
     return 1
-  if engine != 'openvino':
-    # TensorFlow's calls of one function from several threads are not safe here (they crash).
-    raise errors.FFNError(f'InferenceRequest.concurrent_objects {value} needs engine: OPENVINO '
-                     f'(got {engine.upper()})')
+  if not registry.module(engine).CONCURRENT_CALLS:
+    able = [n.upper() for n in registry.names() if registry.module(n).CONCURRENT_CALLS]
+    raise errors.FFNError(f'InferenceRequest.concurrent_objects {value} needs an engine whose '
+                          f'calls may run at once, engine: {" or ".join(able)} (got '
+                          f'{engine.upper()})')
   if batch_size != 1 or request.concurrent_requests > 1:
     raise errors.FFNError(f'InferenceRequest.concurrent_objects {value} needs batch_size 1 and '
                      f'concurrent_requests 1 (got {batch_size} and '

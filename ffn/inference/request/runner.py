@@ -21,7 +21,6 @@ from ffn.utils import axes
 from ffn.inference.growing import canvas as canvas_lib
 from ffn.inference.growing import checkpoint_file as canvas_checkpoint
 from ffn.inference.engines import settings as engine_settings
-from ffn.inference.engines import engines
 from ffn.inference.engines import executor as executor_lib
 from ffn.inference.request import histogram
 from ffn.inference import inference_pb2
@@ -122,13 +121,14 @@ class Runner:
     self.stop_executor()
     if model is None:
       model = self.restore_model()
-    self.engine_settings = engines.settings_for(self.plan.engine, self.plan.precision)
+    self.engine_settings = engine_settings.settings_for(self.plan.engine, self.plan.precision)
     # A precision that falls back to float32 is a warning: the run is slower than asked.
     log = logging.warning if self.engine_settings.note else logging.info
     log('%s', self.engine_settings.describe())
     with timer_counter(self.counters, 'engine-build'):
-      model = engines.build(model, self.engine_settings, self.batch_size)
-      instances = engines.instances(model, self.plan.concurrent_objects)
+      model = engine_settings.build(model, self.engine_settings, self.batch_size)
+      instances = engine_settings.instances(model, self.engine_settings,
+                                            self.plan.concurrent_objects)
     self.model = model
     self.object_models = tuple(instances) if len(instances) > 1 else ()
     if self.object_models:

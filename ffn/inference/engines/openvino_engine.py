@@ -1,12 +1,8 @@
-"""Engines that run a restored FFN model for inference: TensorFlow or OpenVINO.
+"""The OpenVINO engine: the model's `tf.function` converted once, compiled per batch for the CPU.
 
-Every engine is model-like: `info` (the model's geometry) and
-`predict_logits(image, seed)` taking float32 `[b, z, y, x, 1]` arrays and
-returning float32 logits of that shape, so DirectExecutor and BatchExecutor
-serve them alike. The TensorFlow model is the one definition of the network:
-reduced precision casts it, OpenVINO converts its `tf.function` once.
-TensorFlow is imported only when a model is built, so that a bad request
-fails in one line before TensorFlow starts (and logs).
+Several instances, each compiled with its share of the CPU threads, grow
+objects at once (`instances`); a call made while no other object's call runs
+uses all the cores.
 """
 
 from __future__ import annotations
@@ -15,47 +11,34 @@ import copy
 import logging
 import threading
 import time
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from ffn.inference.engines import settings as engine_settings
+from ffn.utils import errors
 from ffn.utils import hardware
 
 if TYPE_CHECKING:
-  import tensorflow as tf
   from ffn.training import model as model_lib
 
+NAME = 'openvino'
+BATCHING = True
+USES_GPU = False
+CONCURRENT_CALLS = True
 # OpenVINO's names for the precisions (INFERENCE_PRECISION_HINT).
-OPENVINO_HINTS = {'float32': 'f32', 'bfloat16': 'bf16', 'float16': 'f16'}
+HINTS = {'float32': 'f32', 'bfloat16': 'bf16', 'float16': 'f16'}
 
 
-def settings_for(engine: str, precision: str) -> engine_settings.EngineSettings:
-  """The settings that run on this machine for the requested engine and precision."""
-  gpu = None
-  if engine == 'tensorflow':
-    from ffn.training import precision as precision_lib  # pylint: disable=g-import-not-at-top
-    gpu = precision_lib.gpu_capability()
-  return engine_settings.resolve(engine, precision, hardware.cpu_features(), gpu)
+def device_capability() -> Optional[tuple[int, int]]:
+  """None: OpenVINO runs on the CPU here."""
+  return None
 
 
-class TensorFlowEngine:
-  """The model's network computed in a reduced precision, with float32 inputs and outputs."""
-
-  def __init__(self, model: model_lib.FFNModel, precision: str):
-    # pylint: disable=g-import-not-at-top
-    import tensorflow as tf
-    from ffn.training import precision as precision_lib
-    # pylint: enable=g-import-not-at-top
-    self.info = model.info
-    dtype = precision_lib.DTYPES[precision]
-
-    def predict_logits(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-      return model.call_in(image, seed, dtype)
-
-    self.predict_logits = tf.function(predict_logits,
-                                      input_signature=model.predict_logits.input_signature)
+def precision_reason(precision: str, cpu: hardware.CpuFeatures,
+                     gpu: Optional[tuple[int, int]]) -> str:
+  """Why `precision` would be emulated slowly by OpenVINO on this CPU ('' when native)."""
+  del gpu
+  return hardware.slow_precision_reason(precision, cpu, None, cpu_float16=True)
 
 
 class OpenVinoEngine:
@@ -70,8 +53,7 @@ class OpenVinoEngine:
     # FFNModel.predict_logits names its inputs; fall back to their order.
     self._image_input = self._inputs.index('patches') if 'patches' in self._inputs else 0
     self._seed_input = self._inputs.index('seed') if 'seed' in self._inputs else 1
-    self._config = {'INFERENCE_PRECISION_HINT': OPENVINO_HINTS[precision],
-                    'PERFORMANCE_HINT': 'LATENCY'}
+    self._config = {'INFERENCE_PRECISION_HINT': HINTS[precision], 'PERFORMANCE_HINT': 'LATENCY'}
     self._core = openvino.Core()
     self._requests: dict[int, object] = {}
     self._lock = threading.Lock()
@@ -116,6 +98,15 @@ class OpenVinoEngine:
       return request.get_output_tensor(0).data.copy()
 
 
+def build(model, precision: str, batch_size: int = 1) -> OpenVinoEngine:
+  """The TensorFlow FFN model converted to OpenVINO, computing in `precision`."""
+  from ffn.training import model as model_lib  # pylint: disable=g-import-not-at-top
+  if not isinstance(model, model_lib.FFNModel):
+    raise errors.FFNError(f'engine openvino needs a TensorFlow FFN model to convert, got '
+                          f'{type(model).__name__}')
+  return OpenVinoEngine(model, precision, batch_size)
+
+
 class _ObjectInstance:
   """One object's model: its share of the cores, or all of them while no other object calls."""
 
@@ -135,31 +126,27 @@ class _ObjectInstance:
         self._in_flight[0] -= 1
 
 
-def _same_logits(engines_: list, info) -> bool:
+def _same_logits(engines: list, info) -> bool:
   """Whether the engines give bit-identical logits on one random FOV."""
   shape = (1,) + tuple(int(v) for v in info.input_image_size[::-1]) + (1,)
   rng = np.random.default_rng(0)
   image = rng.normal(size=shape).astype(np.float32)
   seed = (3 * rng.normal(size=shape)).astype(np.float32)
-  first = engines_[0].predict_logits(image, seed)
-  return all(np.array_equal(first, e.predict_logits(image, seed)) for e in engines_[1:])
+  first = engines[0].predict_logits(image, seed)
+  return all(np.array_equal(first, e.predict_logits(image, seed)) for e in engines[1:])
 
 
-def instances(engine, count: int) -> list:
-  """`count` model-like engines to grow objects at once, sharing the CPU threads.
+def instances(engine, count: int) -> Sequence:
+  """`count` engines to grow objects at once, sharing the CPU threads.
 
-  Each OpenVINO instance is compiled with its share of the threads, so that
-  each object's calls run on their own cores: one call spread over all cores
-  waits for the slowest of them at every layer. A call made while no other
-  object's call runs uses all the cores. Instances must compute bit-identical
-  logits (checked here), or the objects would not be those grown one at a
-  time. Other engines come back as they are: the request plan allows objects
-  at once on OpenVINO only (TensorFlow crashes on concurrent calls here).
+  Each instance is compiled with its share of the threads, so that each
+  object's calls run on their own cores: one call spread over all cores waits
+  for the slowest of them at every layer. A call made while no other object's
+  call runs uses all the cores. Instances must compute bit-identical logits
+  (checked here), or the objects would not be those grown one at a time.
   """
-  if count <= 1:
+  if count <= 1 or not isinstance(engine, OpenVinoEngine):
     return [engine]
-  if not isinstance(engine, OpenVinoEngine):
-    return [engine] * count
   threads = max(1, hardware.usable_cpus() // count)
   own = [engine.with_threads(threads) for _ in range(count)]
   if not _same_logits([engine] + own, engine.info):
@@ -170,19 +157,3 @@ def instances(engine, count: int) -> list:
                count, threads)
   in_flight, lock = [0], threading.Lock()
   return [_ObjectInstance(o, engine, in_flight, lock) for o in own]
-
-
-def build(model, settings: engine_settings.EngineSettings, batch_size: int = 1):
-  """A model-like engine running `model` as `settings` say (TF float32: the model itself).
-
-  `batch_size` is the batch the engine will mostly see (OpenVINO compiles it at once).
-  """
-  if settings.engine == 'tensorflow' and settings.precision == 'float32':
-    return model
-  from ffn.training import model as model_lib  # pylint: disable=g-import-not-at-top
-  if not isinstance(model, model_lib.FFNModel):
-    raise ValueError(f'engine {settings.engine} with precision {settings.precision} needs a '
-                     f'TensorFlow FFN model, got {type(model).__name__}')
-  if settings.engine == 'openvino':
-    return OpenVinoEngine(model, settings.precision, batch_size)
-  return TensorFlowEngine(model, settings.precision)
