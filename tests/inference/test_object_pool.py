@@ -286,7 +286,7 @@ class _OwnNext(seed.BaseSeedPolicy):
 @pytest.mark.parametrize('fields,message', [
     ({'concurrent_objects': -1}, 'concurrent_objects is -1'),
     ({'concurrent_objects': 2, 'engine': inference_pb2.InferenceRequest.TENSORFLOW},
-     'needs engine: OPENVINO'),
+     r'engine: OPENVINO \(got TENSORFLOW\)'),
     ({'concurrent_objects': 2, 'batch_size': 4}, 'needs batch_size 1'),
     ({'concurrent_objects': 2, 'concurrent_requests': 2}, 'needs batch_size 1'),
     ({'concurrent_objects': 2, 'seed_policy': f'{__name__}._OwnNext'}, '_OwnNext yields'),
