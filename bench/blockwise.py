@@ -77,7 +77,7 @@ def _timed_single_run(request, size: int, out_dir: str) -> tuple[np.ndarray, flo
   request.segmentation_output_dir = out_dir
   box = bounding_box.BoundingBox(start=(0, 0, 0), size=(size,) * 3)
   start = time.perf_counter()
-  run_request.run_inference(request, box)
+  run_request.run_inference(request, [box])
   seconds = time.perf_counter() - start
   return results.load_segmentation(out_dir, (0, 0, 0), split_cc=False)[0], seconds
 

@@ -81,8 +81,8 @@ def main(argv):
   out = FLAGS.output_dir or tempfile.mkdtemp(prefix='consensus_bench_')
   dirs = {name: os.path.join(out, name) for name in ('forward', 'reverse', 'consensus')}
   box = bounding_box.BoundingBox(start=CORNER_XYZ, size=(FLAGS.size,) * 3)
-  run_request.run_inference(_request(dirs['forward']), box)
-  run_request.run_inference(_request(dirs['reverse'], reverse_of=dirs['forward']), box)
+  run_request.run_inference(_request(dirs['forward']), [box])
+  run_request.run_inference(_request(dirs['reverse'], reverse_of=dirs['forward']), [box])
 
   request = consensus_pb2.ConsensusRequest(
       segmentation_output_dir=dirs['consensus'], split_min_size=FLAGS.split_min_size,

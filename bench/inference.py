@@ -47,6 +47,7 @@ from ffn.inference import inference_pb2
 from ffn.inference.request import run_request
 from ffn.inference.request import runner as runner_lib
 from ffn.inference.io import results
+from ffn.utils import bounding_box
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -116,22 +117,21 @@ _POOL_COUNTERS = ('objects-regrown', 'objects-restarted', 'objects-grown-in-vain
 
 def _run_one(engine: str, precision: str, objects: int, out_dir: str, size: int) -> dict:
   """Segments the crop with one engine, precision and object count; returns its numbers."""
-  runner = runner_lib.Runner()
+  timed = []
+
+  def warmed_and_timed(instance):
+    # The first call traces (TensorFlow) or allocates; it is set-up, not inference.
+    zeros = np.zeros((1,) + tuple(instance.info.input_image_size[::-1]) + (1,), np.float32)
+    instance.predict_logits(zeros, zeros)
+    timed.append(_TimedModel(instance))
+    return timed[-1]
+
   start = time.perf_counter()
-  runner.start(_request(engine, precision, objects, out_dir))
-  # The first call traces (TensorFlow) or allocates; it is set-up, not inference.
-  zeros = np.zeros((1,) + tuple(runner.model.info.input_image_size[::-1]) + (1,), np.float32)
-  for model in (runner.model,) + runner.object_models:
-    model.predict_logits(zeros, zeros)
-  setup = time.perf_counter() - start
-  timed = [_TimedModel(m) for m in (runner.model,) + runner.object_models]
-  runner.model, runner.object_models = timed[0], tuple(timed[1:])
-  runner.start_executor()
-  start = time.perf_counter()
-  try:
-    canvas = runner.run((0, 0, 0), (size,) * 3)
-  finally:
-    runner.stop_executor()
+  with runner_lib.Runner(_request(engine, precision, objects, out_dir),
+                         engine_hook=warmed_and_timed) as runner:
+    setup = time.perf_counter() - start
+    start = time.perf_counter()
+    canvas = runner.segment(bounding_box.BoundingBox(start=(0, 0, 0), size=(size,) * 3))
   wall = time.perf_counter() - start
   seg, _ = results.load_segmentation(out_dir, (0, 0, 0), split_cc=False)
   counters = dict(canvas.counters)

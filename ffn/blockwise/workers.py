@@ -116,11 +116,11 @@ class BlockFunction:
     if self._runner is None:
       # Imported here so that stitching workers start without the inference stack.
       from ffn.inference.request import runner as runner_lib  # pylint: disable=g-import-not-at-top
-      runner = runner_lib.Runner()
-      runner.prepare(plan_lib.parse_request(self.plan.request_text))
       factory = self.plan.model_factory
       model = plan_lib.build_model(factory) if factory else None
-      runner.load_model(model)
+      # Kept for the worker's life: its engine serves every block it takes.
+      runner = runner_lib.Runner()
+      runner.start(plan_lib.parse_request(self.plan.request_text), model=model)
       self._runner = runner
     return self._runner
 

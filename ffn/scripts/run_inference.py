@@ -21,8 +21,10 @@ flags.DEFINE_string('inference_request', None,
 flags.DEFINE_string('inference_options', None,
                     'InferenceOptions proto in text format; accepted for compatibility, '
                     'unused (set inference_options inside --inference_request).')
-flags.DEFINE_string('bounding_box', None,
-                    'BoundingBox proto in text format (xyz): the area to segment.')
+flags.DEFINE_multi_string('bounding_box', None,
+                          'BoundingBox proto in text format (xyz): the area to segment. Repeat '
+                          'it for several boxes, which go concurrent_requests at a time through '
+                          'one engine (batch_size FOVs per model call).')
 flags.DEFINE_boolean('reuse_mismatched_results', False,
                      'Keep a finished result of this box even if it was made with other '
                      'settings (without it, such a result is an error).')
@@ -33,9 +35,10 @@ flags.mark_flags_as_required(['inference_request', 'bounding_box'])
 def main(argv):
   cli.no_arguments(argv)
   request = run_request.parse_request(FLAGS.inference_request)
-  bbox = run_request.parse_bounding_box(FLAGS.bounding_box)
+  boxes = [run_request.parse_bounding_box(text) for text in FLAGS.bounding_box]
   with cli.deferred_interrupt():
-    run_request.run_inference(request, bbox, FLAGS.reuse_mismatched_results)
+    run_request.run_inference(request, boxes, FLAGS.reuse_mismatched_results,
+                              stop_requested=cli.stop_requested)
 
 
 def run() -> None:

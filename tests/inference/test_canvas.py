@@ -8,6 +8,7 @@ import pytest
 from ffn.inference.growing import checkpoint_file as canvas_checkpoint
 from ffn.inference.engines import executor
 from ffn.inference.growing import canvas as canvas_lib
+from ffn.inference.growing import state as state_lib
 from ffn.inference.request import plan
 from ffn.inference import inference_pb2
 from ffn.inference.policies import seed
@@ -86,7 +87,6 @@ def test_segment_all_creates_segments_and_markers():
   assert np.mean(seg[labels == 1] > 0) > 0.5 and np.mean(seg[labels == 2] > 0) > 0.5
   assert np.any(seg == -1)  # failed seeds are marked
   assert canvas.counters['voxels-segmented'].value == np.sum(seg > 0)
-  assert canvas._exec_client_id is None  # deregistered at the end
 
 
 def test_min_segment_size_and_boundary_dist():
@@ -112,7 +112,7 @@ def test_disconnected_seed_freezing():
   canvas.seed[sel] = -3.0           # predicted background before ...
   canvas.seed[sel][0, 0, 0] = np.nan  # ... except one never-seen voxel
   canvas.seed[sel][1, 1, 1] = 1.0   # and one above 0.5
-  logits = canvas.update_at(pos)
+  logits = canvas.grower.update_at(pos)
   region = canvas.seed[sel]
   # Bright voxels would now be +9 but stay frozen at their old background value,
   bright = synthetic_ffn.blob_volume()[0][sel] == synthetic_ffn.BRIGHT
@@ -125,7 +125,7 @@ def test_disconnected_seed_freezing():
   # Negative disco_seed_threshold turns freezing off.
   canvas, _ = _canvas(options=_options(disco_seed_threshold=-1.0))
   canvas.seed[sel] = -3.0
-  canvas.update_at(pos)
+  canvas.grower.update_at(pos)
   assert canvas.seed[pos] == pytest.approx(9.0)
 
 
@@ -133,7 +133,7 @@ def test_consistency_threshold_repeats_predictions():
   calls = {}
   for threshold in (0.0, 0.99, 1e-6):
     canvas, model = _canvas(options=_options(consistency_threshold=threshold))
-    canvas.update_at((10, 10, 12))
+    canvas.grower.update_at((10, 10, 12))
     calls[threshold] = model.calls
     if threshold == 1e-6:
       # Each repetition feeds the previous logits back: +12 per call on bright voxels.
@@ -163,7 +163,7 @@ class _FailingModel(synthetic_ffn.NumpyModel):
     if self.calls >= self.fail_after:
       raise _Interrupt()
     if self.calls == self.fail_after - 1:
-      self.canvas.checkpoint_last = 0.0
+      self.canvas.checkpointer.last = 0.0
     return super().predict_logits(image, seed_logits)
 
 
@@ -201,7 +201,7 @@ def test_init_segmentation_from_3d_and_4d_volumes():
     assert canvas.segmentation[3, 3, 3] == canvas.local_id(1000) == 2
     assert canvas.segmentation[7, 7, 7] == canvas.local_id(77) == 1
     assert canvas.seg_prob[3, 3, 3] == 255 and canvas.seg_prob[0, 0, 0] == 0
-    assert canvas._max_id == 2
+    assert canvas.state.max_id == 2
 
 
 def test_visualize_state_is_an_rgb_picture():
@@ -219,45 +219,43 @@ def test_visualize_state_is_an_rgb_picture():
 def test_state_round_trips_through_a_checkpoint_file(tmp_path):
   canvas, _ = _canvas(keep_history=True)
   canvas.segment_all(seed_policy=_grid_seeds)
-  state = canvas.state()
-  assert state.segmentation is canvas.segmentation  # the canvas's own arrays
   path = str(tmp_path / 'c.cpoint')
   canvas.save_checkpoint(path)
 
+  loaded = canvas_checkpoint.load(path)
+  assert loaded.progress.num_iters == 0
   other, _ = _canvas(keep_history=True)
-  loaded, partial = canvas_checkpoint.load(path)
-  assert partial == 0
-  other.load_state(loaded)
+  assert other.restore_checkpoint(path) == 0
   np.testing.assert_array_equal(other.segmentation, canvas.segmentation)
   np.testing.assert_array_equal(other.seed, canvas.seed)
   np.testing.assert_array_equal(other.seg_prob, canvas.seg_prob)
   assert other.origins == canvas.origins and other.history == canvas.history
-  assert other.state().max_id == state.max_id == max(canvas.origins)
-  np.testing.assert_array_equal(other.state().min_pos, state.min_pos)
+  assert other.state.max_id == canvas.state.max_id == max(canvas.origins)
   assert other.counters['voxels-segmented'].value == np.sum(canvas.segmentation > 0)
+  # One field list: the file holds every field of the state.
+  assert set(canvas_checkpoint.STATE_KEYS) == set(state_lib.FIELDS)
 
 
-def test_load_state_of_a_2019_checkpoint_keeps_what_it_lacks():
+def test_a_2019_checkpoint_keeps_what_it_lacks():
   canvas, _ = _canvas()
   canvas.segmentation[1, 2, 3] = 7
-  state = canvas.state()
-  old = canvas_checkpoint.CanvasState(**{
-      **vars(state), 'max_id': None, 'min_pos': None, 'max_pos': None, 'overlaps': None,
-      'global_to_local_ids': None, 'seg_prob': None})
+  old = state_lib.SubvolumeState(segmentation=canvas.segmentation.copy(), seg_prob=None,
+                                 origins={}, overlaps=None, global_to_local_ids=None,
+                                 max_id=None)
   other, _ = _canvas()
-  other.overlaps = {1: 'kept'}
-  other.load_state(old)
-  assert other.state().max_id == 7  # from the segmentation
-  assert other.overlaps == {1: 'kept'}
+  other.state.overlaps = {1: 'kept'}
+  other.state.take_over(old)
+  assert other.state.max_id == 7  # from the segmentation
+  assert other.state.overlaps == {1: 'kept'}
 
 
 def test_next_object_starts_from_a_clear_object_map():
   canvas, _ = _canvas()
   canvas.segment_at((10, 10, 12))
   assert np.sum(~np.isnan(canvas.seed)) > 100
-  canvas.init_seed((10, 30, 35))
+  canvas.grower.start_object_map((10, 30, 35))
   seen = ~np.isnan(canvas.seed)
   assert np.sum(seen) == 1 and seen[10, 30, 35]
   canvas.seed[2:5, 2:5, 2:5] = 1.0  # Written from outside the canvas:
-  canvas.clear_seed()
+  canvas.grower.clear()
   assert np.all(np.isnan(canvas.seed))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
 
 from ffn.inference.engines import executor
 from ffn.inference.growing import growth_record
 from ffn.inference.growing import canvas as canvas_lib
+from ffn.inference.growing import driver as driver_lib
 from ffn.inference.growing import pool as object_pool
 from ffn.inference import inference_pb2
 from ffn.inference.request import plan
@@ -96,11 +95,26 @@ def test_object_steered_by_an_earlier_one_is_grown_again():
   # (thread timing decides). Either way the result must be one at a time's.
 
 
+def _seed(pos):
+  """A seed with no policy behind it."""
+  return driver_lib.Seed(pos, None, None)
+
+
+def _worker(canvas, executor_=None):
+  """A worker of `canvas`'s pool (its own object map), on `executor_` (default: the canvas's)."""
+  return canvas._worker((executor_ or canvas.executor).client())  # pylint: disable=protected-access
+
+
+def _try(canvas, pos):
+  """Grows and adds the object of `pos` one at a time, as the driver does."""
+  if canvas.driver.take(_seed(pos)):
+    canvas.driver.grow_and_add(canvas.grower, _seed(pos))
+
+
 def _grown_ahead(canvas, pos):
-  """The object a grower of `canvas` grows from `pos` against the segmentation now."""
-  grower = canvas.object_grower(canvas.executor)
-  grower.record = growth_record.GrowthRecord()
-  return grower.grown(pos, grower.segment_at(pos), 0.0, copy_seed=True)
+  """The object a worker of `canvas` grows from `pos` against the segmentation now."""
+  # pylint: disable-next=protected-access
+  return object_pool._grow(_worker(canvas), object_pool._Seed(_seed(pos)), canvas.counters)
 
 
 def test_object_grown_again_replays_its_course_up_to_the_first_changed_read():
@@ -110,12 +124,13 @@ def test_object_grown_again_replays_its_course_up_to_the_first_changed_read():
   model = synthetic_ffn.NumpyModel()
   canvas = _canvas(image, model=model)
   ahead = _grown_ahead(canvas, second)  # Before the first object is there.
-  canvas.try_seed(first)
-  assert not object_pool.still_valid(canvas.segmentation, ahead)
+  _try(canvas, first)
+  assert object_pool.steered(canvas.segmentation, ahead.record)
 
   calls = model.calls
-  assert canvas.take_seed(second)
-  canvas.grow_and_add(second, replay=ahead.record)
+  # pylint: disable-next=protected-access
+  object_pool._add_in_order(canvas.driver, _worker(canvas), _seed(second), ahead)
+  assert canvas.counters['objects-regrown'].value == 1
   _assert_same_result(one_at_a_time, canvas)
   replayed = canvas.counters['fovs-replayed'].value
   computed = model.calls - calls
@@ -130,33 +145,33 @@ def test_steered_grower_starts_again_replaying_what_still_holds():
   canvas = _canvas(image)
   model = synthetic_ffn.NumpyModel()
   steer_at = 3
-  seed_ahead = object_pool._Seed(second, policy_idx=0)  # pylint: disable=protected-access
+  seed_ahead = object_pool._Seed(_seed(second))  # pylint: disable=protected-access
 
   def predict(image_fov, seed_fov):
     if model.calls == steer_at:
       # The first object is added while the second grows, and the pool sees it.
-      canvas.try_seed(first)
-      seed_ahead.restart = True
-      grower.abandon = True
+      _try(canvas, first)
+      worker.stop.ask(restart=True)
     return model.predict_logits(image_fov, seed_fov)
 
-  grower = canvas.object_grower(executor.DirectExecutor(predict))
-  obj = object_pool._grow(grower, seed_ahead)  # pylint: disable=protected-access
+  worker = _worker(canvas, executor.DirectExecutor(predict))
+  grown = object_pool._grow(worker, seed_ahead, canvas.counters)  # pylint: disable=protected-access
+  obj = grown.obj
   assert canvas.counters['objects-restarted'].value == 1
   replayed = canvas.counters['fovs-replayed'].value
   assert replayed > 0
   # The first try ran steer_at + 1 FOVs; the second, only those it did not replay.
   assert model.calls == steer_at + 1 + obj.num_iters - replayed
-  assert object_pool.still_valid(canvas.segmentation, obj)
-  assert canvas.take_seed(second)
-  canvas.add_object(obj)
+  assert not object_pool.steered(canvas.segmentation, grown.record)
+  assert canvas.driver.take(_seed(second))
+  canvas.driver.add(obj, _seed(second))
   _assert_same_result(one_at_a_time, canvas)
 
 
 def _waiting_seed(nbytes):
   record = growth_record.GrowthRecord()
   record.computed_output(np.zeros(nbytes // 4, np.float32))
-  return object_pool._Seed((0, 0, 0), 0, record=record)  # pylint: disable=protected-access
+  return object_pool._Seed(_seed((0, 0, 0)), record=record)  # pylint: disable=protected-access
 
 
 def test_records_of_waiting_seeds_are_dropped_latest_first_over_the_budget():
@@ -174,12 +189,11 @@ def test_seeds_ruled_out_do_not_count_as_seeds_in_hand():
   image, _ = synthetic_ffn.blob_volume()
   canvas = _canvas(image, growers=2)
   canvas.segmentation[:, :, :24] = 1
-  canvas.seed_policy = types.SimpleNamespace(idx=0)
   # First every seed in the segmented half (x < 24), then the rest.
   positions = sorted(((10, y, x) for y in range(8, 32) for x in range(6, 42)),
                      key=lambda p: p[2] >= 24)
   # pylint: disable-next=protected-access
-  pool = object_pool._Pool(canvas, iter(positions), threads=None)
+  pool = object_pool._Pool(canvas.driver, (_seed(p) for p in positions), [], threads=None)
   pool.fill()
   live = [s.pos for s in pool.queue if not s.ruled_out]
   assert len(live) == object_pool._SEEDS_IN_HAND  # pylint: disable=protected-access

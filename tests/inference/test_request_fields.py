@@ -21,6 +21,7 @@ import pytest
 from ffn.inference import inference_pb2
 from ffn.inference.request import runner as runner_lib
 from ffn.inference.io import results
+from ffn.utils import align
 
 import synthetic_ffn
 
@@ -240,8 +241,8 @@ def test_shift_mask_fields_reach_the_restrictor(volume, tmp_path):
 
   request.shift_mask_threshold = 8  # Above the shift: nothing is excluded.
   runner.prepare(request)
-  restrictor = runner.make_restrictor((0, 0, 0), shape, None, runner._aligner.generate_alignment(
-      (0, 0, 0), shape))
+  restrictor = runner.inputs.restrictor((0, 0, 0), shape, None,
+                                        align.Alignment((0, 0, 0), shape), (9, 7, 5))
   assert restrictor.is_valid_pos((10, 10, 12))
 
 

@@ -1,17 +1,21 @@
-"""Running the FFN for canvases: direct calls, or batches shared by several canvases.
+"""Running the FFN for object growers: direct calls, or batches shared by several growers.
 
-An executor serves clients (canvases) through `start_client() -> id`,
-`predict(id, seed, image) -> logits` (zyx arrays, no batch or channel axes)
-and `finish_client(id)`. The network is any `predict_fn(image, seed)` taking
-and returning float32 `[b, z, y, x, 1]` arrays or tensors, such as a model's
-`predict_logits`.
+A grower holds a client of the executor (`executor.client()`, an
+`ExecutorClient`): `client.predict(seed, image) -> logits` (zyx arrays, no
+batch or channel axes), `client.close()` when it stops asking. A client joins
+the executor's batches at its first call (not before: a client still choosing
+its seeds would hold up the batches of the others) and leaves them at
+`close`. The network is any `predict_fn(image, seed)` taking and returning
+float32 `[b, z, y, x, 1]` arrays or tensors, such as an engine's
+`predict_logits`. Upstream's `start_client() -> id`, `predict(id, seed,
+image)` and `finish_client(id)` stay for code written against it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 
@@ -22,8 +26,46 @@ from ffn.utils import errors
 PredictFn = Callable[[np.ndarray, np.ndarray], object]
 
 
-class ExecutorError(errors.FFNError, RuntimeError):
-  """The executor failed or was stopped; the request was not served."""
+class ExecutorError(RuntimeError):
+  """The executor failed or was stopped; the request was not served (the cause is chained)."""
+
+
+class ExecutorClient(Protocol):
+  """A grower's handle on an executor."""
+
+  def predict(self, seed: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The logits (zyx) of one FOV."""
+
+  def close(self) -> None:
+    """Leaves the executor (a later `predict` joins it again)."""
+
+
+class _Client:
+  """An ExecutorClient that registers with its executor at its first call."""
+
+  def __init__(self, executor):
+    self._executor = executor
+    self._id: Optional[int] = None
+    self._lock = threading.Lock()
+
+  def predict(self, seed: np.ndarray, image: np.ndarray) -> np.ndarray:
+    with self._lock:
+      if self._id is None:
+        self._id = self._executor.start_client()
+      client_id = self._id
+    return self._executor.predict(client_id, seed, image)
+
+  def close(self) -> None:
+    with self._lock:
+      client_id, self._id = self._id, None
+    if client_id is not None:
+      self._executor.finish_client(client_id)
+
+  def __enter__(self) -> '_Client':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
 
 
 def _as_numpy(value) -> np.ndarray:
@@ -38,6 +80,10 @@ class DirectExecutor:
     self.counters = counters if counters is not None else Counters()
     self._lock = threading.Lock()
     self._next_id = 0
+
+  def client(self) -> ExecutorClient:
+    """A client for one grower."""
+    return _Client(self)
 
   def start(self) -> None:
     """Nothing to start; present for symmetry with BatchExecutor."""
@@ -163,6 +209,10 @@ class BatchExecutor:
       request.done.set()
 
   # -- clients ----------------------------------------------------------------
+
+  def client(self) -> ExecutorClient:
+    """A client for one grower; it joins the batches at its first call."""
+    return _Client(self)
 
   def start_client(self) -> int:
     with self._cond:

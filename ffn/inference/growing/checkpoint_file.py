@@ -1,13 +1,13 @@
-"""Saving and restoring a Canvas's inference state (`.cpoint` npz files).
+"""Saving and restoring a subvolume's progress (`.cpoint` npz files).
 
 A checkpoint holds everything needed to continue a run and get exactly the
-result of an uninterrupted one, including an object in flight: the seed, the
-movement queue, the visited extents, the number of FOVs already run for it and
-a seed-policy position pointing back at its seed. The keys of 2019's
-checkpoints are a subset, so those load too (without the object in flight).
-This port also stores the settings the state was made with (`request`, the
-serialised InferenceRequest the canvas was given), so that a resume under
-other settings can be refused.
+result of an uninterrupted one: the `SubvolumeState` (every field, under the
+keys of `STATE_KEYS`), the object in flight (its object map under `seed`, the
+movement queue, the visited extents, the FOVs already run for it), the seed
+policy's position, the counters, and the settings the run was made with
+(`request`, the serialised InferenceRequest), so that a resume under other
+settings can be refused. The keys of 2019's checkpoints are a subset, so those
+load too (without the object in flight).
 
 A checkpoint file is data from disk: `load` checks every entry (dtype, shape,
 structure) and any failure is a ResultFileError naming the file.
@@ -21,6 +21,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ffn.inference.growing import state as state_lib
+from ffn.inference.growing.grower import GrowthProgress
+from ffn.inference.growing.state import SubvolumeState
 from ffn.inference.io import results
 from ffn.utils import atomic
 from ffn.utils import errors
@@ -33,22 +36,20 @@ _STATE_BYTES = 256 << 20
 
 
 @dataclasses.dataclass
-class CanvasState:
-  """The state of a Canvas a checkpoint holds; None marks what a 2019 checkpoint lacks."""
-  segmentation: np.ndarray
-  seed: np.ndarray
-  seg_prob: Optional[np.ndarray]
-  origins: dict
-  overlaps: Optional[dict]
-  history: list
-  history_deleted: list
-  max_id: Optional[int]
-  min_pos: Optional[np.ndarray]
-  max_pos: Optional[np.ndarray]
-  global_to_local_ids: Optional[dict]
-  movement_policy_state: Any
+class Checkpoint:
+  """What a checkpoint file holds; None marks what a 2019 checkpoint lacks."""
+  state: SubvolumeState  # Fields a 2019 checkpoint lacks are None.
+  object_map: np.ndarray
+  progress: GrowthProgress  # num_iters > 0: an object in flight.
   seed_policy_state: Any
   counters: str
+
+
+# SubvolumeState field -> its key in the file (2019's names where it has them).
+STATE_KEYS = {'segmentation': 'segmentation', 'seg_prob': 'seg_qprob', 'origins': 'origins',
+              'overlaps': 'overlaps', 'global_to_local_ids': 'global_to_local_ids',
+              'max_id': 'max_id'}
+assert set(STATE_KEYS) == set(state_lib.FIELDS), 'every state field has its key'
 
 
 def _as_object(value) -> np.ndarray:
@@ -67,35 +68,31 @@ def _unwrap(array: np.ndarray):
   return array
 
 
-def save(canvas, path: str, partial_segment_iters: int = 0,
-         seed_pending: bool = False) -> None:
-  """Writes the state of `canvas` (and its `checkpoint_request`) to `path` atomically.
-
-  `partial_segment_iters` > 0 marks an object in flight, `seed_pending` a seed
-  taken from the seed policy but not yet processed; both make the saved
-  seed-policy position point back at that seed.
-  """
-  state = canvas.state(rewind_seed=bool(partial_segment_iters > 0 or seed_pending))
-  arrays = dict(
-      movement_policy=_as_object(state.movement_policy_state),
-      segmentation=state.segmentation,
-      seed=state.seed,
-      origins=_as_object(state.origins),
-      overlaps=_as_object(state.overlaps),
-      min_pos=np.asarray(state.min_pos),
-      max_pos=np.asarray(state.max_pos),
-      max_id=np.int64(state.max_id),
-      history=_as_object(list(state.history)),
-      history_deleted=np.asarray(state.history_deleted, dtype=np.int64),
-      seed_policy_state=_as_object(state.seed_policy_state),
-      counters=np.asarray(state.counters),
-      partial_segment_iters=np.int64(partial_segment_iters),
-      global_to_local_ids=_as_object(state.global_to_local_ids),
+def save(path: str, state: SubvolumeState, object_map: np.ndarray, progress: GrowthProgress,
+         seed_policy_state: Any, counters: str, request: bytes = b'') -> None:
+  """Writes a checkpoint to `path` atomically (`progress.num_iters` > 0: an object in flight)."""
+  encoded = {
+      'segmentation': state.segmentation,
+      'seg_prob': state.seg_prob,
+      'origins': _as_object(state.origins),
+      'overlaps': _as_object(state.overlaps),
+      'global_to_local_ids': _as_object(state.global_to_local_ids),
+      'max_id': np.int64(state.max_id),
+  }
+  arrays = {STATE_KEYS[name]: value for name, value in encoded.items() if value is not None}
+  arrays.update(
+      seed=object_map,
+      movement_policy=_as_object(progress.movement_policy_state),
+      history=_as_object(list(progress.history)),
+      history_deleted=np.asarray(progress.history_deleted, dtype=np.int64),
+      min_pos=np.asarray(progress.min_pos),
+      max_pos=np.asarray(progress.max_pos),
+      partial_segment_iters=np.int64(progress.num_iters),
+      seed_policy_state=_as_object(seed_policy_state),
+      counters=np.asarray(counters),
   )
-  if state.seg_prob is not None:
-    arrays['seg_qprob'] = state.seg_prob
-  if getattr(canvas, 'checkpoint_request', b''):
-    arrays['request'] = np.bytes_(canvas.checkpoint_request)
+  if request:
+    arrays['request'] = np.bytes_(request)
   with atomic.atomic_open(path, 'wb') as f:
     np.savez_compressed(f, **arrays)
 
@@ -188,10 +185,10 @@ def _entry(data, key: str, check, *args):
                                   'subvolume afresh') from None
 
 
-def load(path: str, shape_zyx=None) -> tuple[CanvasState, int]:
-  """The CanvasState saved at `path` and its partial_segment_iters, every entry checked.
+def load(path: str, shape_zyx=None) -> Checkpoint:
+  """The checkpoint saved at `path`, every entry checked.
 
-  `shape_zyx` is the box the state must be of (default: that of its segmentation).
+  `shape_zyx` is the box it must be of (default: that of its segmentation).
   """
   voxels = None if shape_zyx is None else int(np.prod(shape_zyx))
   max_bytes = None if voxels is None else 8 * voxels + _STATE_BYTES
@@ -207,40 +204,31 @@ def load(path: str, shape_zyx=None) -> tuple[CanvasState, int]:
           f'{path} is a checkpoint of a box of shape {tuple(segmentation.shape)[::-1]} (xyz), '
           f'but this box is {tuple(shape_zyx)[::-1]}; remove it to start this subvolume afresh')
     shape = segmentation.shape
-    history = _entry(data, 'history', lambda v: [_position(h) for h in (_unwrap(v) or [])])
-    state = CanvasState(
+    state = SubvolumeState(
         segmentation=segmentation,
-        seed=_entry(data, 'seed', _array, 'f', shape),
-        seg_prob=_entry(data, 'seg_qprob', _array, 'u', shape),
+        seg_prob=_entry(data, STATE_KEYS['seg_prob'], _array, 'u', shape),
         origins=_entry(data, 'origins', lambda v: results.decode_origins(v, 'origins')),
         overlaps=_entry(data, 'overlaps', lambda v: _overlaps(_unwrap(v) or {})),
-        history=history,
-        history_deleted=_entry(data, 'history_deleted',
-                               lambda v: [int(x) for x in np.asarray(v, np.int64).ravel()]),
-        max_id=_entry(data, 'max_id', _int),
-        min_pos=_entry(data, 'min_pos', lambda v: np.asarray(_position(v), dtype=np.int64)),
-        max_pos=_entry(data, 'max_pos', lambda v: np.asarray(_position(v), dtype=np.int64)),
         global_to_local_ids=_entry(data, 'global_to_local_ids',
                                    lambda v: _int_dict(_unwrap(v) or {})),
+        max_id=_entry(data, 'max_id', _int))
+    min_pos = _entry(data, 'min_pos', lambda v: tuple(_position(v)))
+    progress = GrowthProgress(
+        num_iters=_entry(data, 'partial_segment_iters', _int) or 0,
         movement_policy_state=_entry(data, 'movement_policy', _unwrap),
+        history=_entry(data, 'history', lambda v: [_position(h) for h in (_unwrap(v) or [])]),
+        history_deleted=_entry(data, 'history_deleted',
+                               lambda v: [int(x) for x in np.asarray(v, np.int64).ravel()]),
+        min_pos=min_pos,
+        max_pos=_entry(data, 'max_pos', lambda v: tuple(_position(v))) if min_pos else None)
+    checkpoint = Checkpoint(
+        state=state,
+        object_map=_entry(data, 'seed', _array, 'f', shape),
+        progress=progress,
         seed_policy_state=_entry(data, 'seed_policy_state',
                                  lambda v: _seed_policy_state(_unwrap(v), shape)),
-        counters=_entry(data, 'counters', _counters),
-    )
-    partial = _entry(data, 'partial_segment_iters', _int) or 0
+        counters=_entry(data, 'counters', _counters))
   if state.seg_prob is not None and state.seg_prob.dtype != np.uint8:
     raise results.ResultFileError(f"{path} (entry 'seg_qprob') is {state.seg_prob.dtype}, "
                                   'expected uint8')
-  return state, partial
-
-
-def restore(canvas, path: str) -> int:
-  """Loads the state saved at `path` into `canvas`; returns its partial_segment_iters."""
-  state, partial = load(path, tuple(canvas.segmentation.shape))
-  try:
-    canvas.load_state(state)
-  except ValueError as e:  # A movement policy refusing its saved state.
-    raise results.ResultFileError(f"{path} (entry 'movement_policy') is not a state the "
-                                  f'movement policy can take: {e}; remove the file to start '
-                                  'this subvolume afresh') from None
-  return partial
+  return checkpoint

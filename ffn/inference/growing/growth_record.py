@@ -1,7 +1,7 @@
 """What one growth of an object read and computed, so that growing it again can reuse it.
 
-An object's course depends on the segmentation in one place only: a segmented
-position is no place for the FOV (`Canvas.is_valid_pos`). A record keeps, in
+An object's course depends on the segmentation in one place only: the grower's
+`is_free(pos)` (see `grower`). A record keeps, in
 order, every position that check read the segmentation at, with the answer,
 and every model output. Grown again from the same seed, the object follows the
 same course for as long as each check gives the recorded answer; until the
@@ -11,6 +11,7 @@ from there on the model runs (see object_pool).
 
 from __future__ import annotations
 
+import threading
 from typing import Optional
 
 import numpy as np
@@ -28,6 +29,8 @@ class GrowthRecord:
   def __init__(self, source: Optional[GrowthRecord] = None, max_bytes: int = MAX_BYTES):
     self.queries: list[tuple[Position, bool]] = []
     self._free: list[Position] = []  # The positions of the queries found free, in order.
+    # The grower appends while the pool reads the free positions from another thread.
+    self._free_lock = threading.Lock()
     self.outputs: list[np.ndarray] = []
     self.calls = 0  # Model calls of this growth, replayed ones included.
     self.replayed = 0
@@ -44,7 +47,8 @@ class GrowthRecord:
       self._same_course = i < len(self._source.queries) and self._source.queries[i] == entry
     self.queries.append(entry)
     if free:
-      self._free.append(entry[0])
+      with self._free_lock:
+        self._free.append(entry[0])
 
   def replayed_output(self) -> Optional[np.ndarray]:
     """The source's output for this model call while the course is the same (a copy), else None."""
@@ -75,5 +79,6 @@ class GrowthRecord:
 
   def free_positions(self) -> np.ndarray:
     """The zyx positions found unsegmented, as an (N, 3) array."""
-    # Read while a grower may append: the copy is taken at once (atomic in CPython).
-    return np.array(list(self._free), dtype=np.int64).reshape(-1, 3)
+    with self._free_lock:
+      free = list(self._free)
+    return np.array(free, dtype=np.int64).reshape(-1, 3)

@@ -1,19 +1,18 @@
-"""Growing several objects of one canvas at once, with the one-at-a-time result.
+"""Growing several objects of one subvolume at once, with the one-at-a-time result.
 
-Growing an object reads the segmentation in one place only: a position already
-segmented is no place for the FOV (`Canvas.is_valid_pos`). Worker canvases
-("growers", `Canvas.object_grower`), each with its own object map and model
-instance, grow the objects of the next seeds against the segmentation as it
-is, and record what they read of it and what the model computed
-(`growth_record`). Objects are added in seed order, each after the seed checks
-one at a time would make at that point; a grown object is kept if every
-position it found unsegmented still is. The segmentation only grows, so then
-the objects added before it could not have changed its course, and it is
-exactly the object one at a time would have grown. Otherwise it is grown
-again, in order, by the canvas itself.
+Growing an object reads the segmentation in one place only: the `is_free`
+callable its grower is given (see `grower`). Workers, each a grower with its
+own object map and model instance, grow the objects of the next seeds against
+the segmentation as it is, and record what their `is_free` answered and what
+the model computed (`growth_record`). Objects are added in seed order by the
+seed driver's own steps (`SeedDriver.take`, `SeedDriver.add`); a grown object
+is kept if every position it found free still is. The segmentation only
+grows, so then the objects added before it could not have changed its course,
+and it is exactly the object one at a time would have grown. Otherwise it is
+grown again, in order.
 
 Growing again replays the record up to the first read that now gives another
-answer: only the FOVs after it run the model. A grower whose object was
+answer: only the FOVs after it run the model. A worker whose object was
 steered by an object added meanwhile starts it again the same way.
 
 Why: one model call spread over all cores waits at every layer for the
@@ -25,14 +24,20 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import contextlib
 import dataclasses
+import threading
 import time
-from typing import Any, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from ffn.inference.engines.executor import ExecutorClient
 from ffn.inference.growing import growth_record
+from ffn.inference.growing.driver import Seed
+from ffn.inference.growing.driver import SeedDriver
+from ffn.inference.growing.grower import GrownObject
+from ffn.inference.growing.grower import ObjectGrower
+from ffn.inference.inference_utils import Counters
 from ffn.utils.axes import Position
 
 # How many seeds that may still start an object are kept in hand beyond the
@@ -51,18 +56,96 @@ _PRUNE_EVERY_SEC = 0.05
 _WAITING_RECORD_BYTES = 512 << 20
 
 
+class Recorder:
+  """A grower's view of the segmentation and its model client, noted in the current record.
+
+  Given to a grower as its `is_free` and its `client`; with no record set, it
+  passes every call through unchanged.
+  """
+
+  def __init__(self, is_free: Callable[[Position], bool], client: ExecutorClient,
+               counters: Counters):
+    self._is_free = is_free
+    self._client = client
+    self._counters = counters
+    self.record: Optional[growth_record.GrowthRecord] = None
+
+  def is_free(self, pos: Position) -> bool:
+    free = self._is_free(pos)
+    if self.record is not None:
+      self.record.query(pos, free)
+    return free
+
+  def predict(self, seed: np.ndarray, image: np.ndarray) -> np.ndarray:
+    record = self.record
+    if record is not None:
+      replayed = record.replayed_output()
+      if replayed is not None:
+        self._counters['fovs-replayed'].Increment()
+        return replayed
+    logits = self._client.predict(seed, image)
+    if record is not None:
+      record.computed_output(logits)
+    return logits
+
+  def close(self) -> None:
+    self._client.close()
+
+
+class _StopRequest:
+  """Asks a worker to stop its growth, and says whether to start it again (thread-safe)."""
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._asked = False
+    self._restart = False
+
+  def ask(self, restart: bool = False) -> None:
+    with self._lock:
+      self._asked = True
+      self._restart = self._restart or restart
+
+  def asked(self) -> bool:
+    with self._lock:
+      return self._asked
+
+  def take(self) -> tuple[bool, bool]:
+    """(asked, restart), and clears them."""
+    with self._lock:
+      answer = (self._asked, self._restart)
+      self._asked = self._restart = False
+      return answer
+
+
+@dataclasses.dataclass
+class Worker:
+  """A grower of the pool with its recorder and the request to stop its growth."""
+  grower: ObjectGrower
+  recorder: Recorder
+  stop: _StopRequest = dataclasses.field(default_factory=_StopRequest)
+
+
+@dataclasses.dataclass
+class _Grown:
+  """An object grown ahead, with the record of what its growth read and computed."""
+  obj: GrownObject
+  record: growth_record.GrowthRecord
+
+
 @dataclasses.dataclass
 class _Seed:
-  """A seed taken from the policy, and the object a grower grows from it."""
-  pos: Position
-  policy_idx: int  # The seed policy's idx just after yielding `pos`.
+  """A seed taken from the policy, and the object a worker grows from it."""
+  seed: Seed
   ruled_out: bool = False  # By the segmentation (for good: it only grows).
-  grower: Any = None  # While growing.
+  worker: Optional[Worker] = None  # While growing.
   future: Optional[concurrent.futures.Future] = None
   record: Optional[growth_record.GrowthRecord] = None  # Of a growth stopped half-way.
-  restart: bool = False  # Its growth was steered: start again, replaying what holds.
 
-  def finished(self):
+  @property
+  def pos(self) -> Position:
+    return self.seed.pos
+
+  def finished(self) -> Optional[_Grown]:
     """The object grown from this seed, waiting to be added (None if none)."""
     if self.future is None or not self.future.done() or self.future.exception() is not None:
       return None
@@ -70,28 +153,31 @@ class _Seed:
 
   def grown_bytes(self) -> int:
     """Memory held by this seed's grown object, waiting to be added (0 if none)."""
-    obj = self.finished()
-    if obj is None:
+    grown = self.finished()
+    if grown is None:
       return 0
-    return obj.seed_box.nbytes + (obj.record.nbytes if obj.record is not None else 0)
+    return grown.obj.object_map_box.nbytes + grown.record.nbytes
 
   def visited(self) -> np.ndarray:
     """The seed and the positions its growth so far found free for the FOV, zyx (N, 3)."""
-    grower = self.grower
-    record = (grower.record if grower is not None else None) or self.record
+    worker = self.worker
+    record = (worker.recorder.record if worker is not None else None) or self.record
     own = np.array([self.pos], dtype=np.int64)
     return own if record is None else np.concatenate([own, record.free_positions()])
 
   def holds_any(self, positions: np.ndarray, threshold: float) -> bool:
     """Whether this seed's object, as grown so far, holds any of the zyx `positions`."""
-    if self.grower is not None:
-      return bool(np.any(self.grower.seed[tuple(positions.T)] >= threshold))
-    obj = self.finished()
-    if obj is None:
+    worker = self.worker
+    if worker is not None:
+      # Read while the worker grows it: a guess that only decides what to grow next.
+      return bool(np.any(worker.grower.object_map[tuple(positions.T)] >= threshold))
+    grown = self.finished()
+    if grown is None:
       return False
+    obj = grown.obj
     local = positions - np.array([b.start for b in obj.box])
-    local = local[np.all((local >= 0) & (local < obj.seed_box.shape), axis=1)]
-    return bool(np.any(obj.seed_box[tuple(local.T)] >= threshold))
+    local = local[np.all((local >= 0) & (local < obj.object_map_box.shape), axis=1)]
+    return bool(np.any(obj.object_map_box[tuple(local.T)] >= threshold))
 
   def likely_covered(self, earlier: list[_Seed], threshold: float) -> bool:
     """Whether an earlier object already holds this seed or a place its FOV went.
@@ -105,24 +191,24 @@ class _Seed:
     return any(s.holds_any(visited, threshold) for s in earlier)
 
 
-def _grow(grower, seed: _Seed):
-  """The object `grower` grows from `seed` (None if abandoned; its record stays with `seed`)."""
+def _grow(worker: Worker, seed: _Seed, counters: Counters) -> Optional[_Grown]:
+  """The object `worker` grows from `seed` (None if abandoned; its record stays with `seed`)."""
   start = time.time()
+  grower, recorder = worker.grower, worker.recorder
   while True:
-    grower.record = growth_record.GrowthRecord(seed.record)
-    seed.restart = False
-    num_iters = grower.segment_at(seed.pos)
-    seed.record = grower.record
+    record = recorder.record = growth_record.GrowthRecord(seed.record)
     try:
-      if not grower.abandon:
-        return grower.grown(seed.pos, num_iters, time.time() - start, copy_seed=True)
+      num_iters = grower.grow(seed.pos, stop=worker.stop.asked)
     finally:
-      grower.record = None
-    if not seed.restart:
-      grower.counters['objects-abandoned'].Increment()
+      recorder.record = None
+    seed.record = record
+    asked, restart = worker.stop.take()
+    if not asked:
+      return _Grown(grower.grown(seed.pos, num_iters, time.time() - start, copy=True), record)
+    if not restart:
+      counters['objects-abandoned'].Increment()
       return None
-    grower.abandon = False
-    grower.counters['objects-restarted'].Increment()
+    counters['objects-restarted'].Increment()
 
 
 def drop_records_over(seeds, budget: int) -> None:
@@ -141,55 +227,40 @@ def _any_segmented(segmentation: np.ndarray, positions: np.ndarray) -> bool:
   return bool(np.any(segmentation[tuple(positions.T)] > 0))
 
 
-def _steered(segmentation: np.ndarray, record) -> bool:
-  """Whether a position the recorded growth found unsegmented is segmented now."""
+def steered(segmentation: np.ndarray, record: Optional[growth_record.GrowthRecord]) -> bool:
+  """Whether a position the recorded growth found free is segmented now."""
   return record is not None and _any_segmented(segmentation, record.free_positions())
 
 
-def still_valid(segmentation: np.ndarray, obj) -> bool:
-  """Whether every position the object's growth found unsegmented still is."""
-  return not _steered(segmentation, obj.record)
-
-
-@contextlib.contextmanager
-def _policy_at(policy, idx: int):
-  """The seed policy rewound to `idx`: checkpoints name the seed being added, not the last taken."""
-  current, policy.idx = policy.idx, idx
-  try:
-    yield
-  finally:
-    policy.idx = current
-
-
 class _Pool:
-  """The seeds in hand, in seed order, and the growers working on them."""
+  """The seeds in hand, in seed order, and the workers growing their objects."""
 
-  def __init__(self, canvas, seeds: Iterator[Position], threads):
-    self.canvas = canvas
+  def __init__(self, driver: SeedDriver, seeds: Iterator[Seed], workers: Sequence[Worker],
+               threads):
+    self.driver = driver
     self.seeds = seeds
     self.threads = threads
-    self.growers = [canvas.object_grower(e) for e in canvas.object_executors]
-    self.idle = list(self.growers)
+    self.workers = list(workers)
+    self.idle = list(self.workers)
     self.queue: collections.deque[_Seed] = collections.deque()
     self.exhausted = False
-    self._threshold = canvas.options.segment_threshold
+    self._threshold = driver.options.segment_threshold
 
   def fill(self) -> None:
     """Takes seeds from the policy until enough that may start an object are in hand."""
-    policy = self.canvas.seed_policy
     live = sum(not s.ruled_out for s in self.queue)
     while not self.exhausted and live < _SEEDS_IN_HAND and len(self.queue) < _MAX_SEEDS_QUEUED:
-      pos = next(self.seeds, None)
-      if pos is None:
+      seed = next(self.seeds, None)
+      if seed is None:
         self.exhausted = True
         return
       # Ruled out now is ruled out for good: the segmentation only grows.
-      seed = _Seed(pos, policy.idx, ruled_out=not self.canvas.seed_may_start(pos))
-      self.queue.append(seed)
-      live += not seed.ruled_out
+      entry = _Seed(seed, ruled_out=not self.driver.may_start(seed.pos))
+      self.queue.append(entry)
+      live += not entry.ruled_out
 
   def assign(self) -> None:
-    """Starts idle growers on the first seeds that are not likely covered.
+    """Starts idle workers on the first seeds that are not likely covered.
 
     A seed that an earlier object, still growing or waiting to be added,
     already holds would most likely be covered by it: it waits for its turn.
@@ -202,65 +273,68 @@ class _Pool:
       if not self.idle:
         return
       # The first seed always goes: nothing waits on it.
-      if i and (grown_ahead >= _GROWN_AHEAD_PER_GROWER * len(self.growers)
+      if i and (grown_ahead >= _GROWN_AHEAD_PER_GROWER * len(self.workers)
                 or ahead_bytes >= _GROWN_AHEAD_BYTES):
         return
       if seed.future is None and not seed.ruled_out:
-        if not self.canvas.seed_may_start(seed.pos):
+        if not self.driver.may_start(seed.pos):
           seed.ruled_out = True
         elif not seed.likely_covered(earlier, self._threshold):
-          seed.grower = self.idle.pop()
-          seed.grower.abandon = False
-          seed.future = self.threads.submit(_grow, seed.grower, seed)
+          seed.worker = self.idle.pop()
+          seed.worker.stop.take()
+          seed.future = self.threads.submit(_grow, seed.worker, seed, self.driver.counters)
           grown_ahead += 1
       if seed.future is not None:
         earlier.append(seed)
 
   def reclaim(self) -> None:
-    """Makes the growers whose objects are done idle; abandoned seeds wait to be grown again."""
+    """Makes the workers whose objects are done idle; abandoned seeds wait to be grown again."""
     for seed in self.queue:
-      if seed.grower is not None and seed.future.done():
-        self.idle.append(seed.grower)
-        seed.grower = None
+      if seed.worker is not None and seed.future.done():
+        self.idle.append(seed.worker)
+        seed.worker = None
         if seed.future.exception() is None and seed.future.result() is None:
           seed.future = None
     drop_records_over(self.queue, _WAITING_RECORD_BYTES)
 
   def prune(self) -> None:
     """Restarts objects whose course changed; stops those an earlier object likely covers."""
+    segmentation = self.driver.state.segmentation
     earlier: list[_Seed] = []
     for seed in self.queue:
-      if seed.grower is not None and earlier and not seed.grower.abandon:
-        if (not self.canvas.seed_may_start(seed.pos)
+      worker = seed.worker
+      if worker is not None and earlier and not worker.stop.asked():
+        if (not self.driver.may_start(seed.pos)
             or seed.likely_covered(earlier, self._threshold)):
-          seed.grower.abandon = True
-        elif _steered(self.canvas.segmentation, seed.grower.record):
-          seed.restart = True  # Set first: the grower reads it once it sees `abandon`.
-          seed.grower.abandon = True
+          worker.stop.ask()
+        elif steered(segmentation, worker.recorder.record):
+          worker.stop.ask(restart=True)
       if seed.future is not None:
         earlier.append(seed)
 
   def wait(self) -> None:
-    """Blocks until some grower finishes, pruning now and then."""
-    running = [s.future for s in self.queue if s.grower is not None]
+    """Blocks until some worker finishes, pruning now and then."""
+    running = [s.future for s in self.queue if s.worker is not None]
     concurrent.futures.wait(running, timeout=_PRUNE_EVERY_SEC,
                             return_when=concurrent.futures.FIRST_COMPLETED)
     self.prune()
     self.reclaim()
 
   def stop(self) -> None:
-    for seed in self.queue:
-      seed.restart = False
-    for grower in self.growers:
-      grower.abandon = True
+    for worker in self.workers:
+      worker.stop.take()
+      worker.stop.ask()
 
 
-def segment_all(canvas, seeds: Iterator[Position]) -> None:
-  """Adds the objects of `seeds` to `canvas` as `canvas.try_seed` one by one would."""
-  policy = canvas.seed_policy
-  with concurrent.futures.ThreadPoolExecutor(len(canvas.object_executors),
+def run(driver: SeedDriver, seeds: Iterator[Seed], in_order: Worker,
+        workers: Sequence[Worker]) -> None:
+  """Adds the objects of `seeds` as `driver.run` one by one would, growing with `workers`.
+
+  `in_order` grows again, in seed order, the objects whose course changed.
+  """
+  with concurrent.futures.ThreadPoolExecutor(len(workers),
                                              thread_name_prefix='ffn-object') as threads:
-    pool = _Pool(canvas, seeds, threads)
+    pool = _Pool(driver, seeds, workers, threads)
     try:
       while True:
         pool.fill()
@@ -269,30 +343,36 @@ def segment_all(canvas, seeds: Iterator[Position]) -> None:
         if not pool.queue:
           break
         head = pool.queue[0]
-        if head.grower is not None or (head.future is None and not head.ruled_out
-                                       and canvas.seed_may_start(head.pos)):
-          # Its object is growing, or will as soon as a grower is free.
+        if head.worker is not None or (head.future is None and not head.ruled_out
+                                       and driver.may_start(head.pos)):
+          # Its object is growing, or will as soon as a worker is free.
           pool.wait()
           continue
         pool.queue.popleft()
         grown = head.future.result() if head.future is not None else None
-        with _policy_at(policy, head.policy_idx):
-          _add_in_order(canvas, head.pos, grown)
+        _add_in_order(driver, in_order, head.seed, grown)
         pool.prune()
     finally:
       pool.stop()
 
 
-def _add_in_order(canvas, pos: Position, grown) -> None:
-  """Adds the object of `pos` as one at a time would now: `grown` if still valid, else regrown."""
-  counters = canvas.counters
-  if not canvas.take_seed(pos):
+def _add_in_order(driver: SeedDriver, in_order: Worker, seed: Seed,
+                  grown: Optional[_Grown]) -> None:
+  """Adds the object of `seed` as one at a time would now: `grown` if still valid, else regrown."""
+  counters = driver.counters
+  if not driver.take(seed):
     if grown is not None:
       counters['objects-grown-in-vain'].Increment()
     return
-  if grown is not None and still_valid(canvas.segmentation, grown):
-    canvas.add_object(grown)
+  if grown is not None and not steered(driver.state.segmentation, grown.record):
+    driver.add(grown.obj, seed)
     return
   if grown is not None:
     counters['objects-regrown'].Increment()
-  canvas.grow_and_add(pos, replay=grown.record if grown is not None else None)
+  recorder = in_order.recorder
+  recorder.record = (growth_record.GrowthRecord(grown.record, max_bytes=0)
+                     if grown is not None else None)
+  try:
+    driver.grow_and_add(in_order.grower, seed)
+  finally:
+    recorder.record = None

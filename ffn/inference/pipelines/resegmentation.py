@@ -104,11 +104,8 @@ def get_canvas(point_zyx: ZYX, radius_zyx: ZYX, runner):
                     'leaves the segmentation of size %r (xyz).', axes.xyz(point_zyx),
                     tuple(box.start), tuple(box.end), axes.xyz(shape))
     return None, None
-  canvas, alignment = runner.make_canvas(box.start_zyx, box.size_zyx, keep_history=True)
-  if canvas is not None:
-    # Resegmentation of one point is short; it is redone rather than resumed.
-    canvas.checkpoint_path = None
-  return canvas, alignment
+  # Resegmentation of one point is short; it is redone rather than resumed.
+  return runner.make_canvas(box.start_zyx, box.size_zyx, checkpoint=False, keep_history=True)
 
 
 def _analysis_box(request: inference_pb2.ResegmentationRequest, radius_zyx: np.ndarray,
@@ -173,7 +170,7 @@ def process_point(request: inference_pb2.ResegmentationRequest, runner, point_nu
       return _resegment(request, canvas, alignment, curr, point, radius, voxel_size_zyx,
                         target_path)
     finally:
-      canvas._deregister_client()  # pylint: disable=protected-access
+      canvas.close()
 
 
 def _original_segments(canvas, curr) -> Optional[list[np.ndarray]]:

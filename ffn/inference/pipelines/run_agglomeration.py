@@ -101,6 +101,12 @@ def write_decisions(path: str, decisions: Sequence[agglomeration.PairDecision]) 
   atomic.atomic_write_text(path, ''.join(line + '\n' for line in lines))
 
 
+def _copy(request: inference_pb2.ResegmentationRequest) -> inference_pb2.ResegmentationRequest:
+  copy = inference_pb2.ResegmentationRequest()
+  copy.CopyFrom(request)
+  return copy
+
+
 def run_agglomeration(request: inference_pb2.ResegmentationRequest, output_volume: str,
                       voxel_size_zyx: Sequence[float],
                       rule: resegmentation_analysis.MergeRule = resegmentation_analysis.MergeRule(),
@@ -120,12 +126,12 @@ def run_agglomeration(request: inference_pb2.ResegmentationRequest, output_volum
       raise errors.FFNError(f'ResegmentationRequest.points[{i}] has no id_b; only pairs are '
                        'agglomerated')
   unused = resegmentation.unused_inference_fields(request)
+  request = _copy(request)  # Points are added to it; the caller's stays as it was.
   inference = request.inference
   if not inference.segmentation_output_dir:
     # The Runner wants one; resegmentation writes nothing there.
     inference.segmentation_output_dir = request.output_directory
-  runner = runner_lib.Runner()
-  runner.prepare(inference)
+  runner = runner_lib.Runner(inference, model=model)
   if runner.init_seg_volume is None:
     raise errors.FFNError('ResegmentationRequest.inference.init_segmentation must name the '
                      'segmentation to agglomerate')
@@ -138,12 +144,9 @@ def run_agglomeration(request: inference_pb2.ResegmentationRequest, output_volum
     # Logged once the input is known to be good, so that bad input gives one line.
     logging.warning('Not used by resegmentation (seeds come from the segments): %s.',
                     ', '.join(unused))
-  runner.load_model(model)
-  try:
+  with runner:
     decisions = agglomeration.resegment_and_decide(request, runner, voxel_size_zyx, rule,
                                                    threshold)
-  finally:
-    runner.stop_executor()
   merges = [(d.point.id_a, d.point.id_b) for d in decisions if d.merge]
   logging.info('%d of %d pair(s) merged.', len(merges), len(decisions))
   write_decisions(os.path.join(request.output_directory, DECISIONS_FILE), decisions)

@@ -21,9 +21,16 @@ from ffn.utils.fov import get_scored_move_offsets
 class BaseMovementPolicy:
   """A queue of candidate FOV positions fed by the predictions of the FFN.
 
-  A policy is built as `cls(canvas, deltas=..., score_threshold=..., **args)`:
+  A policy is built as `cls(grower, deltas=..., score_threshold=..., **args)`:
   the plan gives the model's deltas (zyx) and the move threshold (a logit)
-  unless the request's `movement_policy_args` (`args`) set them.
+  unless the request's `movement_policy_args` (`args`) set them. The grower
+  (`growing.grower.ObjectGrower`, reached as `self.canvas`, upstream's name)
+  is the policy's only view of the subvolume: it decides whether the FOV may
+  go to a position with `grower.is_valid_pos(pos)`, and reads the object map
+  (`grower.object_map`, upstream's `seed`). A policy must never read a
+  segmentation itself: objects grown at once are exact only because every
+  read of the segmentation goes through the grower's `is_free`, which the
+  pool records and checks.
   """
 
   # Allowed values of numeric arguments (each element, for lists).
@@ -34,9 +41,9 @@ class BaseMovementPolicy:
     """Raises FFNError unless the policy takes the keyword arguments `kwargs`."""
     resolve.check_keywords(cls, kwargs, field, supplied=('deltas', 'score_threshold'))
 
-  def __init__(self, canvas, scored_coords, deltas: Sequence[int]):
-    # A proxy, so that the canvas (which owns the policy) can be collected.
-    self.canvas = weakref.proxy(canvas) if canvas is not None else None
+  def __init__(self, grower, scored_coords, deltas: Sequence[int]):
+    # A proxy, so that the grower (which owns the policy) can be collected.
+    self.canvas = weakref.proxy(grower) if grower is not None else None
     self.scored_coords = scored_coords
     self.deltas = np.asarray(deltas, dtype=np.int64)
 
@@ -75,9 +82,9 @@ class FaceMaxMovementPolicy(BaseMovementPolicy):
 
   ARGUMENT_RANGES = {'deltas': checks.NON_NEGATIVE_INT, 'score_threshold': checks.ANY}
 
-  def __init__(self, canvas, deltas: Sequence[int] = (4, 8, 8),
+  def __init__(self, grower, deltas: Sequence[int] = (4, 8, 8),
                score_threshold: float = 0.9):
-    super().__init__(canvas, collections.deque(), deltas)
+    super().__init__(grower, collections.deque(), deltas)
     self.score_threshold = score_threshold
     self.done_rounded_coords: set[Position] = set()
     self._start_pos = (0, 0, 0)
@@ -116,8 +123,8 @@ class FaceMaxMovementPolicy(BaseMovementPolicy):
       coord = tuple(int(c) for c in coord)
       if self.quantize_pos(coord) in self.done_rounded_coords:
         continue
-      # The validity check reads the seed as it is now, not as it was when the
-      # candidate was queued.
+      # The validity check reads the object map as it is now, not as it was when
+      # the candidate was queued.
       if self.canvas.is_valid_pos(coord):
         return coord
     raise StopIteration()

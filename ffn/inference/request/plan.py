@@ -1,6 +1,6 @@
 """The InferenceRequest as a typed plan, read and checked once, at the Runner.
 
-The Canvas and the movement policies get plain values from here (thresholds as
+The growing code and the movement policies get plain values from here (thresholds as
 float32 logits, distances zyx, classes resolved); they never see the proto.
 """
 
@@ -82,19 +82,19 @@ def seed_policy(request: inference_pb2.InferenceRequest) -> PolicyPlan:
 
 def movement_policy_fn(policy: PolicyPlan, model_info, move_threshold: float
                        ) -> Callable[[Any], movement.BaseMovementPolicy]:
-  """canvas -> movement policy; deltas default to the model's, the threshold to `move_threshold`.
+  """grower -> movement policy; deltas default to the model's, the threshold to `move_threshold`.
 
   `model_info` is anything with an xyz `deltas` attribute; `move_threshold` is a logit.
   """
   kwargs = dict(policy.kwargs)
   kwargs.setdefault('deltas', tuple(int(d) for d in axes.zyx(model_info.deltas)))
   kwargs.setdefault('score_threshold', float(move_threshold))
-  return lambda canvas: policy.cls(canvas, **kwargs)
+  return lambda grower: policy.cls(grower, **kwargs)
 
 
 def get_policy_fn(request: inference_pb2.InferenceRequest, model_info
                   ) -> Callable[[Any], movement.BaseMovementPolicy]:
-  """canvas -> movement policy, as an InferenceRequest configures it (upstream's helper)."""
+  """grower -> movement policy, as an InferenceRequest configures it (upstream's helper)."""
   threshold = CanvasOptions.from_proto(request.inference_options).move_threshold
   return movement_policy_fn(movement_policy(request), model_info, threshold)
 
@@ -139,7 +139,7 @@ class InferencePlan:
   concurrent_objects: int = 1
 
   def movement_policy_fn(self, model_info) -> Callable[[Any], movement.BaseMovementPolicy]:
-    """canvas -> movement policy, with the model's deltas unless the request sets them."""
+    """grower -> movement policy, with the model's deltas unless the request sets them."""
     return movement_policy_fn(self.movement_policy, model_info,
                               self.canvas_options.move_threshold)
 

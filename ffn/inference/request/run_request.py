@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Callable, Sequence
 
 from google.protobuf import text_format
 
@@ -43,25 +44,26 @@ def parse_bounding_box(text: str) -> bounding_box.BoundingBox:
   return bounding_box.BoundingBox(proto)
 
 
-def run_inference(request: inference_pb2.InferenceRequest, bbox: bounding_box.BoundingBox,
-                  reuse_mismatched_results: bool = False) -> runner_lib.Runner:
-  """Segments `bbox` as `request` says; writes `<output dir>/counters.txt` at the end.
+def run_inference(request: inference_pb2.InferenceRequest,
+                  boxes: Sequence[bounding_box.BoundingBox],
+                  reuse_mismatched_results: bool = False,
+                  stop_requested: Callable[[], bool] = lambda: False) -> runner_lib.Runner:
+  """Segments the (xyz) boxes as `request` says; writes `<output dir>/counters.txt` at the end.
 
-  A finished result made with other settings is an error unless
-  `reuse_mismatched_results`.
+  Several boxes go `concurrent_requests` at a time through one engine. A
+  finished result made with other settings is an error unless
+  `reuse_mismatched_results`; `stop_requested()` stops at the next consistent
+  point (see Runner).
   """
-  runner = runner_lib.Runner()
-  runner.reuse_mismatched_results = reuse_mismatched_results
-  runner.prepare(request)
+  runner = runner_lib.Runner(request, reuse_mismatched_results=reuse_mismatched_results,
+                             stop_requested=stop_requested)
   # Fail before any output exists (and before the model is built) on a bad box.
-  runner.check_box(bbox.start_zyx, bbox.size_zyx)
-  runner.load_model()
-  try:
+  for box in boxes:
+    runner.check_box(box.start_zyx, box.size_zyx)
+  with runner:
     start = time.time()
-    runner.run(tuple(bbox.start_zyx), tuple(bbox.size_zyx))
+    runner.segment_many(boxes)
     logging.info('Inference done in %.1f s.', time.time() - start)
-  finally:
-    runner.stop_executor()
   counter_path = os.path.join(request.segmentation_output_dir, 'counters.txt')
   if not os.path.exists(counter_path):
     runner.counters.dump(counter_path)
