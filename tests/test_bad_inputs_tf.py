@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from bad_inputs_lib import REPO_ROOT, digest, expect_clean_failure, expect_success
-from bad_inputs_lib import record_success
+from bad_inputs_lib import HUNG, record_success
 from bad_inputs_lib import run_script, tmpfs
 
 _spec = importlib.util.spec_from_file_location(
@@ -690,3 +690,16 @@ def test_mask_volume_smaller_than_the_box(data, tmp_path):
                                    'channels { channel: 0 min_value: 1 max_value: 255 } } }')
   _refused('run_inference mask volume smaller than the box', _infer(request),
            ['masks[0].volume.mask has shape (60, 60, 14)', 'must cover the box'], out, 'volumes')
+
+
+def test_a_bug_inside_inference_keeps_its_traceback(data, tmp_path):
+  out = tmp_path / 'out'
+  request = _request(data, out) + '\nmovement_policy_name: "tests.inference.buggy_policy.BuggyPolicy"'
+  proc = _infer(request)
+  assert proc.returncode not in (0, HUNG)
+  assert 'Traceback' in proc.stderr and 'ValueError: a bug in the movement policy' in proc.stderr
+  # Bad input in the same place stays one line.
+  request = _request(data, out) + '\nmovement_policy_name: "tests.inference.buggy_policy.Nope"'
+  proc = _infer(request)
+  assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+  assert "module 'tests.inference.buggy_policy' has no 'Nope'" in proc.stderr

@@ -158,7 +158,8 @@ def main(argv):
       resume.check_settings(FLAGS.train_dir, FLAGS.model_name, FLAGS.model_args,
                             FLAGS.optimizer)
     # Saved once the model and any checkpoint check out, so a refused run records nothing.
-    trainer.train(config, on_start=lambda: _save_flags(FLAGS.train_dir))
+    trainer.train(config, on_start=lambda: _save_flags(FLAGS.train_dir),
+                  stop_requested=cli.stop_requested)
 
 
 def _train_dir_lock(train_dir: str):

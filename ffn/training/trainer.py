@@ -23,7 +23,6 @@ from ffn.training import precision as precision_lib
 from ffn.training import summaries
 from ffn.training import tracker as tracker_lib
 from ffn.utils import checks
-from ffn.utils import cli
 from ffn.utils import errors
 
 
@@ -198,11 +197,14 @@ def _example_reader(dataset: tf.data.Dataset, train_coords: str):
   return next_example
 
 
-def train(config: TrainConfig, on_start: Callable[[], None] | None = None) -> int:
+def train(config: TrainConfig, on_start: Callable[[], None] | None = None,
+          stop_requested: Callable[[], bool] = lambda: False) -> int:
   """Trains (resuming from config.train_dir when it holds a checkpoint); returns the final step.
 
   `on_start` is called once the model is built and its checkpoint, if any,
-  restored and checked: just before the first step.
+  restored and checked: just before the first step. Once `stop_requested()`
+  (checked between steps), the step's checkpoint is saved and errors.Interrupted
+  raised.
   """
   compute_dtype = precision_lib.training_dtype(config.precision)
   rng = random.Random(config.random_seed if config.random_seed is not None
@@ -273,10 +275,10 @@ def train(config: TrainConfig, on_start: Callable[[], None] | None = None) -> in
       if chief and now - last_checkpoint >= config.save_checkpoint_secs:
         logging.info('Saved %s', manager.save(checkpoint_number=step))
         last_checkpoint = now
-      if cli.stop_requested():
-        # Ctrl-C, seen between steps (see cli.deferred_interrupt): save, then stop.
+      if stop_requested():
+        # Ctrl-C, seen between steps: save, then stop.
         saved = manager.save(checkpoint_number=step) if chief else 'nothing (not the chief)'
-        raise cli.Interrupted(f'saved {saved}')
+        raise errors.Interrupted(f'saved {saved}')
   except KeyboardInterrupt:
     # Every finished step is in the variables; keep them, then stop as asked.
     if chief:

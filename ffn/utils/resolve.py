@@ -23,18 +23,23 @@ from ffn.utils import errors
 
 
 def _find_spec(name: str) -> Optional[importlib.machinery.ModuleSpec]:
-  """The spec of module `name`, found without importing it or any package above it."""
+  """The spec of module `name`, found without importing it or any package with code above it."""
   if name in sys.modules:
     return getattr(sys.modules[name], '__spec__', None)
   parent, _, _ = name.rpartition('.')
   try:
     if not parent:
       return importlib.util.find_spec(name)
-    if parent in sys.modules:
-      locations = getattr(sys.modules[parent], '__path__', None)
-    else:
+    if parent not in sys.modules:
       parent_spec = _find_spec(parent)
-      locations = None if parent_spec is None else parent_spec.submodule_search_locations
+      if parent_spec is None or parent_spec.submodule_search_locations is None:
+        return None
+      if parent_spec.origin not in (None, 'namespace'):
+        return importlib.machinery.PathFinder.find_spec(
+            name, list(parent_spec.submodule_search_locations))
+      # A namespace package has no code of its own: importing it runs nothing.
+      importlib.import_module(parent)
+    locations = getattr(sys.modules[parent], '__path__', None)
     if locations is None:
       return None
     return importlib.machinery.PathFinder.find_spec(name, list(locations))

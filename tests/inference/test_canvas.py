@@ -46,9 +46,9 @@ def test_segment_at_alone_grows_one_object():
   start = (10, 10, 12)  # inside blob 1 (z 3-17, y 4-16, x 4-20)
   iters = canvas.segment_at(start)
   assert iters == model.calls > 3
-  prob = probability.expit(canvas.seed)
+  prob = probability.expit(canvas.object_map)
   _, labels = synthetic_ffn.blob_volume()
-  seen = ~np.isnan(canvas.seed)
+  seen = ~np.isnan(canvas.object_map)
   # Everything the FOV saw is right: blob 1 in, the rest out.
   assert np.all((prob[seen] >= 0.5) == (labels[seen] == 1))
   assert len(canvas.history) == iters
@@ -59,13 +59,13 @@ def test_segment_at_alone_grows_one_object():
   assert not any(np.isnan(s).any() for s in model.seeds_seen)
   assert np.any(model.seeds_seen[0] == pad)
   # And the canvas keeps them NaN: the far blob was never seen.
-  assert np.all(np.isnan(canvas.seed[:, 24:, 26:]))
+  assert np.all(np.isnan(canvas.object_map[:, 24:, 26:]))
 
 
 def test_segment_at_does_not_start_from_a_dark_voxel():
   canvas, model = _canvas()
   assert canvas.segment_at((10, 20, 22)) == 1  # one FOV, the seed then dies
-  assert canvas.seed[10, 20, 22] < canvas.options.move_threshold
+  assert canvas.object_map[10, 20, 22] < canvas.options.move_threshold
 
 
 def test_segment_all_creates_segments_and_markers():
@@ -109,11 +109,11 @@ def test_disconnected_seed_freezing():
   canvas, _ = _canvas(options=_options(disco_seed_threshold=0.0))
   pos = (10, 10, 12)
   sel = tuple(slice(p - s // 2, p - s // 2 + s) for p, s in zip(pos, (5, 7, 9)))
-  canvas.seed[sel] = -3.0           # predicted background before ...
-  canvas.seed[sel][0, 0, 0] = np.nan  # ... except one never-seen voxel
-  canvas.seed[sel][1, 1, 1] = 1.0   # and one above 0.5
+  canvas.object_map[sel] = -3.0           # predicted background before ...
+  canvas.object_map[sel][0, 0, 0] = np.nan  # ... except one never-seen voxel
+  canvas.object_map[sel][1, 1, 1] = 1.0   # and one above 0.5
   logits = canvas.grower.update_at(pos)
-  region = canvas.seed[sel]
+  region = canvas.object_map[sel]
   # Bright voxels would now be +9 but stay frozen at their old background value,
   bright = synthetic_ffn.blob_volume()[0][sel] == synthetic_ffn.BRIGHT
   assert bright.all()
@@ -124,9 +124,9 @@ def test_disconnected_seed_freezing():
 
   # Negative disco_seed_threshold turns freezing off.
   canvas, _ = _canvas(options=_options(disco_seed_threshold=-1.0))
-  canvas.seed[sel] = -3.0
+  canvas.object_map[sel] = -3.0
   canvas.grower.update_at(pos)
-  assert canvas.seed[pos] == pytest.approx(9.0)
+  assert canvas.object_map[pos] == pytest.approx(9.0)
 
 
 def test_consistency_threshold_repeats_predictions():
@@ -137,7 +137,7 @@ def test_consistency_threshold_repeats_predictions():
     calls[threshold] = model.calls
     if threshold == 1e-6:
       # Each repetition feeds the previous logits back: +12 per call on bright voxels.
-      assert canvas.seed[10, 10, 12] == pytest.approx(
+      assert canvas.object_map[10, 10, 12] == pytest.approx(
           probability.logit(0.05) + 12 * model.calls, rel=1e-5)
   assert calls[0.0] == 1 and calls[0.99] == 1
   assert 2 < calls[1e-6] <= canvas_lib.MAX_SELF_CONSISTENT_ITERS
@@ -227,7 +227,7 @@ def test_state_round_trips_through_a_checkpoint_file(tmp_path):
   other, _ = _canvas(keep_history=True)
   assert other.restore_checkpoint(path) == 0
   np.testing.assert_array_equal(other.segmentation, canvas.segmentation)
-  np.testing.assert_array_equal(other.seed, canvas.seed)
+  np.testing.assert_array_equal(other.seed, canvas.object_map)
   np.testing.assert_array_equal(other.seg_prob, canvas.seg_prob)
   assert other.origins == canvas.origins and other.history == canvas.history
   assert other.state.max_id == canvas.state.max_id == max(canvas.origins)
@@ -252,10 +252,42 @@ def test_a_2019_checkpoint_keeps_what_it_lacks():
 def test_next_object_starts_from_a_clear_object_map():
   canvas, _ = _canvas()
   canvas.segment_at((10, 10, 12))
-  assert np.sum(~np.isnan(canvas.seed)) > 100
+  assert np.sum(~np.isnan(canvas.object_map)) > 100
   canvas.grower.start_object_map((10, 30, 35))
-  seen = ~np.isnan(canvas.seed)
+  seen = ~np.isnan(canvas.object_map)
   assert np.sum(seen) == 1 and seen[10, 30, 35]
-  canvas.seed[2:5, 2:5, 2:5] = 1.0  # Written from outside the canvas:
+  canvas.object_map[2:5, 2:5, 2:5] = 1.0  # Written from outside the canvas:
   canvas.grower.clear()
-  assert np.all(np.isnan(canvas.seed))
+  assert np.all(np.isnan(canvas.object_map))
+
+
+class _SpyExecutor(executor.DirectExecutor):
+  """Records when clients join and leave."""
+
+  def __init__(self, predict_fn):
+    super().__init__(predict_fn)
+    self.events = []
+
+  def start_client(self):
+    self.events.append('start')
+    return super().start_client()
+
+  def finish_client(self, client_id):
+    self.events.append('finish')
+    super().finish_client(client_id)
+
+
+def test_a_canvas_joins_the_executor_at_its_first_fov_and_leaves_at_the_end():
+  model = synthetic_ffn.NumpyModel()
+  spy = _SpyExecutor(model.predict_logits)
+  image, _ = synthetic_ffn.blob_volume()
+  norm = (image.astype(np.float32) - synthetic_ffn.IMAGE_MEAN) / synthetic_ffn.IMAGE_STDDEV
+  canvas = canvas_lib.Canvas(model.info, spy, norm, plan.CanvasOptions.from_proto(_options()))
+  canvas.segment_all(seed_policy=_grid_seeds)
+  # One client for the whole subvolume: batches of several canvases wait for each one.
+  assert spy.events == ['start', 'finish'] and model.calls > 10
+  spy.events.clear()
+  fresh = canvas_lib.Canvas(model.info, spy, norm, plan.CanvasOptions.from_proto(_options()))
+  fresh.segment_at((10, 10, 12))
+  fresh.segment_at((10, 30, 35))
+  assert spy.events == ['start', 'finish'] * 2

@@ -73,8 +73,8 @@ def test_face_max_policy_fifo_sorted_and_quantised():
   assert [c for _, c in policy.scored_coords] == [(10, 18, 20), (10, 15, 24), (8, 15, 20)]
   assert policy.done_rounded_coords == {(0, 0, 0)}
 
-  canvas.seed[10, 18, 20] = 1.0
-  canvas.seed[8, 15, 20] = 1.0
+  canvas.object_map[10, 18, 20] = 1.0
+  canvas.object_map[8, 15, 20] = 1.0
   # (10, 15, 24) is queued but its seed value is below threshold *now*: skipped.
   assert next(policy) == (10, 18, 20)
   assert next(policy) == (8, 15, 20)
@@ -83,7 +83,7 @@ def test_face_max_policy_fifo_sorted_and_quantised():
 
   # A position in an already visited quantised cell is skipped without a check.
   policy.append((1.0, (10, 16, 21)))  # rounds to (0, 0, 0): done
-  canvas.seed[10, 16, 21] = 1.0
+  canvas.object_map[10, 16, 21] = 1.0
   canvas.checked.clear()
   assert list(policy) == []
   assert canvas.checked == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from ffn.inference.growing import driver as driver_lib
 from ffn.inference.growing import pool as object_pool
 from ffn.inference import inference_pb2
 from ffn.inference.request import plan
+from ffn.inference.policies import movement
 from ffn.inference.policies import seed
 from ffn.inference.request import settings_check
 
@@ -334,3 +337,51 @@ def test_canvas_with_a_policy_choosing_seeds_grows_one_at_a_time(caplog):
   assert any('growing one object at a time' in r.getMessage() for r in caplog.records)
   _assert_same_result(_segment(image, _ChosenSeeds), concurrent)
   assert len(concurrent.origins) == 2
+
+
+class _FaceNeighbourPolicy(movement.BaseMovementPolicy):
+  """Moves by `deltas` to the six face neighbours of every FOV, breadth first.
+
+  Like every movement policy it sees the subvolume only through its grower:
+  `is_valid_pos` (which asks the grower's `is_free`) and the object map.
+  """
+
+  def __init__(self, grower, deltas=(1, 2, 2), score_threshold=0.0):
+    super().__init__(grower, collections.deque(), deltas)
+    self.score_threshold = score_threshold
+    self._done = set()
+
+  def reset_state(self, start_pos):
+    self.scored_coords = collections.deque()
+    self._done = set()
+
+  def __next__(self):
+    while self.scored_coords:
+      _, pos = self.scored_coords.popleft()
+      if pos not in self._done and self.canvas.is_valid_pos(pos):
+        return pos
+    raise StopIteration()
+
+  def update(self, prob_map, position):
+    self._done.add(tuple(position))
+    for axis in range(3):
+      for sign in (-1, 1):
+        step = np.zeros(3, np.int64)
+        step[axis] = sign * self.deltas[axis]
+        self.scored_coords.append((1.0, tuple(int(v) for v in np.add(position, step))))
+
+  def get_state(self):
+    return [(self.scored_coords, self._done)]
+
+  def restore_state(self, state):
+    self.scored_coords, self._done = collections.deque(state[0][0]), set(state[0][1])
+
+
+def test_a_movement_policy_of_its_own_grows_objects_at_once_exactly():
+  image = _random_rooms(shape=(12, 32, 36), count=8, seed_value=5, sizes=(3, 8))
+  grid = lambda canvas: seed.PolicyGrid3d(canvas, step=4, offsets=(1,))
+  policy = lambda grower: _FaceNeighbourPolicy(grower, deltas=(1, 2, 2))
+  one_at_a_time = _segment(image, grid, movement_policy_fn=policy)
+  concurrent = _segment(image, grid, growers=2, movement_policy_fn=policy)
+  assert len(one_at_a_time.origins) >= 4
+  _assert_same_result(one_at_a_time, concurrent)

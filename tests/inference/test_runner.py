@@ -11,6 +11,7 @@ import pytest
 from ffn.inference import inference_pb2
 from ffn.inference.request import runner as runner_lib
 from ffn.inference.io import results
+from ffn.utils import bounding_box
 from ffn.utils import errors
 
 import synthetic_ffn
@@ -182,9 +183,10 @@ def test_finished_result_with_other_settings_needs_consent(setup, tmp_path):
   changed = _request(setup, tmp_path)
   changed.inference_options.segment_threshold = 0.7
   changed.batch_size = 3  # Not a result setting: never reported.
-  runner = runner_lib.Runner()
-  runner.prepare(changed)
-  with pytest.raises(ValueError, match=r'other settings \(differing: inference_options\)'):
-    runner.run((0, 0, 0), labels.shape)
-  runner.reuse_mismatched_results = True
-  assert runner.run((0, 0, 0), labels.shape) is None
+  box = bounding_box.BoundingBox.from_zyx((0, 0, 0), labels.shape)
+  with runner_lib.Runner(changed, model=synthetic_ffn.NumpyModel()) as runner:
+    with pytest.raises(ValueError, match=r'other settings \(differing: inference_options\)'):
+      runner.segment(box)
+  with runner_lib.Runner(changed, model=synthetic_ffn.NumpyModel(),
+                         reuse_mismatched_results=True) as runner:
+    assert runner.segment(box) is None

@@ -56,6 +56,19 @@ def test_a_module_without_the_name_is_never_imported(package):
   assert 'this' not in sys.modules
 
 
+def test_modules_of_namespace_packages(tmp_path, monkeypatch):
+  (tmp_path / 'nsroot' / 'inner').mkdir(parents=True)  # No __init__.py: namespace packages.
+  (tmp_path / 'nsroot' / 'inner' / 'policy.py').write_text('class Found:\n  pass\n')
+  monkeypatch.syspath_prepend(str(tmp_path))
+  try:
+    assert resolve.import_symbol('nsroot.inner.policy.Found').__name__ == 'Found'
+    with pytest.raises(errors.FFNError, match="module 'nsroot.inner.policy' has no 'Lost'"):
+      resolve.import_symbol('nsroot.inner.policy.Lost')
+  finally:
+    for name in [m for m in sys.modules if m.startswith('nsroot')]:
+      del sys.modules[name]
+
+
 def test_default_packages_come_first():
   cls = resolve.import_symbol('movement.FaceMaxMovementPolicy', ('ffn.inference',))
   assert cls.__module__ == 'ffn.inference.policies.movement'

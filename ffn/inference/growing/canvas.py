@@ -22,6 +22,7 @@ from ffn.inference.growing import checkpoint_file
 from ffn.inference.growing import driver as driver_lib
 from ffn.inference.growing import pool
 from ffn.inference.growing import visualization
+from ffn.inference.growing import workers as workers_lib
 from ffn.inference.growing.grower import GrowthProgress
 from ffn.inference.growing.grower import MAX_SELF_CONSISTENT_ITERS  # pylint: disable=unused-import
 from ffn.inference.growing.grower import ObjectGrower
@@ -119,8 +120,13 @@ class Canvas:
     return self.state.global_to_local_ids
 
   @property
+  def object_map(self) -> np.ndarray:
+    """The object map of the canvas's grower (logits; NaN where never predicted)."""
+    return self.grower.object_map
+
+  @property
   def seed(self) -> np.ndarray:
-    """The object map of the canvas's grower (upstream's name)."""
+    """The object map under upstream's name."""
     return self.grower.object_map
 
   @property
@@ -202,9 +208,9 @@ class Canvas:
                     type(self.seed_policy).__name__)
     return False
 
-  def _worker(self, client) -> pool.Worker:
-    recorder = pool.Recorder(self.state.is_free, client, self.counters)
-    return pool.Worker(self._grower(recorder, recorder.is_free), recorder)
+  def _worker(self, client) -> workers_lib.Worker:
+    recorder = workers_lib.Recorder(self.state.is_free, client, self.counters)
+    return workers_lib.Worker(self._grower(recorder, recorder.is_free), recorder)
 
   def _run_pool(self, seeds) -> None:
     """Grows the objects of `seeds` several at once, with the one-at-a-time result."""

@@ -231,7 +231,7 @@ def _resegment(request: inference_pb2.ResegmentationRequest, canvas, alignment,
         continue
       canvas.log_info('starting at (xyz) %r', start[::-1])
       canvas.segment_at(start)
-      seg_prob = probability.expit(canvas.seed)
+      seg_prob = probability.expit(canvas.object_map)
       start_points[i].append(start[::-1])
       fraction, covered = _recovered_fraction(seg, seg_prob, analysis_box,
                                               options.segment_threshold)
