@@ -43,8 +43,8 @@ from ffn.blockwise import matching
 from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import scheduling
 from ffn.blockwise import stitching
-from ffn.inference.request import run_request
 from ffn.inference.io import results
+from ffn.inference.request import run_request
 from ffn.utils import bounding_box
 from ffn.utils import volumes
 # pylint: enable=g-import-not-at-top,wrong-import-position

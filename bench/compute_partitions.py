@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ffn.utils import labels as segmentation  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ffn.training import partitions  # pylint: disable=wrong-import-position
+from ffn.utils import labels as segmentation  # pylint: disable=g-import-not-at-top,wrong-import-position
 from ffn.utils import volume_spec  # pylint: disable=wrong-import-position
 
 README_THRESHOLDS = [0.025, 0.05, 0.075, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]

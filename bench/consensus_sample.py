@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO_ROOT))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ffn.analysis import evaluation
 from ffn.analysis import results
-from ffn.inference.pipelines import consensus
 from ffn.inference import consensus_pb2
 from ffn.inference import inference_pb2
+from ffn.inference.pipelines import consensus
 from ffn.inference.request import run_request
 from ffn.utils import bounding_box
 # pylint: enable=g-import-not-at-top,wrong-import-position

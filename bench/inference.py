@@ -14,7 +14,7 @@ each:
     of the wall time and of the model time (one object at a time only);
   * with objects grown at once (`engine:precision:N`), FOVs/s counts the FOVs
     of the objects added; `redone` is the share of model calls spent on FOVs
-    grown again, in vain or abandoned (see ffn/inference/object_pool.py);
+    grown again, in vain or abandoned (see ffn/inference/growing/pool.py);
   * how far the segmentation is from the first run's (voxels labelled
     differently after matching objects by their largest overlap).
 Model restore, conversion, compilation and a first warm-up call (once per run)
@@ -42,11 +42,11 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from ffn.inference.engines import settings as engine_settings
 from ffn.inference import inference_pb2
+from ffn.inference.engines import settings as engine_settings
+from ffn.inference.io import results
 from ffn.inference.request import run_request
 from ffn.inference.request import runner as runner_lib
-from ffn.inference.io import results
 from ffn.utils import bounding_box
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -110,7 +110,7 @@ def _differing_voxels(seg: np.ndarray, ref: np.ndarray) -> int:
   return int(seg.size - agree)
 
 
-# What growing objects at once did (see ffn/inference/object_pool.py).
+# What growing objects at once did (see ffn/inference/growing/pool.py).
 _POOL_COUNTERS = ('objects-regrown', 'objects-restarted', 'objects-grown-in-vain',
                   'objects-abandoned', 'fovs-replayed')
 

@@ -30,8 +30,8 @@ from scipy import ndimage
 from scipy import sparse
 from skimage import metrics
 
-from ffn.utils import axes
 from ffn.analysis import results
+from ffn.utils import axes
 from ffn.utils import bounding_box
 from ffn.utils import errors
 from ffn.utils import volumes

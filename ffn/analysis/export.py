@@ -40,10 +40,10 @@ from typing import Iterator, Optional, Sequence
 from absl import logging
 import numpy as np
 
-from ffn.utils import axes
 from ffn.analysis import results
 from ffn.inference.io import results as inference_results
 from ffn.utils import atomic
+from ffn.utils import axes
 from ffn.utils import bounding_box
 from ffn.utils import errors
 from ffn.utils import volumes

@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 
 from ffn.utils import atomic
-from ffn.utils import ortho_plane_visualization
 from ffn.utils import errors
+from ffn.utils import ortho_plane_visualization
 
 _GAP = 4  # Pixels of white between panels.
 _NO_IMAGE_GREY = 96

@@ -7,9 +7,9 @@ InferenceOptions proto of probabilities.
 
 from __future__ import annotations
 
+from ffn.inference import inference_pb2
 from ffn.inference.growing import canvas as canvas_lib
 from ffn.inference.growing import visualization as canvas_visualization
-from ffn.inference import inference_pb2
 from ffn.inference.request import plan
 from ffn.inference.request import runner
 

@@ -34,9 +34,9 @@ from ffn.inference.io.results import load_segmentation
 from ffn.inference.io.results import load_segmentation_from_source
 from ffn.inference.io.results import object_prob_path
 from ffn.inference.io.results import open_npz
+from ffn.inference.io.results import OriginInfo
 from ffn.inference.io.results import ORIGINS_DTYPE
 from ffn.inference.io.results import OVERLAPS_DTYPE
-from ffn.inference.io.results import OriginInfo
 from ffn.inference.io.results import save_subvolume
 from ffn.inference.io.results import segmentation_path
 from ffn.inference.io.results import subvolume_path

@@ -14,8 +14,8 @@ from __future__ import annotations
 from absl import app
 from absl import flags
 
-from ffn.utils import cli
 from ffn.training import coordinates
+from ffn.utils import cli
 from ffn.utils import volumes
 
 FLAGS = flags.FLAGS

@@ -17,10 +17,10 @@ from absl import app
 from absl import flags
 from google.protobuf import text_format
 
-from ffn.utils import checks
-from ffn.utils import cli
 from ffn.inference import inference_pb2
 from ffn.training import partitions
+from ffn.utils import checks
+from ffn.utils import cli
 from ffn.utils import volumes
 
 FLAGS = flags.FLAGS

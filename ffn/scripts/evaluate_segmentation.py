@@ -28,16 +28,16 @@ from absl import logging
 from google.protobuf import text_format
 import numpy as np
 
-from ffn.utils import checks
-from ffn.utils import cli
-from ffn.utils import errors
-from ffn.utils import atomic
-from ffn.utils import bounding_box
-from ffn.utils import bounding_box_pb2
 from ffn.analysis import evaluation
 from ffn.analysis import overview
 from ffn.analysis import skeletons
 from ffn.scripts import result_flags
+from ffn.utils import atomic
+from ffn.utils import bounding_box
+from ffn.utils import bounding_box_pb2
+from ffn.utils import checks
+from ffn.utils import cli
+from ffn.utils import errors
 from ffn.utils import volumes
 
 FLAGS = flags.FLAGS

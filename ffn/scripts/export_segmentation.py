@@ -15,11 +15,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from ffn.analysis import export
+from ffn.scripts import result_flags
 from ffn.utils import checks
 from ffn.utils import cli
 from ffn.utils import errors
-from ffn.analysis import export
-from ffn.scripts import result_flags
 
 FLAGS = flags.FLAGS
 

@@ -21,8 +21,8 @@ from absl import flags
 from absl import logging
 from google.protobuf import text_format
 
-from ffn.inference.pipelines import consensus
 from ffn.inference import consensus_pb2
+from ffn.inference.pipelines import consensus
 from ffn.utils import checks
 from ffn.utils import cli
 from ffn.utils import errors

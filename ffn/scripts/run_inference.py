@@ -11,8 +11,8 @@ from __future__ import annotations
 from absl import app
 from absl import flags
 
-from ffn.utils import cli
 from ffn.inference.request import run_request
+from ffn.utils import cli
 
 FLAGS = flags.FLAGS
 

@@ -23,8 +23,6 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
-from ffn.utils import cli
-from ffn.utils import errors
 from ffn.training import augmentation
 from ffn.training import checkpoint
 from ffn.training import examples
@@ -32,6 +30,8 @@ from ffn.training import optimizer as optimizer_lib
 from ffn.training import resume
 from ffn.training import trainer
 from ffn.utils import atomic
+from ffn.utils import cli
+from ffn.utils import errors
 from ffn.utils import locks
 from ffn.utils import volumes
 

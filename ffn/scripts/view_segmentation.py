@@ -16,12 +16,12 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from ffn.utils import checks
-from ffn.utils import cli
-from ffn.utils import errors
 from ffn.analysis import results
 from ffn.analysis import viewer as viewer_lib
 from ffn.scripts import result_flags
+from ffn.utils import checks
+from ffn.utils import cli
+from ffn.utils import errors
 from ffn.utils import volumes
 
 FLAGS = flags.FLAGS

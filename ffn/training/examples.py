@@ -8,11 +8,11 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from ffn.training.model import make_shifts
+from ffn.training.model import ModelInfo
 from ffn.utils import axes
 from ffn.utils import errors
 from ffn.utils import fov
-from ffn.training.model import ModelInfo
-from ffn.training.model import make_shifts
 from ffn.utils import probability
 
 FOV_POLICIES = ('fixed', 'max_pred_moves')

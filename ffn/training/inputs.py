@@ -12,10 +12,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from ffn.utils import axes
 from ffn.training import augmentation
 from ffn.training import coordinate_check
 from ffn.training import tfrecord
+from ffn.utils import axes
 from ffn.utils import channels
 from ffn.utils import errors
 from ffn.utils import volumes

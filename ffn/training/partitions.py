@@ -23,11 +23,11 @@ import scipy.ndimage
 
 from ffn.utils import atomic
 from ffn.utils import axes
-from ffn.utils import labels
-from ffn.utils import masks
 from ffn.utils import bounding_box
 from ffn.utils import checks
 from ffn.utils import errors
+from ffn.utils import labels
+from ffn.utils import masks
 from ffn.utils import volumes
 
 EXCLUDED = 255

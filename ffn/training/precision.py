@@ -11,8 +11,8 @@ from typing import Optional
 from absl import logging
 import tensorflow as tf
 
-from ffn.utils import hardware
 from ffn.utils import errors
+from ffn.utils import hardware
 
 DTYPES = {'float32': tf.float32, 'bfloat16': tf.bfloat16, 'float16': tf.float16}
 

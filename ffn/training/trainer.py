@@ -12,7 +12,6 @@ from typing import Callable, Sequence
 from absl import logging
 import tensorflow as tf
 
-from ffn.utils import axes
 from ffn.training import checkpoint
 from ffn.training import examples
 from ffn.training import import_util
@@ -22,6 +21,7 @@ from ffn.training import optimizer as optimizer_lib
 from ffn.training import precision as precision_lib
 from ffn.training import summaries
 from ffn.training import tracker as tracker_lib
+from ffn.utils import axes
 from ffn.utils import checks
 from ffn.utils import errors
 

@@ -17,8 +17,8 @@ import stat
 import tempfile
 from typing import Iterator
 
-from ffn.utils import locks
 from ffn.utils import errors
+from ffn.utils import locks
 
 
 class OutputPathError(errors.FFNError):

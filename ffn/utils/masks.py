@@ -10,10 +10,10 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 
 from ffn.utils import align
+from ffn.utils import errors
 from ffn.utils import expressions
 from ffn.utils import volumes
 from ffn.utils.axes import ZYX
-from ffn.utils import errors
 
 
 def clip_subvolume_to_bounds(corner: ZYX, size: ZYX, volume) -> tuple[np.ndarray, np.ndarray]:

@@ -16,8 +16,8 @@ import os
 import numpy as np
 
 from ffn.utils import atomic
-from ffn.utils import safe_pickle
 from ffn.utils import errors
+from ffn.utils import safe_pickle
 
 MODES = ('color', 'gray16')
 

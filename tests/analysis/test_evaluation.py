@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from skimage import metrics
 
-from ffn.utils import bounding_box
 from ffn.analysis import evaluation as ev
+from ffn.utils import bounding_box
 
 
 def _pairs(sizes) -> int:

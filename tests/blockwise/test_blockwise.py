@@ -15,8 +15,8 @@ import pytest
 
 from ffn.blockwise import scheduling
 from ffn.inference import inference_pb2
-from ffn.inference.request import runner as runner_lib
 from ffn.inference.io import results
+from ffn.inference.request import runner as runner_lib
 
 import blockwise_fixtures
 import synthetic_ffn

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ffn.inference.growing import checkpoint_file as canvas_checkpoint
+from ffn.inference import inference_pb2
 from ffn.inference.engines import executor
 from ffn.inference.growing import canvas as canvas_lib
+from ffn.inference.growing import checkpoint_file as canvas_checkpoint
 from ffn.inference.growing import state as state_lib
-from ffn.inference.request import plan
-from ffn.inference import inference_pb2
 from ffn.inference.policies import seed
+from ffn.inference.request import plan
 from ffn.utils import probability
 
 import synthetic_ffn

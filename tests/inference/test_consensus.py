@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ffn.inference.pipelines import consensus
 from ffn.inference import consensus_pb2
 from ffn.inference.io import results
+from ffn.inference.pipelines import consensus
 
 CORNER = (0, 10, 20)  # zyx
 SHAPE = (2, 3, 4)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ffn.inference.engines import settings as engine_settings
 from ffn.inference import inference_pb2
+from ffn.inference.engines import settings as engine_settings
 from ffn.inference.request import run_request
 from ffn.utils import hardware
 

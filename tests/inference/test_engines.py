@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ffn.inference import inference_pb2
 from ffn.inference.engines import openvino_engine
 from ffn.inference.engines import registry
 from ffn.inference.engines import settings as engine_settings
 from ffn.inference.engines import tensorflow_engine
-from ffn.inference import inference_pb2
-from ffn.inference.request import runner as runner_lib
 from ffn.inference.io import results
+from ffn.inference.request import runner as runner_lib
 from ffn.training.models import convstack_3d
 from ffn.utils import hardware
 

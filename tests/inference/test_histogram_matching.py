@@ -6,9 +6,9 @@ from google.protobuf import text_format
 import numpy as np
 import pytest
 
-from ffn.inference.request import histogram
 from ffn.inference import inference_pb2
 from ffn.inference import inference_utils
+from ffn.inference.request import histogram
 from ffn.inference.request import runner as runner_lib
 
 import synthetic_ffn

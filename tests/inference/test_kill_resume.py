@@ -12,8 +12,8 @@ from google.protobuf import text_format
 import numpy as np
 
 from ffn.inference import inference_pb2
-from ffn.inference.request import runner as runner_lib
 from ffn.inference.io import results
+from ffn.inference.request import runner as runner_lib
 
 import synthetic_ffn
 

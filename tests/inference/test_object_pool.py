@@ -7,15 +7,15 @@ import collections
 import numpy as np
 import pytest
 
+from ffn.inference import inference_pb2
 from ffn.inference.engines import executor
-from ffn.inference.growing import growth_record
 from ffn.inference.growing import canvas as canvas_lib
 from ffn.inference.growing import driver as driver_lib
+from ffn.inference.growing import growth_record
 from ffn.inference.growing import pool as object_pool
-from ffn.inference import inference_pb2
-from ffn.inference.request import plan
 from ffn.inference.policies import movement
 from ffn.inference.policies import seed
+from ffn.inference.request import plan
 from ffn.inference.request import settings_check
 
 import synthetic_ffn

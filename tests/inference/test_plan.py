@@ -10,10 +10,10 @@ from google.protobuf import text_format
 
 from ffn.inference import inference_pb2
 from ffn.inference.policies import movement
-from ffn.inference.request import plan
-from ffn.inference.request import resolve
 from ffn.inference.policies import seed
+from ffn.inference.request import plan
 from ffn.utils import probability
+from ffn.utils import resolve
 
 import synthetic_ffn
 
@@ -95,9 +95,9 @@ def test_resolve_class_short_dotted_and_wrong():
 
 
 def test_json_object():
-  assert resolve.json_object('', 'f') == {}
-  assert resolve.json_object('{"a": [1]}', 'f') == {'a': [1]}
+  assert resolve.parse_json_object('', 'f') == {}
+  assert resolve.parse_json_object('{"a": [1]}', 'f') == {'a': [1]}
   with pytest.raises(ValueError, match='is not valid JSON'):
-    resolve.json_object('{a', 'f')
+    resolve.parse_json_object('{a', 'f')
   with pytest.raises(ValueError, match='must be a JSON object'):
-    resolve.json_object('3', 'f')
+    resolve.parse_json_object('3', 'f')

@@ -11,8 +11,8 @@ from google.protobuf import text_format
 import numpy as np
 import pytest
 
-from ffn.inference.pipelines import agglomeration
 from ffn.inference import inference_pb2
+from ffn.inference.pipelines import agglomeration
 from ffn.inference.pipelines import resegmentation
 from ffn.inference.pipelines import resegmentation_analysis
 from ffn.inference.request import runner as runner_lib

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ffn.inference.pipelines import resegmentation_analysis as analysis
 from ffn.inference.io import probmaps
+from ffn.inference.pipelines import resegmentation_analysis as analysis
 
 # Subvolume radius (zyx) around the decision point x=6, y=5, z=3: corner zyx (1, 2, 2).
 RADIUS = (2, 3, 4)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ffn.inference import inference_pb2
-from ffn.inference.request import runner as runner_lib
 from ffn.inference.io import results
+from ffn.inference.request import runner as runner_lib
 from ffn.utils import bounding_box
 from ffn.utils import errors
 

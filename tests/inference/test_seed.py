@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 from scipy import spatial
 
-from ffn.inference.policies import seed
 from ffn.inference.io import results
+from ffn.inference.policies import seed
 
 from seed_reference import FakeCanvas as _Canvas
 from seed_reference import local_maxima

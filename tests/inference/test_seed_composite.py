@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from ffn.inference import inference_pb2
-from ffn.inference.request import plan
 from ffn.inference.policies import seed
 from ffn.inference.policies import seed_intensity
+from ffn.inference.request import plan
 
 from seed_reference import FakeCanvas
 from seed_reference import smooth_image

@@ -12,8 +12,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ffn.inference.io.results import OriginInfo
 from ffn.inference.io.probmaps import quantize_probability
+from ffn.inference.io.results import OriginInfo
 from ffn.utils.axes import Position
 
 # The quantised probability given to the voxels of an initial segmentation.

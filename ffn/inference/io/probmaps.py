@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ffn.utils import atomic
-from ffn.utils import safe_pickle
 from ffn.utils import errors
+from ffn.utils import safe_pickle
 
 
 def quantize_probability(prob: np.ndarray) -> np.ndarray:

@@ -24,15 +24,15 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from ffn.inference import inference_pb2
-from ffn.utils import labels as segmentation
-from ffn.utils.axes import ZYX
 from ffn.inference.io.masks import build_mask
 from ffn.inference.io.probmaps import load_probability_map
 from ffn.utils import atomic
 from ffn.utils import checks
 from ffn.utils import errors
+from ffn.utils import labels as segmentation
 from ffn.utils import safe_pickle
 from ffn.utils import state_codec
+from ffn.utils.axes import ZYX
 
 # Pickled into every npz and checkpoint under upstream's name, so that files
 # written here and by upstream load in both.

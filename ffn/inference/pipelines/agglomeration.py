@@ -19,9 +19,9 @@ from google.protobuf import json_format
 import numpy as np
 
 from ffn.inference import inference_pb2
+from ffn.inference import resegmentation_pb2
 from ffn.inference.pipelines import resegmentation
 from ffn.inference.pipelines import resegmentation_analysis
-from ffn.inference import resegmentation_pb2
 from ffn.utils import errors
 
 

@@ -23,8 +23,8 @@ import numpy as np
 from scipy import ndimage
 
 from ffn.inference import inference_pb2
-from ffn.inference.io import probmaps
 from ffn.inference.inference_utils import timer_counter
+from ffn.inference.io import probmaps
 from ffn.utils import atomic
 from ffn.utils import axes
 from ffn.utils import bounding_box

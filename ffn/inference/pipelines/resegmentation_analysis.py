@@ -19,8 +19,8 @@ import re
 import numpy as np
 from scipy import ndimage
 
-from ffn.inference.io import probmaps
 from ffn.inference import resegmentation_pb2
+from ffn.inference.io import probmaps
 from ffn.utils import errors
 from ffn.utils import safe_pickle
 from ffn.utils.axes import ZYX

@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ffn.inference.pipelines import agglomeration
 from ffn.inference import inference_pb2
+from ffn.inference.pipelines import agglomeration
 from ffn.inference.pipelines import resegmentation
 from ffn.inference.pipelines import resegmentation_analysis
 from ffn.inference.request import runner as runner_lib

@@ -11,8 +11,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ffn.inference.request import resolve
 from ffn.utils import checks
+from ffn.utils import resolve
 from ffn.utils.axes import Position
 from ffn.utils.axes import zyx
 from ffn.utils.fov import get_scored_move_offsets

@@ -18,15 +18,15 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage
 
-from ffn.inference.request import resolve
 from ffn.inference.io import results
-from ffn.utils import checks
-from ffn.utils import errors
 from ffn.inference.policies.seed_base import BaseSeedPolicy
 from ffn.inference.policies.seed_base import find_peaks
 from ffn.inference.policies.seed_base import lexsorted
 from ffn.inference.policies.seed_base import restrictor_masks
 from ffn.inference.policies.seed_base import voxel_size
+from ffn.utils import checks
+from ffn.utils import errors
+from ffn.utils import resolve
 # Re-exported: every policy is an attribute of this module, as upstream's are.
 from ffn.inference.policies.seed_intensity import PolicyDenseSeeds  # pylint: disable=unused-import
 from ffn.inference.policies.seed_intensity import PolicyImagePeaks2DDisk  # pylint: disable=unused-import

@@ -8,9 +8,9 @@ from typing import Any, Mapping
 import numpy as np
 import skimage.feature
 
-from ffn.inference.request import resolve
 from ffn.utils import checks
 from ffn.utils import errors
+from ffn.utils import resolve
 
 _NOISE_SEED = 42
 _NOISE_SCALE = 1e-4

@@ -11,18 +11,18 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from ffn.utils import axes
+from ffn.inference import inference_pb2
 from ffn.inference.engines import registry
 from ffn.inference.engines import settings as engine_settings
-from ffn.inference import inference_pb2
 from ffn.inference.policies import movement
-from ffn.inference.request import resolve
 from ffn.inference.policies import seed
 from ffn.inference.policies import seed_base
+from ffn.utils import axes
 from ffn.utils import bounding_box
 from ffn.utils import checks
 from ffn.utils import errors
 from ffn.utils import probability
+from ffn.utils import resolve
 
 # The InferenceOptions given as probabilities and used as logits.
 _PROBABILITY_OPTIONS = ('init_activation', 'pad_value', 'move_threshold', 'segment_threshold')
@@ -65,7 +65,7 @@ def movement_policy(request: inference_pb2.InferenceRequest) -> PolicyPlan:
                               movement, movement.BaseMovementPolicy,
                               'InferenceRequest.movement_policy_name')
   field = 'InferenceRequest.movement_policy_args'
-  kwargs = resolve.json_object(request.movement_policy_args, field)
+  kwargs = resolve.parse_json_object(request.movement_policy_args, field)
   cls.check_arguments(kwargs, field)
   return PolicyPlan(cls, kwargs)
 
@@ -75,7 +75,7 @@ def seed_policy(request: inference_pb2.InferenceRequest) -> PolicyPlan:
   cls = resolve.resolve_class(request.seed_policy or 'PolicyPeaks', seed,
                               seed.BaseSeedPolicy, 'InferenceRequest.seed_policy')
   field = 'InferenceRequest.seed_policy_args'
-  kwargs = resolve.json_object(request.seed_policy_args, field)
+  kwargs = resolve.parse_json_object(request.seed_policy_args, field)
   cls.check_arguments(kwargs, field)
   return PolicyPlan(cls, kwargs)
 
