@@ -130,3 +130,16 @@ def test_bad_bounding_box(tmp_path, bbox, message):
   assert message in proc.stderr
   assert 'Traceback' not in proc.stderr
   assert not out.exists()
+
+
+def test_several_bounding_boxes_each_segmented(tmp_path):
+  out = tmp_path / 'two'
+  boxes = ['start { x: 0 y: 0 z: 0 } size { x: 40 y: 36 z: 34 }',
+           'start { x: 40 y: 0 z: 0 } size { x: 40 y: 36 z: 34 }']
+  proc = _run(_config(out), bbox=boxes[0], extra=[f'--bounding_box={boxes[1]}'])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  for corner_xyz in ((0, 0, 0), (40, 0, 0)):
+    corner_zyx = corner_xyz[::-1]
+    seg, _ = results.load_segmentation(str(out), corner_zyx)
+    assert seg.shape == (34, 36, 40)
+  assert (out / '40' / '0' / 'seg-40_0_0.npz').exists()
