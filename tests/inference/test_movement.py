@@ -47,22 +47,22 @@ def test_face_max_first_occurrence_threshold_and_zero_delta():
   assert (np.float32(0.5), (0, 0, -2)) in _moves((0, 2, 2), prob, 0.5)
 
 
-class _FakeCanvas:
-  """Just enough canvas for the movement policy: a seed and a validity check."""
+class _FakeGrower:
+  """Just enough grower for the movement policy: an object map and a validity check."""
 
   def __init__(self, shape, move_threshold):
-    self.seed = np.full(shape, np.nan, dtype=np.float32)
+    self.object_map = np.full(shape, np.nan, dtype=np.float32)
     self.move_threshold = move_threshold
     self.checked = []
 
   def is_valid_pos(self, pos, ignore_move_threshold=False):
     self.checked.append(pos)
-    return bool(self.seed[pos] >= self.move_threshold)
+    return bool(self.object_map[pos] >= self.move_threshold)
 
 
 def test_face_max_policy_fifo_sorted_and_quantised():
-  canvas = _FakeCanvas((20, 30, 40), 0.5)
-  policy = movement.FaceMaxMovementPolicy(canvas, deltas=(2, 3, 4), score_threshold=0.5)
+  grower = _FakeGrower((20, 30, 40), 0.5)
+  policy = movement.FaceMaxMovementPolicy(grower, deltas=(2, 3, 4), score_threshold=0.5)
   start = (10, 15, 20)
   policy.reset_state(start)
   pred = np.zeros((5, 7, 9), dtype=np.float32)  # centre (2, 3, 4)
@@ -73,8 +73,8 @@ def test_face_max_policy_fifo_sorted_and_quantised():
   assert [c for _, c in policy.scored_coords] == [(10, 18, 20), (10, 15, 24), (8, 15, 20)]
   assert policy.done_rounded_coords == {(0, 0, 0)}
 
-  canvas.object_map[10, 18, 20] = 1.0
-  canvas.object_map[8, 15, 20] = 1.0
+  grower.object_map[10, 18, 20] = 1.0
+  grower.object_map[8, 15, 20] = 1.0
   # (10, 15, 24) is queued but its seed value is below threshold *now*: skipped.
   assert next(policy) == (10, 18, 20)
   assert next(policy) == (8, 15, 20)
@@ -83,10 +83,10 @@ def test_face_max_policy_fifo_sorted_and_quantised():
 
   # A position in an already visited quantised cell is skipped without a check.
   policy.append((1.0, (10, 16, 21)))  # rounds to (0, 0, 0): done
-  canvas.object_map[10, 16, 21] = 1.0
-  canvas.checked.clear()
+  grower.object_map[10, 16, 21] = 1.0
+  grower.checked.clear()
   assert list(policy) == []
-  assert canvas.checked == []
+  assert grower.checked == []
 
 
 def test_quantisation_is_centred_on_the_start():
