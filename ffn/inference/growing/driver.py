@@ -42,6 +42,7 @@ class Seed:
   pos: Position
   at: Any  # A restart from here redoes this seed.
   after: Any  # A restart from here goes on with the next one.
+  segment_id: Optional[int] = None  # The id the user asked for (seed_points); None: the next.
 
 
 class Checkpoints(Protocol):
@@ -82,7 +83,8 @@ class Checkpointer:
 def policy_seeds(policy, counters: Counters) -> Iterator[Seed]:
   """The seeds of a seed policy, each with the policy's state at it and after it."""
   for pos in TimedIter(policy, counters, 'seed-policy'):
-    yield Seed(tuple(int(p) for p in pos), policy.get_state(previous=True), policy.get_state())
+    pos = tuple(int(p) for p in pos)
+    yield Seed(pos, policy.get_state(previous=True), policy.get_state(), policy.id_at(pos))
 
 
 class SeedDriver:
@@ -195,7 +197,7 @@ class SeedDriver:
 
     counters['voxels-segmented'].IncrementBy(new_voxels)
     counters['voxels-overlapping'].IncrementBy(raw_voxels - new_voxels)
-    sid = state.next_segment_id()
+    sid = self._segment_id(seed)
     seg_view[mask] = sid
     if state.seg_prob is not None:
       state.seg_prob[obj.box][mask] = quantize_probability(
@@ -207,6 +209,17 @@ class SeedDriver:
     self._log('Created supervoxel:%d  seed(zyx):%s  size:%d  iters:%d',
               sid, pos, new_voxels, obj.num_iters)
     self._checkpoint(seed.after)
+
+  def _segment_id(self, seed: Seed) -> int:
+    """The id the seed asks for if no segment has it, else the next free one."""
+    wanted = seed.segment_id
+    if wanted is None:
+      return self.state.next_segment_id()
+    if wanted in self.state.origins or np.any(self.state.segmentation == wanted):
+      sid = self.state.next_segment_id()
+      self._log('Id %d of the seed at %r (zyx) is taken; its object gets %d', wanted, seed.pos, sid)
+      return sid
+    return wanted
 
   # -- the whole subvolume -------------------------------------------------------
 

@@ -3,9 +3,9 @@
 A policy is built with the canvas and keyword arguments (the Runner passes
 `corner`, `subvol_size` and the JSON `seed_policy_args`) and iterated for
 seed positions. Its `(coords, idx)` state can be saved and restored.
-The base class lives in `seed_base` and the policies on image intensity in
-`seed_intensity`; all are attributes of this module, where policies are
-looked up by name.
+The base class lives in `seed_base`, the policies on image intensity in
+`seed_intensity` and the user's points in `seed_points`; all are attributes
+of this module, where policies are looked up by name.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -32,6 +32,7 @@ from ffn.inference.policies.seed_intensity import PolicyDenseSeeds  # pylint: di
 from ffn.inference.policies.seed_intensity import PolicyImagePeaks2DDisk  # pylint: disable=unused-import
 from ffn.inference.policies.seed_intensity import PolicyImagePeaks3D2D  # pylint: disable=unused-import
 from ffn.inference.policies.seed_intensity import PolicyMaxPeaks  # pylint: disable=unused-import
+from ffn.inference.policies.seed_points import PolicyPoints  # pylint: disable=unused-import
 
 _PEAKS_SIGMA = 49.0 / 6.0
 
@@ -228,6 +229,9 @@ class ReverseCoords(BaseSeedPolicy):
   def init_coords(self) -> None:
     self.coords = np.array(list(self._policy), np.int64).reshape(-1, 3)[::-1]
 
+  def id_at(self, pos) -> Optional[int]:
+    return self._policy.id_at(pos)
+
 
 class SequentialPolicies(BaseSeedPolicy):
   """The seeds of several policies one after the other: `policies` is [[name, kwargs], ...].
@@ -235,19 +239,21 @@ class SequentialPolicies(BaseSeedPolicy):
   The chain is computed when the first seed is asked for (after the canvas's
   initial segmentation is in place). Its progress is saved as the chain's
   (coords, idx), so that a restored run continues where it stopped (upstream
-  saves the member states, which the chain has already used up).
+  saves the member states, which the chain has already used up). Members get
+  the Runner's corner and subvolume size besides their own arguments (the
+  points of `PolicyPoints` are global); a seed's id is the first member's.
   """
 
   def __init__(self, canvas, policies: Sequence[Sequence[Any]], **kwargs):
-    del kwargs  # The Runner's corner and subvol_size go to no member policy, as upstream.
     super().__init__(canvas)
+    runner_args = {k: v for k, v in kwargs.items() if k in self.RUNNER_ARGUMENTS}
     self._policies = []
     for entry in policies:
       if len(entry) != 2 or not isinstance(entry[1], dict):
         raise errors.FFNError(f'SequentialPolicies policies entry {entry!r} is not '
                          '[policy name, {keyword arguments}]')
       cls = policy_class(entry[0], 'SequentialPolicies policy')
-      self._policies.append(cls(canvas, **entry[1]))
+      self._policies.append(cls(canvas, **entry[1], **runner_args))
 
   @classmethod
   def check_arguments(cls, kwargs, field: str, from_runner: bool = True) -> None:
@@ -261,8 +267,10 @@ class SequentialPolicies(BaseSeedPolicy):
       if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict)):
         raise errors.FFNError(f'{where} is {errors.shown(entry)}, expected [policy name, '
                               '{keyword arguments}]')
-      # Members are built with their own arguments only, as upstream builds them.
-      policy_class(entry[0], where).check_arguments(entry[1], where, from_runner=False)
+      policy_class(entry[0], where).check_arguments(entry[1], where, from_runner)
 
   def init_coords(self) -> None:
     self.coords = np.array(list(itertools.chain(*self._policies)), np.int64).reshape(-1, 3)
+
+  def id_at(self, pos) -> Optional[int]:
+    return next((i for i in (p.id_at(pos) for p in self._policies) if i is not None), None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import skimage.feature
@@ -68,6 +68,15 @@ class BaseSeedPolicy:
       if all(a <= p < b for p, a, b in zip(pos, low, high)):
         return pos
     raise StopIteration()
+
+  def id_at(self, pos: tuple[int, int, int]) -> Optional[int]:
+    """The object id the user gave for a seed at zyx `pos`; None: the next free id.
+
+    A function of the position alone, so that a run restored from a checkpoint
+    gives the ids an uninterrupted one does.
+    """
+    del pos
+    return None
 
   def get_state(self, previous: bool = False):
     """(coords, idx); with `previous`, idx points back at the last yielded seed."""
