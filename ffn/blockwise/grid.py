@@ -139,6 +139,16 @@ class BlockGrid:
         result.append(other)
     return result
 
+  def blocks_holding(self, points_zyx: np.ndarray) -> list[Index]:
+    """The grid positions whose subvolume holds at least one of the zyx points, in raster order."""
+    points = np.asarray(points_zyx, np.int64).reshape(-1, 3)
+    found = set()
+    for point in points:
+      per_axis = [[i for i, (s, n) in enumerate(zip(self._starts[a], self._sizes[a]))
+                   if s <= point[a] < s + n] for a in range(3)]
+      found.update(itertools.product(*per_axis))
+    return sorted(found)
+
   def to_json_dict(self) -> dict:
     """The four vectors that define the grid (zyx)."""
     return dataclasses.asdict(self)

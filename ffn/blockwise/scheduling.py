@@ -27,6 +27,7 @@ import time
 from typing import Optional
 
 import daisy.v2 as daisy
+import numpy as np
 from daisy import logging as daisy_logging
 
 from ffn.blockwise import grid as grid_lib
@@ -53,24 +54,38 @@ def _rois(grid: grid_lib.BlockGrid, reach: int) -> tuple[daisy.Roi, daisy.Roi, d
   return total, read, daisy.Roi((0, 0, 0), stride)
 
 
+def _skip_mask(plan: plan_lib.BlockwisePlan) -> Optional[np.ndarray]:
+  """1 for each grid position the plan leaves out (None: it leaves none out)."""
+  if plan.stitch.active_blocks is None:
+    return None
+  mask = np.ones(plan.grid.shape, np.uint8)
+  for index in plan.stitch.active_blocks:
+    mask[index] = 0
+  return mask
+
+
 def _tasks(plan: plan_lib.BlockwisePlan, num_workers: int, worker_command: Optional[str]):
   """The daisy pipeline of a plan."""
   markers = os.path.join(plan.work_dir, 'done')
 
-  def task(name, rois, max_workers, conflict):
+  def task(name, rois, max_workers, conflict, skip_mask=None):
     function = (workers.BlockFunction(plan, name) if worker_command is None
                 else workers.LaunchedWorker(worker_command, plan.plan_path, name))
-    return daisy.Task(name, *rois, process_function=function, read_write_conflict=conflict,
+    made = daisy.Task(name, *rois, process_function=function, read_write_conflict=conflict,
                       fit='valid', max_workers=max_workers, max_retries=plan.max_retries,
                       timeout=plan.block_timeout_secs,
-                      tracking_path=os.path.join(markers, name))
+                      tracking_path=os.path.join(markers, name), skip_mask=skip_mask)
+    # Block positions are grid positions, which the skip mask relies on.
+    assert skip_mask is None or tuple(made.block_grid_shape) == plan.grid.shape
+    return made
 
+  skip = _skip_mask(plan)
   whole = _rois(plan.grid, 1)[0]
-  pipeline = (task('match', _rois(plan.grid, 1), num_workers, False)
+  pipeline = (task('match', _rois(plan.grid, 1), num_workers, False, skip)
               + task('resolve', (whole, whole, whole), 1, False)
-              + task('write', _rois(plan.grid, 1), num_workers, True))
+              + task('write', _rois(plan.grid, 1), num_workers, True, skip))
   if plan.request_text is not None:
-    pipeline = task('inference', _rois(plan.grid, 0), num_workers, False) + pipeline
+    pipeline = task('inference', _rois(plan.grid, 0), num_workers, False, skip) + pipeline
   return pipeline
 
 
@@ -146,9 +161,9 @@ def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Opti
     return
   shutil.rmtree(workers.failure_dir(plan), ignore_errors=True)
   daisy_logging.set_log_basedir(os.path.join(plan.work_dir, 'logs'))
-  logging.info('%d blocks (%s zyx) of %s (zyx) voxels, %d worker(s); work files and worker '
-               'logs in %s.', len(plan.grid), plan.grid.shape, plan.grid.subvolume_size,
-               num_workers, plan.work_dir)
+  logging.info('%d blocks (%s zyx) of %s (zyx) voxels, %d of them run, %d worker(s); work '
+               'files and worker logs in %s.', len(plan.grid), plan.grid.shape,
+               plan.grid.subvolume_size, len(plan.stitch.blocks()), num_workers, plan.work_dir)
   if host is None and worker_command is None:
     host = '127.0.0.1'
   start = time.time()
@@ -164,7 +179,7 @@ def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Opti
                 if state.completed_count != state.total_block_count]
   if failures or incomplete:
     details = failures or [f'{name}: {states[name].last_worker_error}' for name in incomplete]
-    raise BlockwiseError(f'blocks failed; rerun to retry them (done blocks are kept):\n  '
+    raise BlockwiseError('blocks failed; rerun to retry them (done blocks are kept):\n  '
                          + '\n  '.join(details))
   plan.stitch.output().commit()
   atomic.atomic_write_text(_committed_path(plan), plan.stitch.output_volume + '\n')

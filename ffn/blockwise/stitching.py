@@ -38,6 +38,8 @@ class StitchSettings:
 
   The output spans voxel 0 to `output_shape_zyx` (default: to the region's
   end), so that it lines up with the image and its groundtruth.
+  `active_blocks` (grid positions) are the only blocks segmented, matched and
+  written (None: every block); the rest of the output stays 0.
   """
   segmentation_dir: str
   grid: grid_lib.BlockGrid
@@ -45,6 +47,7 @@ class StitchSettings:
   min_overlap_size: int = 100
   output_shape_zyx: Optional[tuple[int, int, int]] = None
   min_overlap_fraction: float = 0.5
+  active_blocks: Optional[tuple[grid_lib.Index, ...]] = None
 
   def __post_init__(self):
     if self.output_shape_zyx is not None:
@@ -52,12 +55,29 @@ class StitchSettings:
       end = tuple(s + n for s, n in zip(self.grid.start, self.grid.size))
       assert all(n >= e for n, e in zip(shape, end)), (shape, end)
       object.__setattr__(self, 'output_shape_zyx', shape)
+    if self.active_blocks is not None:
+      active = tuple(sorted({tuple(int(i) for i in index) for index in self.active_blocks}))
+      assert all(all(0 <= i < n for i, n in zip(index, self.grid.shape)) for index in active)
+      object.__setattr__(self, 'active_blocks', active)
+
+  def blocks(self) -> list[grid_lib.Index]:
+    """The grid positions to segment, match and write, in raster order."""
+    if self.active_blocks is None:
+      return list(self.grid.indices())
+    return list(self.active_blocks)
+
+  def is_active(self, index: grid_lib.Index) -> bool:
+    """Whether the block at `index` is one of `blocks()`."""
+    return self.active_blocks is None or tuple(index) in self.active_blocks
 
   def digest(self) -> str:
     """A short hash of everything that decides the stitched result."""
-    text = json.dumps([self.grid.to_json_dict(), self.output_volume.strip(),
-                       int(self.min_overlap_size), float(self.min_overlap_fraction),
-                       self.output_shape()], sort_keys=True)
+    described = [self.grid.to_json_dict(), self.output_volume.strip(),
+                 int(self.min_overlap_size), float(self.min_overlap_fraction),
+                 self.output_shape()]
+    if self.active_blocks is not None:  # Unchanged digests for runs over every block.
+      described.append([list(index) for index in self.active_blocks])
+    text = json.dumps(described, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
   @property
@@ -92,7 +112,7 @@ def _id_table_path(settings: StitchSettings) -> str:
 def missing_results(settings: StitchSettings) -> list[str]:
   """The names of subvolumes whose result is not in the segmentation directory."""
   grid = settings.grid
-  return [grid.name(index) for index in grid.indices()
+  return [grid.name(index) for index in settings.blocks()
           if results.get_existing_subvolume_path(settings.segmentation_dir,
                                                  grid.corner(index)) is None]
 
@@ -124,7 +144,7 @@ def match_block(settings: StitchSettings, index: grid_lib.Index) -> dict:
   owned = np.unique(_crop(labels, box, grid.owned_box(index)))
   owned_keys = matching.pack_keys(ordinal, owned[owned != 0])
   pairs = []
-  for other in grid.forward_neighbours(index):
+  for other in filter(settings.is_active, grid.forward_neighbours(index)):
     other_box = grid.box(other)
     shared = bounding_box.intersection(box, other_box)
     if shared is None:
@@ -146,7 +166,7 @@ def resolve_ids(settings: StitchSettings) -> dict:
   """Union-find over every block's matches; saves the id table (owned key -> global id)."""
   start = time.time()
   owned, pairs = [], []
-  for ordinal in range(len(settings.grid)):
+  for ordinal in (settings.grid.ordinal(index) for index in settings.blocks()):
     path = _match_path(settings, ordinal)
     if not os.path.exists(path):
       raise errors.FFNError(f'no matches for block {ordinal} ({path}); run its match step first')
@@ -160,7 +180,7 @@ def resolve_ids(settings: StitchSettings) -> dict:
     np.savez(f, keys=keys, ids=ids)
   stats = {'fragments': len(keys), 'matches': len(pairs), 'objects': count}
   logging.info('Stitching: %d object fragments in %d blocks, %d matches across overlaps -> '
-               '%d objects (%.1f s).', len(keys), len(settings.grid), len(pairs), count,
+               '%d objects (%.1f s).', len(keys), len(settings.blocks()), len(pairs), count,
                time.time() - start)
   return stats
 

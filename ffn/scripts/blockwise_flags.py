@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 
 from absl import flags
 from absl import logging
+import numpy as np
 
 from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import plan as plan_lib
@@ -92,13 +93,29 @@ def check_run_flags() -> None:
     cli.fail(f'--worker_command {FLAGS.worker_command!r} has no {{command}} placeholder')
 
 
+def blocks_with_points(grid: grid_lib.BlockGrid, points_zyx: np.ndarray
+                       ) -> tuple[grid_lib.Index, ...]:
+  """The blocks whose subvolume holds a seed point; a one-line failure when none does."""
+  active = tuple(grid.blocks_holding(points_zyx))
+  if not active:
+    cli.fail(f'none of the {len(points_zyx)} points of seed_policy_args lies inside '
+             '--bounding_box, so there is nothing to segment')
+  logging.info('PolicyPoints: %d of %d blocks hold one of the %d points; only they run.',
+               len(active), len(grid), len(points_zyx))
+  return active
+
+
 def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
                     request_text: Optional[str],
-                    output_shape_zyx: Optional[Sequence[int]] = None
-                    ) -> plan_lib.BlockwisePlan:
-  """The plan of the flags for results in `segmentation_dir`."""
+                    output_shape_zyx: Optional[Sequence[int]] = None,
+                    points_zyx: Optional[np.ndarray] = None) -> plan_lib.BlockwisePlan:
+  """The plan of the flags for results in `segmentation_dir`.
+
+  With `points_zyx`, only the blocks holding one of those points are run.
+  """
   check_run_flags()
   grid = grid_from_flags(region)
+  active = None if points_zyx is None else blocks_with_points(grid, points_zyx)
   if output_shape_zyx is not None and any(
       n < e for n, e in zip(output_shape_zyx, axes.zyx(region.end))):
     cli.fail(f'--bounding_box ends at {tuple(int(e) for e in region.end)} (xyz), beyond the '
@@ -106,7 +123,7 @@ def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
   settings = stitching.StitchSettings(segmentation_dir, grid, FLAGS.output_volume,
                                       FLAGS.min_overlap_size,
                                       None if output_shape_zyx is None else tuple(output_shape_zyx),
-                                      FLAGS.min_overlap_fraction)
+                                      FLAGS.min_overlap_fraction, active)
   try:
     settings.output()
   except errors.FFNError as e:

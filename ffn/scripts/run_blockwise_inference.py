@@ -3,6 +3,7 @@
 Each subvolume is an ordinary run_inference result in the request's
 segmentation_output_dir; the stitched segmentation goes to --output_volume.
 Rerun the same command after a crash or a failed block: it finishes what is missing.
+With seed_policy PolicyPoints only the blocks whose subvolume holds a point run.
 
   python run_blockwise_inference.py \
       --inference_request="$(cat configs/inference_training_sample2.pbtxt)" \
@@ -13,9 +14,14 @@ Rerun the same command after a crash or a failed block: it finishes what is miss
 
 from __future__ import annotations
 
+from typing import Optional
+
 from absl import app
 from absl import flags
+import numpy as np
 
+from ffn.inference.policies import seed_points
+from ffn.inference.request import plan as plan_lib
 from ffn.inference.request import run_request
 from ffn.inference.request import runner as runner_lib
 from ffn.scripts import blockwise_flags
@@ -41,7 +47,8 @@ def main(argv):
     cli.fail(str(e))
   fov_xyz, image_shape = _check_request(request, region)
   plan = blockwise_flags.plan_from_flags(request.segmentation_output_dir, region,
-                                         FLAGS.inference_request, image_shape)
+                                         FLAGS.inference_request, image_shape,
+                                         _points_zyx(request))
   blockwise_flags.check_blocks_hold_fov(plan.grid, fov_xyz)
   blockwise_flags.run_plan(plan)
 
@@ -64,6 +71,15 @@ def _check_request(request, region) -> tuple[tuple[int, ...], tuple[int, ...]]:
     cli.fail(cli.describe_error(e))
   image_shape = tuple(int(n) for n in runner.image_shape_zyx)
   return tuple(int(v) for v in model.info.input_image_size), image_shape
+
+
+def _points_zyx(request) -> Optional[np.ndarray]:
+  """The zyx seed points of a PolicyPoints request (None for other seed policies)."""
+  policy = plan_lib.seed_policy(request)
+  if policy.cls is not seed_points.PolicyPoints:
+    return None
+  return seed_points.parse_points(**{k: v for k, v in policy.kwargs.items()
+                                     if k in ('points', 'points_file')})[:, 2::-1]
 
 
 def run() -> None:

@@ -60,10 +60,11 @@ def region() -> bounding_box.BoundingBox:
 
 def make_plan(image_spec: str, output_dir: pathlib.Path, output_volume: str,
               model_factory: str = 'synthetic_ffn.NumpyModel', min_overlap_size: int = 20,
-              **request_extra) -> plan_lib.BlockwisePlan:
+              active_blocks=None, **request_extra) -> plan_lib.BlockwisePlan:
   """The plan of a blockwise run of the synthetic volume."""
   grid = grid_lib.BlockGrid.from_xyz(region(), SUBVOLUME_XYZ, OVERLAP_XYZ)
-  settings = stitching.StitchSettings(str(output_dir), grid, output_volume, min_overlap_size)
+  settings = stitching.StitchSettings(str(output_dir), grid, output_volume, min_overlap_size,
+                                      active_blocks=active_blocks)
   return plan_lib.BlockwisePlan(settings, request_text(image_spec, output_dir,
                                                          **request_extra),
                                   model_factory=model_factory, max_retries=1)
