@@ -31,6 +31,7 @@ from scipy import sparse
 from skimage import metrics
 
 from ffn.analysis import results
+from ffn.analysis import targets
 from ffn.utils import axes
 from ffn.utils import bounding_box
 from ffn.utils import errors
@@ -363,11 +364,14 @@ def _check_inside(box: bounding_box.BoundingBox, outer: bounding_box.BoundingBox
 
 def evaluate(segmentation_source, groundtruth_spec: str,
              box: Optional[bounding_box.BoundingBox] = None,
+             points_xyz: Optional[np.ndarray] = None,
              **options) -> tuple[EvaluationResult, np.ndarray, np.ndarray]:
   """Loads both volumes over `box` (global xyz; default: the segmentation's extent) and scores them.
 
   A volume-spec segmentation must have the groundtruth's shape; a result
-  subvolume must lie inside the groundtruth. Returns (result, seg, gt) arrays.
+  subvolume must lie inside the groundtruth. With `points_xyz` (global xyz),
+  only the bodies under the points are scored (see `targets`). Returns
+  (result, seg, gt) arrays; gt holds the target bodies alone with points.
   """
   with volumes.open_volume(groundtruth_spec, ndims=(3,)) as gt_volume:
     gt_box = _volume_box(gt_volume.shape)
@@ -388,13 +392,41 @@ def evaluate(segmentation_source, groundtruth_spec: str,
           f'{gt_box.size.tolist()} (xyz)')
     gt = gt_volume.read(seg_box)
 
-  result = evaluate_arrays(seg, gt, offset_xyz=seg_box.start, **options)
+  scored_gt, targeted = gt, None
+  if points_xyz is not None:
+    chosen = targets.bodies_under(points_xyz, gt, seg_box.start)
+    if not chosen.bodies:
+      raise EvaluationError(f'none of the {chosen.points} points lies on a groundtruth body in '
+                            f'the scored region ({chosen.outside} outside it, '
+                            f'{chosen.on_background} on groundtruth 0)')
+    targeted = chosen.to_json_dict() | {
+        'objects': targets.objects_at(points_xyz, seg, gt, seg_box.start)}
+    scored_gt, gt = targets.restrict(seg, gt, chosen.bodies)
+  result = evaluate_arrays(seg, scored_gt, offset_xyz=seg_box.start, **options)
+  if targeted is not None:
+    result.inputs['points'] = targeted
   if isinstance(segmentation_source, results.ResultSpec):
     result.inputs['segmentation'] = dataclasses.asdict(segmentation_source)
   else:
     result.inputs['segmentation'] = str(segmentation_source)
   result.inputs['groundtruth'] = str(groundtruth_spec)
   return result, seg, gt
+
+
+def _points_lines(points: Optional[dict]) -> list[str]:
+  """The report's lines on a targeted evaluation (none without points)."""
+  if points is None:
+    return []
+  lines = [f'targets: groundtruth bodies {points["bodies"]} under {points["points"]} points '
+           f'({points["outside"]} outside the region, {points["on_background"]} on groundtruth '
+           '0); scored: those bodies and the segments that overlap them',
+           f'  {"point (xyz)":<18} {"body":>10} {"segment":>10} {"body voxels":>12} '
+           f'{"recovered":>10} {"purity":>8}']
+  for o in points.get('objects', []):
+    lines.append(f'  {",".join(str(v) for v in o["point_xyz"]):<18} {o["body"]:>10} '
+                 f'{o["segment"]:>10} {o["body_voxels"]:>12} {o["recovered"]:>10.1%} '
+                 f'{o["purity"]:>8.1%}')
+  return lines
 
 
 def format_report(result: EvaluationResult) -> str:
@@ -408,6 +440,7 @@ def format_report(result: EvaluationResult) -> str:
       f'segmentation 0: {result.unsegmented_voxels} scored voxels, counted as '
       f'{"one segment" if result.seg_zero == "segment" else "singletons"}',
       f'groundtruth bodies: {result.num_groundtruth_bodies}   segments: {result.num_segments}',
+      *_points_lines(result.inputs.get('points')),
       '',
       f'{"metric":<24}{"value":>10}',
       f'{"VI split (bits)":<24}{result.vi_split:>10.4f}',

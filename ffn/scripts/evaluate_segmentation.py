@@ -31,6 +31,7 @@ import numpy as np
 from ffn.analysis import evaluation
 from ffn.analysis import overview
 from ffn.analysis import skeletons
+from ffn.inference.policies import seed_points
 from ffn.scripts import result_flags
 from ffn.utils import atomic
 from ffn.utils import bounding_box
@@ -66,6 +67,9 @@ flags.DEFINE_string('overview_png', None, 'Write a PNG of the segmentation and g
 flags.DEFINE_string('image', None, 'Image volume spec for the overview background.')
 flags.DEFINE_list('overview_center', None, 'Global xyz point the overview planes go through; '
                   'default: the region centre.')
+flags.DEFINE_string('points', None, 'A file of x,y,z lines (global voxels, as PolicyPoints reads '
+                    'them): score only the groundtruth bodies under these points, and the '
+                    'segments that overlap them (a targeted run); ERL on those bodies alone.')
 flags.DEFINE_boolean('overwrite', False, 'Replace existing output files.')
 flags.DEFINE_boolean('erl', True, 'Score the segmentation on groundtruth skeletons: expected run '
                      'length (ERL), merges and splits, in the table and under "erl" in '
@@ -120,7 +124,8 @@ def main(argv):
       cli.fail(f'{path} exists; pass --overwrite to replace it')
     if path:
       atomic.check_output(path)
-      volumes.check_output_not_input(path, [FLAGS.groundtruth, FLAGS.segmentation, FLAGS.image])
+      volumes.check_output_not_input(path, [FLAGS.groundtruth, FLAGS.segmentation, FLAGS.image,
+                                           FLAGS.points])
   if FLAGS.image:
     # Opened now so that a bad --image fails before the (long) evaluation, not after.
     volumes.open_volume(FLAGS.image).close()
@@ -137,11 +142,17 @@ def main(argv):
     border = evaluation.BorderExclusion(FLAGS.border_distance, voxel_size, FLAGS.border_mode)
   # Skeleton options are checked (and SWC files read) before the slow work.
   swc, kimimaro_params = _skeleton_inputs()
+  points = None
+  if FLAGS.points:
+    try:
+      points = seed_points.parse_points(points_file=FLAGS.points)[:, :3]
+    except errors.FFNError as e:
+      cli.fail(f'--points: {e}')
 
   try:
     result, seg, gt = evaluation.evaluate(
-        source, FLAGS.groundtruth, box, seg_zero=FLAGS.seg_zero, border=border,
-        num_offenders=FLAGS.num_offenders, min_overlap=FLAGS.min_overlap)
+        source, FLAGS.groundtruth, box, points_xyz=points, seg_zero=FLAGS.seg_zero,
+        border=border, num_offenders=FLAGS.num_offenders, min_overlap=FLAGS.min_overlap)
   except errors.FFNError as e:  # EvaluationError, VolumeSpecError and missing results.
     cli.fail(str(e))
 
