@@ -12,6 +12,7 @@ import pytest
 from ffn.inference import inference_pb2
 from ffn.inference.io import results
 from ffn.inference.policies import seed
+from ffn.inference.policies import seed_points
 from ffn.inference.request import plan
 from ffn.inference.request import runner as runner_lib
 from ffn.utils import bounding_box
@@ -109,6 +110,18 @@ def test_positions_are_global_and_zyx():
                              corner=(10, 50, 100))
   assert list(policy) == [(3, 2, 5)]  # The second point lies in the x margin (3).
   assert policy.id_at((3, 2, 5)) == 8 and policy.id_at((3, 2, 2)) is None
+
+
+def test_a_checkpoint_of_other_points_is_refused():
+  canvas = FakeCanvas(np.zeros((10, 20, 30), np.float32), margin=(1, 1, 1))
+  first = seed.PolicyPoints(canvas, points=[[5, 5, 5], [9, 9, 5]])
+  next(first)
+  state = first.get_state()
+  same = seed.PolicyPoints(canvas, points=[[5, 5, 5], [9, 9, 5]])
+  same.set_state(state)
+  assert list(same) == [(5, 9, 9)]
+  with pytest.raises(seed_points.PointsError, match='other seed points'):
+    seed.PolicyPoints(canvas, points=[[5, 5, 5], [8, 9, 5]]).set_state(state)
 
 
 @pytest.mark.parametrize('args,message', [

@@ -105,16 +105,31 @@ class PolicyPoints(BaseSeedPolicy):
     """The points' zyx positions in the subvolume (some may lie outside it)."""
     return self.points[:, 2::-1] - np.asarray(self.corner_zyx, np.int64)
 
-  def init_coords(self) -> None:
+  def _split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(local zyx, inside the subvolume, with room for a full FOV) of the points."""
     zyx = self._local_zyx()
     shape = np.asarray(self.canvas.shape, np.int64)
     margin = np.asarray(self.canvas.margin, np.int64)
     inside = np.all((zyx >= 0) & (zyx < shape), axis=1)
     room = np.all((zyx >= margin) & (zyx < shape - margin), axis=1)
+    return zyx, inside, room
+
+  def init_coords(self) -> None:
+    zyx, inside, room = self._split()
     logging.info('points: %d of %d in this subvolume seed; %d outside it and %d too near its '
                  'border for a full field of view are skipped', np.sum(room), len(zyx),
                  np.sum(~inside), np.sum(inside & ~room))
     self.coords = zyx[room]
+
+  def set_state(self, state) -> None:
+    """Restores a checkpoint's seeds, refusing those of other points than today's."""
+    super().set_state(state)
+    if self.coords is not None:
+      zyx, _, room = self._split()
+      if not np.array_equal(self.coords.reshape(-1, 3), zyx[room]):
+        raise PointsError('the checkpoint was made with other seed points than the request\'s '
+                          'points or points_file hold now; restore them, or delete the .cpoint '
+                          'to start this subvolume again')
 
   def id_at(self, pos) -> Optional[int]:
     if self._ids is None:
