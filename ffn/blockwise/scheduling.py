@@ -89,17 +89,20 @@ def _tasks(plan: plan_lib.BlockwisePlan, num_workers: int, worker_command: Optio
   return pipeline
 
 
-def _log_states(states, seconds: float) -> None:
+def _log_states(states, seconds: float, plan: plan_lib.BlockwisePlan) -> None:
   """Counts of each task, and the rate of the blocks run now."""
   ran = 0
   for name in plan_lib.TASKS:
     if name in states:
       state = states[name]
+      # daisy counts the blocks its skip mask leaves out among the skipped ones.
+      inactive = 0 if name == 'resolve' else len(plan.grid) - len(plan.stitch.blocks())
       ran += state.completed_count - state.skipped_count
-      logging.info('%s: %d of %d blocks done (%d of them before this run), %d failed, %d '
-                   'waiting on failed blocks.', name, state.completed_count,
-                   state.total_block_count, state.skipped_count, state.failed_count,
-                   state.orphaned_count)
+      not_run = f', {inactive} not run (no point in them)' if inactive else ''
+      logging.info('%s: %d of %d blocks done (%d of them before this run%s), %d failed, %d '
+                   'waiting on failed blocks.', name, state.completed_count - inactive,
+                   state.total_block_count - inactive, state.skipped_count - inactive,
+                   not_run, state.failed_count, state.orphaned_count)
   logging.info('%d blocks run in %.1f s (%.2f blocks/min).', ran, seconds,
                60.0 * ran / max(seconds, 1e-9))
 
@@ -173,7 +176,7 @@ def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Opti
   except RuntimeError as e:
     failures = '\n'.join(workers.read_failures(plan))
     raise BlockwiseError(f'the run was abandoned: {e}\n{failures}') from e
-  _log_states(states, time.time() - start)
+  _log_states(states, time.time() - start, plan)
   failures = workers.read_failures(plan)
   incomplete = [name for name, state in states.items()
                 if state.completed_count != state.total_block_count]
