@@ -38,6 +38,7 @@ from ffn.inference.io import volumes as inference_volumes
 from ffn.utils import atomic
 from ffn.utils import axes
 from ffn.utils import errors
+from ffn.utils import hardware
 
 
 class BlockwiseError(errors.FFNError):
@@ -64,13 +65,29 @@ def _skip_mask(plan: plan_lib.BlockwisePlan) -> Optional[np.ndarray]:
   return mask
 
 
-def _tasks(plan: plan_lib.BlockwisePlan, num_workers: int, worker_command: Optional[str]):
+def worker_threads(threads_per_worker: int, num_workers: int,
+                   worker_command: Optional[str]) -> Optional[int]:
+  """The CPU threads of each inference worker's engine; None: every CPU the worker may use.
+
+  0 asks for the default: local workers share this machine's usable CPUs
+  evenly (N engines of all k cores each would run N x k threads on k cores);
+  launched workers use what their launcher gives them.
+  """
+  if threads_per_worker > 0:
+    return threads_per_worker
+  if worker_command is not None:
+    return None
+  return max(1, hardware.usable_cpus() // num_workers)
+
+
+def _tasks(plan: plan_lib.BlockwisePlan, num_workers: int, worker_command: Optional[str],
+           threads: Optional[int]):
   """The daisy pipeline of a plan."""
   markers = os.path.join(plan.work_dir, 'done')
 
   def task(name, rois, max_workers, conflict, skip_mask=None):
-    function = (workers.BlockFunction(plan, name) if worker_command is None
-                else workers.LaunchedWorker(worker_command, plan.plan_path, name))
+    function = (workers.BlockFunction(plan, name, threads) if worker_command is None
+                else workers.LaunchedWorker(worker_command, plan.plan_path, name, threads))
     made = daisy.Task(name, *rois, process_function=function, read_write_conflict=conflict,
                       fit='valid', max_workers=max_workers, max_retries=plan.max_retries,
                       timeout=plan.block_timeout_secs,
@@ -145,8 +162,10 @@ def _check_request(plan: plan_lib.BlockwisePlan) -> None:
 
 
 def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Optional[str] = None,
-        host: Optional[str] = None, progress: bool = True) -> None:
+        host: Optional[str] = None, progress: bool = True, threads_per_worker: int = 0) -> None:
   """Runs (or finishes) every missing block of the plan, then commits the output.
+
+  Each inference worker's engine gets `worker_threads(threads_per_worker, ...)`.
 
   Raises BlockwiseError naming each block that kept failing, with its error.
   """
@@ -169,9 +188,16 @@ def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Opti
                plan.grid.subvolume_size, len(plan.stitch.blocks()), num_workers, plan.work_dir)
   if host is None and worker_command is None:
     host = '127.0.0.1'
+  threads = worker_threads(threads_per_worker, num_workers, worker_command)
+  if plan.request_text is not None:
+    logging.info('Each inference worker\'s engine: %s.',
+                 'every CPU its launcher gives it' if threads is None else
+                 f'{threads} CPU thread(s) ({hardware.usable_cpus()} usable here, '
+                 f'{num_workers} worker(s))')
   start = time.time()
   try:
-    states = daisy.run_blockwise(_tasks(plan, num_workers, worker_command), progress=progress,
+    states = daisy.run_blockwise(_tasks(plan, num_workers, worker_command, threads),
+                                 progress=progress,
                                  return_states=True, host=host, summary=False)
   except RuntimeError as e:
     failures = '\n'.join(workers.read_failures(plan))

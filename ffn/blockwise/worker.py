@@ -21,11 +21,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument('--task', required=True, choices=plan_lib.TASKS)
   parser.add_argument('--context', required=True, help="the scheduler's worker context")
   parser.add_argument('--cwd', help="the scheduler's working directory")
+  parser.add_argument('--threads', type=int, help="CPU threads of the worker's engine "
+                      '(default: every CPU it may use)')
   args = parser.parse_args(argv)
   if args.cwd:
     os.chdir(args.cwd)
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
-  workers.run_worker(args.plan, args.task, args.context)
+  if args.threads is not None and args.threads < 1:
+    parser.error(f'--threads {args.threads} must be at least 1')
+  workers.run_worker(args.plan, args.task, args.context, args.threads)
 
 
 if __name__ == '__main__':

@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 import time
+from typing import Optional
 
 import daisy.v2 as daisy
 
@@ -60,12 +61,17 @@ def read_failures(plan: plan_lib.BlockwisePlan) -> list[str]:
 
 
 class BlockFunction:
-  """One task's work on the blocks daisy hands a worker; keeps the model between blocks."""
+  """One task's work on the blocks daisy hands a worker; keeps the model between blocks.
 
-  def __init__(self, plan: plan_lib.BlockwisePlan, task: str):
+  An inference worker's engine uses `threads` CPU threads (None: every CPU
+  the worker may use).
+  """
+
+  def __init__(self, plan: plan_lib.BlockwisePlan, task: str, threads: Optional[int] = None):
     assert task in plan_lib.TASKS, task
     self.plan = plan
     self.task = task
+    self.threads = threads
     self._runner = None
 
   def __call__(self, block) -> None:
@@ -115,30 +121,46 @@ class BlockFunction:
   def _get_runner(self):
     if self._runner is None:
       # Imported here so that stitching workers start without the inference stack.
-      from ffn.inference.request import runner as runner_lib  # pylint: disable=g-import-not-at-top
-      factory = self.plan.model_factory
-      model = plan_lib.build_model(factory) if factory else None
+      # pylint: disable=g-import-not-at-top
+      from ffn.inference.engines import registry
+      from ffn.inference.request import runner as runner_lib
+      # pylint: enable=g-import-not-at-top
       # Kept for the worker's life: its engine serves every block it takes.
-      runner = runner_lib.Runner()
-      runner.start(plan_lib.parse_request(self.plan.request_text), model=model)
+      runner = runner_lib.Runner(threads=self.threads)
+      runner.prepare(plan_lib.parse_request(self.plan.request_text))
+      model = None
+      if self.plan.model_factory:
+        if self.threads is not None:  # Before a TensorFlow model starts the runtime.
+          registry.module(runner.plan.engine).limit_threads(self.threads)
+        model = plan_lib.build_model(self.plan.model_factory)
+      runner.load_model(model)
       self._runner = runner
     return self._runner
 
 
 class LaunchedWorker:
-  """Starts a worker through a command template (e.g. 'srun -n1 {command}') and waits for it."""
+  """Starts a worker through a command template (e.g. 'srun -n1 {command}') and waits for it.
 
-  def __init__(self, template: str, plan_path: str, task: str):
+  `{command}` is the worker's command line; `{threads}`, where the template
+  has it, the CPU threads its engine is given (so that e.g. `srun
+  --cpus-per-task={threads}` allocates what it uses).
+  """
+
+  def __init__(self, template: str, plan_path: str, task: str, threads: Optional[int] = None):
     self.template = template
     self.plan_path = plan_path
     self.task = task
+    self.threads = threads
 
   def command(self, context: str) -> str:
     """The shell command that starts one worker of the task."""
     # --cwd: the request's relative paths mean what they mean to the scheduler.
-    worker = shlex.join([sys.executable, '-m', 'ffn.blockwise.worker', '--plan', self.plan_path,
-                         '--task', self.task, '--context', context, '--cwd', os.getcwd()])
-    return self.template.replace('{command}', worker)
+    args = [sys.executable, '-m', 'ffn.blockwise.worker', '--plan', self.plan_path,
+            '--task', self.task, '--context', context, '--cwd', os.getcwd()]
+    if self.threads is not None:
+      args += ['--threads', str(self.threads)]
+    command = self.template.replace('{command}', shlex.join(args))
+    return command if self.threads is None else command.replace('{threads}', str(self.threads))
 
   def __call__(self, *, context) -> None:
     command = self.command(context.to_env())
@@ -147,12 +169,12 @@ class LaunchedWorker:
       raise RuntimeError(f'worker command exited with status {status}: {command}')
 
 
-def run_worker(plan_path: str, task: str, context: str) -> None:
+def run_worker(plan_path: str, task: str, context: str, threads: Optional[int] = None) -> None:
   """A worker's loop: connects to the scheduler and processes blocks until none are left."""
   plan = plan_lib.BlockwisePlan.load(plan_path)
   os.environ['DAISY_CONTEXT'] = context
   client = daisy.Client()
-  function = BlockFunction(plan, task)
+  function = BlockFunction(plan, task, threads)
   while True:
     with client.acquire_block() as block:
       if block is None:

@@ -39,6 +39,11 @@ def define_flags() -> None:
                       "Start workers with this shell command template, e.g. 'srun -n1 "
                       "{command}' or 'bsub -K {command}'; {command} is the worker's command "
                       'line, which connects back to this scheduler. Default: local processes.')
+  flags.DEFINE_integer('threads_per_worker', 0,
+                       "CPU threads of each inference worker's engine (OpenVINO threads, "
+                       "TensorFlow's intra-/inter-op pools); {threads} in --worker_command. "
+                       "0: local workers share this machine's CPUs evenly, launched workers use "
+                       'every CPU they are given.')
   flags.DEFINE_string('scheduler_host', None,
                       'Address workers connect to (default: 127.0.0.1 for local workers, '
                       'else detected).')
@@ -52,6 +57,7 @@ def define_flags() -> None:
                      'A block still running after this long is stopped and retried.')
   flags.mark_flags_as_required(['bounding_box', 'subvolume_size', 'overlap', 'output_volume'])
   cli.check_flag_ranges({'num_workers': checks.POSITIVE_INT,
+                         'threads_per_worker': checks.NON_NEGATIVE_INT,
                          'min_overlap_size': checks.POSITIVE_INT,
                          'min_overlap_fraction': checks.Range(0, 1, low_open=True),
                          'max_retries': checks.NON_NEGATIVE_INT,
@@ -91,6 +97,10 @@ def check_run_flags() -> None:
   """One-line failures for bad worker flags."""
   if FLAGS.worker_command is not None and '{command}' not in FLAGS.worker_command:
     cli.fail(f'--worker_command {FLAGS.worker_command!r} has no {{command}} placeholder')
+  if (FLAGS.worker_command is not None and '{threads}' in FLAGS.worker_command
+      and FLAGS.threads_per_worker == 0):
+    cli.fail(f'--worker_command {FLAGS.worker_command!r} has a {{threads}} placeholder; give '
+             '--threads_per_worker, the count to put there')
 
 
 def blocks_with_points(grid: grid_lib.BlockGrid, points_zyx: np.ndarray
@@ -135,6 +145,7 @@ def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
 def run_plan(plan: plan_lib.BlockwisePlan) -> None:
   """Runs the plan with the worker flags; one-line failure naming the failed blocks."""
   try:
-    scheduling.run(plan, FLAGS.num_workers, FLAGS.worker_command, FLAGS.scheduler_host)
+    scheduling.run(plan, FLAGS.num_workers, FLAGS.worker_command, FLAGS.scheduler_host,
+                   threads_per_worker=FLAGS.threads_per_worker)
   except (errors.FFNError, OSError) as e:
     cli.fail(str(e))

@@ -192,3 +192,16 @@ def test_engines_are_found_by_their_module_name():
   with pytest.raises(ValueError, match="engine 'onnx' is not known; expected one of openvino, "
                      'tensorflow'):
     registry.module('onnx')
+
+
+def test_a_runner_limited_to_one_thread_compiles_openvino_with_one(setup, tmp_path, monkeypatch):
+  monkeypatch.setattr(openvino_engine, '_threads', None)
+  spec, ckpt, labels = setup
+  text = synthetic_ffn.request_text(spec, ckpt, str(tmp_path), seed_policy='"PolicyGrid3d"',
+                                    seed_policy_args=r'"{\"step\": 4, \"offsets\": [2]}"',
+                                    engine='OPENVINO', precision='FLOAT32')
+  with runner_lib.Runner(text_format.Parse(text, inference_pb2.InferenceRequest()),
+                         threads=1) as runner:
+    runner.run((0, 0, 0), labels.shape)
+    request = runner.model._request_for(1)  # pylint: disable=protected-access
+    assert request.get_compiled_model().get_property('INFERENCE_NUM_THREADS') == 1

@@ -27,6 +27,19 @@ USES_GPU = False
 CONCURRENT_CALLS = True
 # OpenVINO's names for the precisions (INFERENCE_PRECISION_HINT).
 HINTS = {'float32': 'f32', 'bfloat16': 'bf16', 'float16': 'f16'}
+# The CPU threads this process's engines share (`limit_threads`); None: every usable CPU.
+_threads: Optional[int] = None
+
+
+def limit_threads(threads: int) -> None:
+  """Makes engines built from now on use `threads` CPU threads in all (their share of a node)."""
+  global _threads
+  _threads = int(threads)
+
+
+def _thread_count() -> int:
+  """The CPU threads this process's engines may use."""
+  return _threads if _threads is not None else hardware.usable_cpus()
 
 
 def device_capability() -> Optional[tuple[int, int]]:
@@ -54,6 +67,8 @@ class OpenVinoEngine:
     self._image_input = self._inputs.index('patches') if 'patches' in self._inputs else 0
     self._seed_input = self._inputs.index('seed') if 'seed' in self._inputs else 1
     self._config = {'INFERENCE_PRECISION_HINT': HINTS[precision], 'PERFORMANCE_HINT': 'LATENCY'}
+    if _threads is not None:
+      self._config.update(INFERENCE_NUM_THREADS=_threads)
     self._core = openvino.Core()
     self._requests: dict[int, object] = {}
     self._lock = threading.Lock()
@@ -147,7 +162,7 @@ def instances(engine, count: int) -> Sequence:
   """
   if count <= 1 or not isinstance(engine, OpenVinoEngine):
     return [engine]
-  threads = max(1, hardware.usable_cpus() // count)
+  threads = max(1, _thread_count() // count)
   own = [engine.with_threads(threads) for _ in range(count)]
   if not _same_logits([engine] + own, engine.info):
     logging.warning('OpenVINO instances of %d thread(s) compute other logits than one of all '

@@ -49,6 +49,9 @@ class EngineModule(Protocol):
                        gpu: Optional[tuple[int, int]]) -> str:
     """Why `precision` would be emulated slowly here; '' when it runs natively."""
 
+  def limit_threads(self, threads: int) -> None:
+    """Makes this process's engines use `threads` CPU threads (before any is built)."""
+
   def build(self, model, precision: str, batch_size: int) -> Engine:
     """The engine of a restored model, computing in `precision`."""
 

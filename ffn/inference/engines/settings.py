@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from typing import Optional
 
 from ffn.inference import inference_pb2
@@ -102,6 +103,16 @@ def settings_for(engine: str, precision: str) -> EngineSettings:
   check_names(engine, precision)
   gpu = registry.module(engine).device_capability()
   return resolve(engine, precision, hardware.cpu_features(), gpu)
+
+
+def limit_threads(engine: str, threads: Optional[int]) -> None:
+  """Gives the process's `engine` `threads` CPU threads (None: every usable one), and logs it."""
+  usable = hardware.usable_cpus()
+  if threads is None:
+    logging.info('Engine %s: all %d usable CPU threads.', engine, usable)
+    return
+  registry.module(engine).limit_threads(threads)
+  logging.info('Engine %s: %d CPU thread(s) (of %d usable here).', engine, threads, usable)
 
 
 def build(model, settings: EngineSettings, batch_size: int = 1):

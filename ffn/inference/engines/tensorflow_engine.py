@@ -8,6 +8,9 @@ threads are not safe here (they crash), so objects grow one at a time.
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from ffn.utils import errors
@@ -51,6 +54,26 @@ class TensorFlowEngine:
 
     self.predict_logits = tf.function(predict_logits,
                                       input_signature=model.predict_logits.input_signature)
+
+
+def limit_threads(threads: int) -> None:
+  """Makes TensorFlow's ops use `threads` CPU threads (set before TensorFlow starts its runtime)."""
+  if 'tensorflow' not in sys.modules:
+    # Read when the runtime starts, so that a worker whose model needs no TensorFlow never
+    # loads it.
+    os.environ['TF_NUM_INTRAOP_THREADS'] = os.environ['TF_NUM_INTEROP_THREADS'] = str(threads)
+    return
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  threading = tf.config.threading
+  if (threading.get_intra_op_parallelism_threads() == threads
+      and threading.get_inter_op_parallelism_threads() == threads):
+    return
+  try:
+    threading.set_intra_op_parallelism_threads(threads)
+    threading.set_inter_op_parallelism_threads(threads)
+  except RuntimeError:  # The runtime has started (a model was built): its pools are fixed.
+    logging.warning('TensorFlow has started already; its thread pools keep their size, not %d '
+                    'threads', threads)
 
 
 def build(model, precision: str, batch_size: int = 1):

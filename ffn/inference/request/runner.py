@@ -55,7 +55,7 @@ class Runner:
                batch_size: Optional[int] = None, model=None,
                reuse_mismatched_results: bool = False,
                stop_requested: Callable[[], bool] = lambda: False,
-               engine_hook: Optional[Callable] = None):
+               engine_hook: Optional[Callable] = None, threads: Optional[int] = None):
     """A runner of `request` (started on entering it as a context, or by `start`).
 
     A ready `model` (with `info` and `predict_logits`) may stand in for the
@@ -63,7 +63,9 @@ class Runner:
     made with other settings is an error unless `reuse_mismatched_results`.
     Once `stop_requested()`, a box stops at its next consistent point with its
     checkpoint saved (errors.Interrupted). `engine_hook(engine)` may replace
-    each engine instance built (to time or trace its calls).
+    each engine instance built (to time or trace its calls). `threads` limits
+    the engine to that many CPU threads (a worker's share of the node; None:
+    every usable CPU); it is process-wide, as the engines' thread pools are.
     """
     self.counters = inference_utils.Counters()
     self.executor = None
@@ -78,6 +80,7 @@ class Runner:
     self._ready_model = model
     self._stop_requested = stop_requested
     self._engine_hook = engine_hook
+    self._threads = threads
     self._aligner = align.Aligner()
     if request is not None:
       self.prepare(request, batch_size)
@@ -114,6 +117,8 @@ class Runner:
   def load_model(self, model=None) -> None:
     """The slow half of `start`: builds and restores the model, the engine and the executor."""
     self.stop_executor()
+    # Before the model is restored: TensorFlow fixes its thread pools when it starts.
+    engine_settings.limit_threads(self.plan.engine, self._threads)
     if model is None:
       model = self.restore_model()
     self.engine_settings = engine_settings.settings_for(self.plan.engine, self.plan.precision)
