@@ -79,6 +79,10 @@ def batched_request(request, subvolumes: int):
   return batched
 
 
+# Starts the worker's log line of its engine's batches (read by bench/scaling.py).
+BATCH_LOG = 'Engine batches:'
+
+
 class BlockFunction:
   """One task's work on the blocks daisy hands a worker; keeps the model between blocks.
 
@@ -284,8 +288,20 @@ def run_worker(plan_path: str, task: str, context: str, threads: Optional[int] =
     thread.join()
   if function.runner is not None:
     function.runner.stop_executor()
+    _log_batches(function.runner.counters)
   if errors_seen:
     raise errors_seen[0]
+
+
+def _log_batches(counters) -> None:
+  """One line: the model calls of the worker's engine by the FOVs each held."""
+  from ffn.inference.engines import executor  # pylint: disable=g-import-not-at-top
+  sizes = executor.batch_sizes(counters)
+  calls = sum(sizes.values())
+  fovs = sum(n * c for n, c in sizes.items())
+  logging.info('%s %d FOVs in %d model calls (%.2f FOVs per call); calls by FOVs held: %s.',
+               BATCH_LOG, fovs, calls, fovs / max(calls, 1),
+               ', '.join(f'{n}: {c}' for n, c in sorted(sizes.items())))
 
 
 def _take_blocks(client, function: BlockFunction) -> None:
