@@ -2,12 +2,14 @@
 """Blockwise inference throughput: workers x threads, and subvolumes grown at once per worker.
 
   python bench/scaling.py [--block 60] [--config configs/inference_training_sample2_fast.pbtxt]
-                          [--setups 1x0x1,0x1x1,1x0x2,1x0x4]
+                          [--setups 1x0x1,0x1x1,0x1x1x0,1x0x2,1x0x4]
 
 Segments the same 2 x 2 x 1 blocks of `--block`^3 of the bundled sample
 (overlap a third of a block) once per setup `workers x threads x subvolumes`
 (0 workers: one per usable CPU; 0 threads: the CPUs shared out evenly, as
-run_blockwise_inference.py does by default), one after another in this
+run_blockwise_inference.py does by default), with a fourth `x0` or `x1` to
+turn OpenVINO's pinning of threads to cores off or on (default: OpenVINO's
+own, which pins), one after another in this
 process, and prints for each: FOVs, FOVs/s while blocks were being grown
 (from the first block's start to the last block's end, from each result's
 own counters) and as a ratio to the first setup, the whole run's wall time
@@ -46,6 +48,7 @@ from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import scheduling
 from ffn.blockwise import stitching
 from ffn.blockwise import workers
+from ffn.inference.engines import openvino_engine
 from ffn.inference.io import results
 from ffn.inference.request import run_request
 from ffn.utils import bounding_box
@@ -56,8 +59,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer('block', 60, 'Edge of each of the 2 x 2 x 1 blocks (voxels).')
 flags.DEFINE_string('config', str(REPO_ROOT / 'configs' / 'inference_training_sample2_fast.pbtxt'),
                     'InferenceRequest text file (its output directory is replaced).')
-flags.DEFINE_list('setups', ['1x0x1', '0x1x1', '1x0x2', '1x0x4'],
-                  'workers x threads x subvolumes per worker; ratios are to the first.')
+flags.DEFINE_list('setups', ['1x0x1', '0x1x1', '0x1x1x0', '1x0x2', '1x0x4'],
+                  'workers x threads x subvolumes per worker [x pinning 0/1]; ratios are to '
+                  'the first.')
 
 _SAMPLE_SHAPE_ZYX = (250, 250, 250)
 _BATCH_LINE = re.compile(re.escape(workers.BATCH_LOG) + r'.*calls by FOVs held: ([0-9: ,]*)\.')
@@ -111,8 +115,12 @@ def _batches(work_dir: str) -> str:
 
 
 def _run(setup: str, root: str) -> dict:
-  workers_, threads, subvolumes = (int(v) for v in setup.split('x'))
+  workers_, threads, subvolumes, *pinning = (int(v) for v in setup.split('x'))
   workers_ = workers_ or hardware.usable_cpus()
+  # Read by each worker's engine, which inherits this environment.
+  os.environ.pop(openvino_engine.PINNING_ENV, None)
+  if pinning:
+    os.environ[openvino_engine.PINNING_ENV] = str(pinning[0])
   out = os.path.join(root, setup)
   plan = _plan(_request_text(out), out)
   start = time.perf_counter()
@@ -123,7 +131,8 @@ def _run(setup: str, root: str) -> dict:
   with h5py.File(f'{out}/stitched.h5', 'r') as f:
     stitched = f['seg'][...]
   threads = threads or scheduling.worker_threads(0, workers_, None)
-  return dict(name=f'{workers_} x {threads} x {subvolumes}', fovs=fovs, span=span, wall=wall,
+  pinned = {(): '', (0,): ' unpinned', (1,): ' pinned'}[tuple(pinning)]
+  return dict(name=f'{workers_} x {threads} x {subvolumes}{pinned}', fovs=fovs, span=span, wall=wall,
               batches=_batches(plan.work_dir), stitched=stitched)
 
 
@@ -137,13 +146,13 @@ def main(argv):
   print(f'4 blocks of {FLAGS.block}^3 (2 x 2 x 1); {hardware.usable_cpus()} usable CPUs; CPU '
         f'offers {hardware.cpu_features().describe()}; {pathlib.Path(FLAGS.config).name} '
         'one object at a time')
-  print(f'{"workers x threads x subvolumes":>30s} {"FOVs":>6s} {"growing s":>9s} '
+  print(f'{"workers x threads x subvolumes":>39s} {"FOVs":>6s} {"growing s":>9s} '
         f'{"FOVs/s":>7s} {"x first":>7s} {"wall s":>7s} {"voxels != first":>15s}  '
         'model calls by FOVs held')
   for r in measured:
     rate = r['fovs'] / r['span']
     differing = int(np.sum(r['stitched'] != first['stitched']))
-    print(f'{r["name"]:>30s} {r["fovs"]:6d} {r["span"]:9.1f} {rate:7.2f} {rate / base:7.2f} '
+    print(f'{r["name"]:>39s} {r["fovs"]:6d} {r["span"]:9.1f} {rate:7.2f} {rate / base:7.2f} '
           f'{r["wall"]:7.1f} {differing:15d}  {r["batches"]}')
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Optional, Sequence
@@ -29,6 +30,18 @@ CONCURRENT_CALLS = True
 HINTS = {'float32': 'f32', 'bfloat16': 'bf16', 'float16': 'f16'}
 # The CPU threads this process's engines share (`limit_threads`); None: every usable CPU.
 _threads: Optional[int] = None
+# Set to 0 or 1 to turn OpenVINO's pinning of its threads to cores off or on (default: its own).
+PINNING_ENV = 'FFN_OPENVINO_CPU_PINNING'
+
+
+def _pinning() -> dict:
+  """The ENABLE_CPU_PINNING setting of $FFN_OPENVINO_CPU_PINNING, if set."""
+  value = os.environ.get(PINNING_ENV, '')
+  if value == '':
+    return {}
+  if value not in ('0', '1'):
+    raise errors.FFNError(f'{PINNING_ENV}={errors.shown(value)}: expected 0 or 1')
+  return {'ENABLE_CPU_PINNING': value == '1'}
 
 
 def limit_threads(threads: int) -> None:
@@ -69,6 +82,7 @@ class OpenVinoEngine:
     self._config = {'INFERENCE_PRECISION_HINT': HINTS[precision], 'PERFORMANCE_HINT': 'LATENCY'}
     if _threads is not None:
       self._config.update(INFERENCE_NUM_THREADS=_threads)
+    self._config.update(_pinning())
     self._core = openvino.Core()
     self._requests: dict[int, object] = {}
     self._lock = threading.Lock()
