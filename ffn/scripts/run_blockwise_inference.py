@@ -25,6 +25,7 @@ from ffn.inference.request import plan as plan_lib
 from ffn.inference.request import run_request
 from ffn.inference.request import runner as runner_lib
 from ffn.scripts import blockwise_flags
+from ffn.utils import axes
 from ffn.utils import checks
 from ffn.utils import cli
 from ffn.utils import errors
@@ -84,8 +85,8 @@ def _points_zyx(request) -> Optional[np.ndarray]:
   policy = plan_lib.seed_policy(request)
   if policy.cls is not seed_points.PolicyPoints:
     return None
-  return seed_points.parse_points(**{k: v for k, v in policy.kwargs.items()
-                                     if k in ('points', 'points_file')})[:, 2::-1]
+  return axes.points_zyx(seed_points.parse_points(
+      **{k: v for k, v in policy.kwargs.items() if k in ('points', 'points_file')}))
 
 
 def run() -> None:

@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ffn.inference.policies.seed_base import BaseSeedPolicy
+from ffn.utils import axes
 from ffn.utils import errors
 
 # Object ids live in an int32 segmentation while a subvolume is segmented.
@@ -103,7 +104,7 @@ class PolicyPoints(BaseSeedPolicy):
 
   def _local_zyx(self) -> np.ndarray:
     """The points' zyx positions in the subvolume (some may lie outside it)."""
-    return self.points[:, 2::-1] - np.asarray(self.corner_zyx, np.int64)
+    return axes.points_zyx(self.points, self.corner_zyx)
 
   def _split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(local zyx, inside the subvolume, with room for a full FOV) of the points."""
