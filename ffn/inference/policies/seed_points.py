@@ -29,6 +29,15 @@ class PointsError(errors.FFNError):
   """A list of seed points that cannot be read."""
 
 
+class OtherPointsError(PointsError):
+  """A checkpoint made with other seed points than the request's hold now."""
+
+  def __init__(self):
+    super().__init__('the checkpoint was made with other seed points than the request\'s '
+                     'points or points_file hold now; restore them, or delete the .cpoint '
+                     'to start this subvolume again')
+
+
 def _parse_point(values: Sequence, where: str) -> tuple[int, int, int, int]:
   """(x, y, z, id) of one point; id 0 when none is given."""
   if not 3 <= len(values) <= 4:
@@ -122,15 +131,17 @@ class PolicyPoints(BaseSeedPolicy):
                  np.sum(~inside), np.sum(inside & ~room))
     self.coords = zyx[room]
 
+  def seeds_zyx(self) -> np.ndarray:
+    """The (N, 3) local zyx seeds this policy yields, in order (fixed by its points)."""
+    zyx, _, room = self._split()
+    return zyx[room]
+
   def set_state(self, state) -> None:
     """Restores a checkpoint's seeds, refusing those of other points than today's."""
     super().set_state(state)
-    if self.coords is not None:
-      zyx, _, room = self._split()
-      if not np.array_equal(self.coords.reshape(-1, 3), zyx[room]):
-        raise PointsError('the checkpoint was made with other seed points than the request\'s '
-                          'points or points_file hold now; restore them, or delete the .cpoint '
-                          'to start this subvolume again')
+    if self.coords is not None and not np.array_equal(self.coords.reshape(-1, 3),
+                                                      self.seeds_zyx()):
+      raise OtherPointsError()
 
   def id_at(self, pos) -> Optional[int]:
     if self._ids is None:
