@@ -2,14 +2,14 @@
 """Blockwise inference throughput: workers x threads, and subvolumes grown at once per worker.
 
   python bench/scaling.py [--block 60] [--config configs/inference_training_sample2_fast.pbtxt]
-                          [--setups 1x0x1,0x1x1,0x1x1x0,1x0x2,1x0x4]
+                          [--setups 1x0x1,0x1x1,0x1x1x1,1x0x2,1x0x4]
 
 Segments the same 2 x 2 x 1 blocks of `--block`^3 of the bundled sample
 (overlap a third of a block) once per setup `workers x threads x subvolumes`
 (0 workers: one per usable CPU; 0 threads: the CPUs shared out evenly, as
 run_blockwise_inference.py does by default), with a fourth `x0` or `x1` to
-turn OpenVINO's pinning of threads to cores off or on (default: OpenVINO's
-own, which pins), one after another in this
+turn OpenVINO's pinning of threads to cores off or on (default: off for
+engines given a share of the CPUs, OpenVINO's own otherwise), one after another in this
 process, and prints for each: FOVs, FOVs/s while blocks were being grown
 (from the first block's start to the last block's end, from each result's
 own counters) and as a ratio to the first setup, the whole run's wall time
@@ -59,7 +59,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer('block', 60, 'Edge of each of the 2 x 2 x 1 blocks (voxels).')
 flags.DEFINE_string('config', str(REPO_ROOT / 'configs' / 'inference_training_sample2_fast.pbtxt'),
                     'InferenceRequest text file (its output directory is replaced).')
-flags.DEFINE_list('setups', ['1x0x1', '0x1x1', '0x1x1x0', '1x0x2', '1x0x4'],
+flags.DEFINE_list('setups', ['1x0x1', '0x1x1', '0x1x1x1', '1x0x2', '1x0x4'],
                   'workers x threads x subvolumes per worker [x pinning 0/1]; ratios are to '
                   'the first.')
 

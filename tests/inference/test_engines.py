@@ -223,3 +223,12 @@ def test_a_bad_pinning_value_is_refused(monkeypatch):
   monkeypatch.setenv(openvino_engine.PINNING_ENV, 'yes')
   with pytest.raises(errors.FFNError, match="FFN_OPENVINO_CPU_PINNING='yes': expected 0 or 1"):
     openvino_engine._pinning()  # pylint: disable=protected-access
+
+
+def test_an_engine_given_a_share_of_the_cpus_does_not_pin(monkeypatch):
+  monkeypatch.delenv(openvino_engine.PINNING_ENV, raising=False)
+  monkeypatch.setattr(hardware, 'usable_cpus', lambda: 4)
+  monkeypatch.setattr(openvino_engine, '_threads', 2)
+  assert openvino_engine._pinning() == {'ENABLE_CPU_PINNING': False}  # pylint: disable=protected-access
+  monkeypatch.setattr(openvino_engine, '_threads', None)
+  assert openvino_engine._pinning() == {}  # pylint: disable=protected-access
