@@ -43,8 +43,7 @@ def bodies_under(points_xyz: np.ndarray, groundtruth: np.ndarray,
 
 def _local_zyx(points_xyz: np.ndarray, offset_xyz) -> np.ndarray:
   """(N, 3) zyx positions in a region whose voxel 0 is global xyz `offset_xyz`."""
-  return np.asarray(points_xyz, np.int64).reshape(-1, 3)[:, ::-1] - np.asarray(
-      axes.xyz_to_zyx(offset_xyz), np.int64)
+  return axes.points_zyx(np.asarray(points_xyz).reshape(-1, 3), axes.xyz_to_zyx(offset_xyz))
 
 
 def objects_at(points_xyz: np.ndarray, segmentation: np.ndarray, groundtruth: np.ndarray,

@@ -80,14 +80,38 @@ def worker_threads(threads_per_worker: int, num_workers: int,
   return max(1, hardware.usable_cpus() // num_workers)
 
 
+def subvolumes_per_worker(requested: int, request) -> int:
+  """The blocks each inference worker grows at once; 0 asks for the request's concurrent_requests."""
+  return requested if requested > 0 else max(int(request.concurrent_requests), 1)
+
+
+def _worker(plan: plan_lib.BlockwisePlan, name: str, worker_command: Optional[str],
+            threads: Optional[int], subvolumes: int):
+  """What daisy calls for the blocks of task `name`: in its own workers, or a launched one."""
+  subvolumes = subvolumes if name == 'inference' else 1
+  if worker_command is not None:
+    return workers.LaunchedWorker(worker_command, plan.plan_path, name, threads, subvolumes)
+  if subvolumes == 1:
+    return workers.BlockFunction(plan, name, threads)
+  # A worker holding several blocks at once runs its own loops over them: a process of its own.
+  return workers.LocalWorker(plan.plan_path, name, threads, subvolumes, _log_dir(plan))
+
+
+def _subvolumes(plan: plan_lib.BlockwisePlan, requested: int) -> int:
+  """The blocks each inference worker grows at once (`subvolumes_per_worker`), checked."""
+  if requested < 0:
+    raise BlockwiseError(f'--subvolumes_per_worker {requested} must be at least 0 (0: the '
+                         "request's concurrent_requests)")
+  return subvolumes_per_worker(requested, plan_lib.parse_request(plan.request_text))
+
+
 def _tasks(plan: plan_lib.BlockwisePlan, num_workers: int, worker_command: Optional[str],
-           threads: Optional[int]):
+           threads: Optional[int], subvolumes: int = 1):
   """The daisy pipeline of a plan."""
   markers = os.path.join(plan.work_dir, 'done')
 
   def task(name, rois, max_workers, conflict, skip_mask=None):
-    function = (workers.BlockFunction(plan, name, threads) if worker_command is None
-                else workers.LaunchedWorker(worker_command, plan.plan_path, name, threads))
+    function = _worker(plan, name, worker_command, threads, subvolumes)
     made = daisy.Task(name, *rois, process_function=function, read_write_conflict=conflict,
                       fit='valid', max_workers=max_workers, max_retries=plan.max_retries,
                       timeout=plan.block_timeout_secs,
@@ -124,6 +148,11 @@ def _log_states(states, seconds: float, plan: plan_lib.BlockwisePlan) -> None:
                60.0 * ran / max(seconds, 1e-9))
 
 
+def _log_dir(plan: plan_lib.BlockwisePlan) -> str:
+  """Where the workers' logs go."""
+  return os.path.join(plan.work_dir, 'logs')
+
+
 def _committed_path(plan: plan_lib.BlockwisePlan) -> str:
   return os.path.join(plan.work_dir, 'committed')
 
@@ -144,9 +173,9 @@ def _prepare_output(plan: plan_lib.BlockwisePlan) -> bool:
   return True
 
 
-def _check_request(plan: plan_lib.BlockwisePlan) -> None:
+def _check_request(plan: plan_lib.BlockwisePlan, subvolumes: int) -> None:
   """Fails before any work on a bad request or a region outside the image."""
-  request = plan_lib.parse_request(plan.request_text)
+  request = workers.batched_request(plan_lib.parse_request(plan.request_text), subvolumes)
   if os.path.abspath(request.segmentation_output_dir) != os.path.abspath(
       plan.stitch.segmentation_dir):
     raise BlockwiseError('the plan stitches results from another directory than the '
@@ -162,15 +191,19 @@ def _check_request(plan: plan_lib.BlockwisePlan) -> None:
 
 
 def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Optional[str] = None,
-        host: Optional[str] = None, progress: bool = True, threads_per_worker: int = 0) -> None:
+        host: Optional[str] = None, progress: bool = True, threads_per_worker: int = 0,
+        subvolumes_per_worker: int = 0) -> None:
   """Runs (or finishes) every missing block of the plan, then commits the output.
 
-  Each inference worker's engine gets `worker_threads(threads_per_worker, ...)`.
+  Each inference worker's engine gets `worker_threads(threads_per_worker, ...)`
+  and grows `subvolumes_per_worker(...)` blocks at once, their FOVs batched.
 
   Raises BlockwiseError naming each block that kept failing, with its error.
   """
+  subvolumes = 1
   if plan.request_text is not None:
-    _check_request(plan)
+    subvolumes = _subvolumes(plan, subvolumes_per_worker)
+    _check_request(plan, subvolumes)
   else:
     missing = stitching.missing_results(plan.stitch)
     if missing:
@@ -182,7 +215,7 @@ def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Opti
     logging.info('%s is complete already.', plan.stitch.output_volume)
     return
   shutil.rmtree(workers.failure_dir(plan), ignore_errors=True)
-  daisy_logging.set_log_basedir(os.path.join(plan.work_dir, 'logs'))
+  daisy_logging.set_log_basedir(_log_dir(plan))
   logging.info('%d blocks (%s zyx) of %s (zyx) voxels, %d of them run, %d worker(s); work '
                'files and worker logs in %s.', len(plan.grid), plan.grid.shape,
                plan.grid.subvolume_size, len(plan.stitch.blocks()), num_workers, plan.work_dir)
@@ -190,13 +223,13 @@ def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Opti
     host = '127.0.0.1'
   threads = worker_threads(threads_per_worker, num_workers, worker_command)
   if plan.request_text is not None:
-    logging.info('Each inference worker\'s engine: %s.',
-                 'every CPU its launcher gives it' if threads is None else
+    logging.info('Each inference worker\'s engine: %s; %d subvolume(s) grown at once per '
+                 'worker.', 'every CPU its launcher gives it' if threads is None else
                  f'{threads} CPU thread(s) ({hardware.usable_cpus()} usable here, '
-                 f'{num_workers} worker(s))')
+                 f'{num_workers} worker(s))', subvolumes)
   start = time.time()
   try:
-    states = daisy.run_blockwise(_tasks(plan, num_workers, worker_command, threads),
+    states = daisy.run_blockwise(_tasks(plan, num_workers, worker_command, threads, subvolumes),
                                  progress=progress,
                                  return_states=True, host=host, summary=False)
   except RuntimeError as e:

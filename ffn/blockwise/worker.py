@@ -23,13 +23,18 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument('--cwd', help="the scheduler's working directory")
   parser.add_argument('--threads', type=int, help="CPU threads of the worker's engine "
                       '(default: every CPU it may use)')
+  parser.add_argument('--subvolumes', type=int, default=1,
+                      help='blocks an inference worker grows at once through one engine')
   args = parser.parse_args(argv)
   if args.cwd:
     os.chdir(args.cwd)
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
   if args.threads is not None and args.threads < 1:
     parser.error(f'--threads {args.threads} must be at least 1')
-  workers.run_worker(args.plan, args.task, args.context, args.threads)
+  if args.subvolumes < 1:
+    parser.error(f'--subvolumes {args.subvolumes} must be at least 1')
+  workers.run_worker(args.plan, args.task, args.context, args.threads,
+                     args.subvolumes if args.task == 'inference' else 1)
 
 
 if __name__ == '__main__':

@@ -142,10 +142,11 @@ def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
                                   block_timeout_secs=FLAGS.block_timeout_secs)
 
 
-def run_plan(plan: plan_lib.BlockwisePlan) -> None:
+def run_plan(plan: plan_lib.BlockwisePlan, subvolumes_per_worker: int = 0) -> None:
   """Runs the plan with the worker flags; one-line failure naming the failed blocks."""
   try:
     scheduling.run(plan, FLAGS.num_workers, FLAGS.worker_command, FLAGS.scheduler_host,
-                   threads_per_worker=FLAGS.threads_per_worker)
+                   threads_per_worker=FLAGS.threads_per_worker,
+                   subvolumes_per_worker=subvolumes_per_worker)
   except (errors.FFNError, OSError) as e:
     cli.fail(str(e))

@@ -25,6 +25,8 @@ from ffn.inference.request import plan as plan_lib
 from ffn.inference.request import run_request
 from ffn.inference.request import runner as runner_lib
 from ffn.scripts import blockwise_flags
+from ffn.utils import axes
+from ffn.utils import checks
 from ffn.utils import cli
 from ffn.utils import errors
 from ffn.utils import volumes
@@ -33,8 +35,13 @@ FLAGS = flags.FLAGS
 
 flags.DEFINE_string('inference_request', None,
                     'InferenceRequest proto in text format: what to segment and how.')
+flags.DEFINE_integer('subvolumes_per_worker', 0,
+                     'Subvolumes each inference worker grows at once, their FOVs batched into '
+                     "one model call (up to the request's batch_size FOVs, or one per subvolume "
+                     "where it sets none). 0: the request's concurrent_requests.")
 blockwise_flags.define_flags()
 flags.mark_flags_as_required(['inference_request'])
+cli.check_flag_ranges({'subvolumes_per_worker': checks.NON_NEGATIVE_INT})
 
 
 @cli.guard
@@ -50,7 +57,7 @@ def main(argv):
                                          FLAGS.inference_request, image_shape,
                                          _points_zyx(request))
   blockwise_flags.check_blocks_hold_fov(plan.grid, fov_xyz)
-  blockwise_flags.run_plan(plan)
+  blockwise_flags.run_plan(plan, FLAGS.subvolumes_per_worker)
 
 
 def _check_request(request, region) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -78,8 +85,8 @@ def _points_zyx(request) -> Optional[np.ndarray]:
   policy = plan_lib.seed_policy(request)
   if policy.cls is not seed_points.PolicyPoints:
     return None
-  return seed_points.parse_points(**{k: v for k, v in policy.kwargs.items()
-                                     if k in ('points', 'points_file')})[:, 2::-1]
+  return axes.points_zyx(seed_points.parse_points(
+      **{k: v for k, v in policy.kwargs.items() if k in ('points', 'points_file')}))
 
 
 def run() -> None:

@@ -32,6 +32,12 @@ def xyz(zyx_values: Sequence[int]) -> tuple[int, ...]:
   return tuple(int(v) for v in zyx_values)[::-1]
 
 
+def points_zyx(points_xyz, corner_zyx: Sequence[int] = (0, 0, 0)) -> np.ndarray:
+  """(N, 3) int64 zyx positions, relative to `corner_zyx`, of points whose first 3 columns are xyz."""
+  points = np.asarray(points_xyz, np.int64).reshape(len(points_xyz), -1)
+  return points[:, 2::-1] - np.asarray(corner_zyx, np.int64)
+
+
 def zyx_triple(values: Sequence[int]) -> Position:
   """`values` as a zyx tuple of three ints; ValueError unless there are three."""
   values = tuple(int(v) for v in values)

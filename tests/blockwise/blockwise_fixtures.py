@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 import time
@@ -92,4 +93,16 @@ class FailingModel(synthetic_ffn.NumpyModel):
     poison = (POISON - synthetic_ffn.IMAGE_MEAN) / synthetic_ffn.IMAGE_STDDEV
     if np.any(np.isclose(image, poison)):
       raise RuntimeError('poisoned voxels in the field of view')
+    return super().predict_logits(image, seed)
+
+
+BATCH_LOG_ENV = 'FFN_TEST_BATCH_LOG'
+
+
+class BatchLoggingModel(synthetic_ffn.NumpyModel):
+  """The numpy model, appending the FOVs of each call to the file $FFN_TEST_BATCH_LOG."""
+
+  def predict_logits(self, image, seed):
+    with open(os.environ[BATCH_LOG_ENV], 'a') as f:
+      f.write(f'{len(image)}\n')
     return super().predict_logits(image, seed)

@@ -85,3 +85,26 @@ def test_run_blockwise_inference_checks_the_region_first(tmp_path):
   assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr
   assert 'beyond the image volume of size (64, 40, 24)' in result.stderr
   assert not os.path.exists(tmp_path / 'seg')
+
+
+def test_stitch_segmentation_of_a_points_run_stitches_only_the_blocks_with_points(tmp_path):
+  labels, grid = _save_results(str(tmp_path / 'seg'))
+  # Results exist only for the blocks holding a point, as a PolicyPoints run leaves them.
+  point_xyz = (47, 32, 5)  # In the blob inside one block (zyx 3:8, 30:36, 45:51).
+  kept = {index for index in grid.indices()
+          if all(c <= p < c + n for c, n, p in zip(grid.corner(index), grid.block_size(index),
+                                                    point_xyz[::-1]))}
+  for index in set(grid.indices()) - kept:
+    os.remove(results.segmentation_path(str(tmp_path / 'seg'), grid.corner(index)))
+  (tmp_path / 'points.txt').write_text('47,32,5\n')
+  args = [f'--segmentation_dir={tmp_path}/seg', '--min_overlap_size=20', *GRID_FLAGS]
+  missing = _run('stitch_segmentation.py', *args, f'--output_volume={tmp_path}/all.h5:seg')
+  assert missing.returncode == 1 and 'missing' in missing.stderr
+  output = f'{tmp_path}/points.h5:seg'
+  result = _run('stitch_segmentation.py', *args, f'--output_volume={output}',
+                f'--points_file={tmp_path}/points.txt')
+  assert result.returncode == 0, result.stderr[-3000:]
+  stitched = blockwise_fixtures.read_h5(output)
+  # The point's object is there; another block's object (zyx 16:21, 28:34, 4:10) is not.
+  assert labels[5, 32, 47] != 0 and stitched[5, 32, 47] != 0
+  assert labels[18, 30, 6] != 0 and stitched[18, 30, 6] == 0

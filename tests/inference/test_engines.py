@@ -17,6 +17,7 @@ from ffn.inference.engines import tensorflow_engine
 from ffn.inference.io import results
 from ffn.inference.request import runner as runner_lib
 from ffn.training.models import convstack_3d
+from ffn.utils import errors
 from ffn.utils import hardware
 
 import synthetic_ffn
@@ -205,3 +206,29 @@ def test_a_runner_limited_to_one_thread_compiles_openvino_with_one(setup, tmp_pa
     runner.run((0, 0, 0), labels.shape)
     request = runner.model._request_for(1)  # pylint: disable=protected-access
     assert request.get_compiled_model().get_property('INFERENCE_NUM_THREADS') == 1
+
+
+@pytest.mark.parametrize('value, pinned', [('0', False), ('1', True)])
+def test_openvino_pinning_follows_the_environment(setup, tmp_path, monkeypatch, value, pinned):
+  monkeypatch.setenv(openvino_engine.PINNING_ENV, value)
+  spec, ckpt, labels = setup
+  text = synthetic_ffn.request_text(spec, ckpt, str(tmp_path), engine='OPENVINO',
+                                    precision='FLOAT32')
+  with runner_lib.Runner(text_format.Parse(text, inference_pb2.InferenceRequest())) as runner:
+    request = runner.model._request_for(1)  # pylint: disable=protected-access
+    assert request.get_compiled_model().get_property('ENABLE_CPU_PINNING') is pinned
+
+
+def test_a_bad_pinning_value_is_refused(monkeypatch):
+  monkeypatch.setenv(openvino_engine.PINNING_ENV, 'yes')
+  with pytest.raises(errors.FFNError, match="FFN_OPENVINO_CPU_PINNING='yes': expected 0 or 1"):
+    openvino_engine._pinning()  # pylint: disable=protected-access
+
+
+def test_an_engine_given_a_share_of_the_cpus_does_not_pin(monkeypatch):
+  monkeypatch.delenv(openvino_engine.PINNING_ENV, raising=False)
+  monkeypatch.setattr(hardware, 'usable_cpus', lambda: 4)
+  monkeypatch.setattr(openvino_engine, '_threads', 2)
+  assert openvino_engine._pinning() == {'ENABLE_CPU_PINNING': False}  # pylint: disable=protected-access
+  monkeypatch.setattr(openvino_engine, '_threads', None)
+  assert openvino_engine._pinning() == {}  # pylint: disable=protected-access

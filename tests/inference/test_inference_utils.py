@@ -7,9 +7,14 @@ import json
 import threading
 import time
 
+from google.protobuf import text_format
 import numpy as np
 
+from ffn.inference import inference_pb2
 from ffn.inference import inference_utils
+from ffn.inference.request import runner as runner_lib
+
+import synthetic_ffn
 
 
 def test_stat_counter_operations():
@@ -136,3 +141,17 @@ def test_match_histogram_takes_reference_levels_and_honours_mask():
   inference_utils.match_histogram(masked, lut, mask=mask)
   np.testing.assert_array_equal(masked[1], image[1])
   np.testing.assert_array_equal(masked[0], matched[0])
+
+
+def test_a_subvolume_times_segment_all_once(tmp_path):
+  """segment_all-time-ms is the wall time of the segmentation, not counted twice over."""
+  image, _ = synthetic_ffn.blob_volume((12, 24, 24), [((3, 6, 6), (9, 16, 16))])
+  spec = synthetic_ffn.write_h5(tmp_path / 'image.h5', image)
+  request = text_format.Parse(synthetic_ffn.request_text(spec, 'unused', str(tmp_path / 'out')),
+                              inference_pb2.InferenceRequest())
+  with runner_lib.Runner(request, model=synthetic_ffn.NumpyModel()) as runner:
+    start = time.perf_counter()
+    canvas = runner.run((0, 0, 0), (12, 24, 24))
+    wall_ms = (time.perf_counter() - start) * 1000
+  assert canvas.counters['segment_all-calls'].value == 1
+  assert 0 < canvas.counters['segment_all-time-ms'].value <= wall_ms

@@ -149,3 +149,20 @@ def test_a_bad_line_is_named_by_its_number(tmp_path):
       seed_policy='PolicyPoints', seed_policy_args=json.dumps({'points_file': str(path)}))
   with pytest.raises(errors.FFNError, match=f'points_file {path} line 3 has 2 values'):
     plan.seed_policy(request)
+
+
+def test_a_chain_checkpoint_of_other_points_is_refused():
+  canvas = FakeCanvas(np.zeros((10, 20, 30), np.float32), margin=(1, 1, 1))
+
+  def chain(points):
+    return seed.SequentialPolicies(canvas, policies=[
+        ['PolicyGrid3d', {'step': 5, 'offsets': [2]}], ['PolicyPoints', {'points': points}]])
+
+  first = chain([[5, 5, 5], [9, 9, 5]])
+  next(first)
+  state = first.get_state()
+  same = chain([[5, 5, 5], [9, 9, 5]])
+  same.set_state(state)
+  assert list(same)[-2:] == [(5, 5, 5), (5, 9, 9)]
+  with pytest.raises(seed_points.PointsError, match='other seed points'):
+    chain([[5, 5, 5], [8, 9, 5]]).set_state(state)

@@ -23,6 +23,9 @@ from ffn.inference.inference_utils import Counters
 from ffn.inference.inference_utils import timer_counter
 from ffn.utils import errors
 
+# Counter prefix of the model calls holding each number of FOVs ('executor-batches-of-4').
+BATCHES_OF = 'executor-batches-of-'
+
 PredictFn = Callable[[np.ndarray, np.ndarray], object]
 
 
@@ -121,6 +124,12 @@ class _Request:
     self.error = None
 
 
+def batch_sizes(counters: Counters) -> dict[int, int]:
+  """Model calls of a BatchExecutor by the FOVs they held."""
+  return {int(name[len(BATCHES_OF):]): counter.value for name, counter in counters.items()
+          if name.startswith(BATCHES_OF)}
+
+
 class BatchExecutor:
   """Batches the FOVs of several client threads into one network call.
 
@@ -187,6 +196,7 @@ class BatchExecutor:
               np.float32, copy=False)
           logits = _as_numpy(self._predict_fn(image, seed))
         self.counters['executor-batch-fovs'].IncrementBy(len(batch))
+        self.counters[f'{BATCHES_OF}{len(batch)}'].Increment()
         for i, request in enumerate(batch):
           request.result = logits[i, ..., 0]
           request.done.set()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Optional, Sequence
@@ -29,6 +30,24 @@ CONCURRENT_CALLS = True
 HINTS = {'float32': 'f32', 'bfloat16': 'bf16', 'float16': 'f16'}
 # The CPU threads this process's engines share (`limit_threads`); None: every usable CPU.
 _threads: Optional[int] = None
+# 0 or 1 turns OpenVINO's pinning of its threads to cores off or on (default: `_pinning`).
+PINNING_ENV = 'FFN_OPENVINO_CPU_PINNING'
+
+
+def _pinning() -> dict:
+  """ENABLE_CPU_PINNING: $FFN_OPENVINO_CPU_PINNING, else off for a share of the CPUs.
+
+  Engines of several processes that each pin their threads all pin them to
+  the first cores: two 1-thread workers on 2 cores ran at 0.51 times one
+  2-thread worker pinned, 0.98 times unpinned (bench/scaling.py).
+  """
+  value = os.environ.get(PINNING_ENV, '')
+  if value == '':
+    shared = _threads is not None and _threads < hardware.usable_cpus()
+    return {'ENABLE_CPU_PINNING': False} if shared else {}
+  if value not in ('0', '1'):
+    raise errors.FFNError(f'{PINNING_ENV}={errors.shown(value)}: expected 0 or 1')
+  return {'ENABLE_CPU_PINNING': value == '1'}
 
 
 def limit_threads(threads: int) -> None:
@@ -69,6 +88,7 @@ class OpenVinoEngine:
     self._config = {'INFERENCE_PRECISION_HINT': HINTS[precision], 'PERFORMANCE_HINT': 'LATENCY'}
     if _threads is not None:
       self._config.update(INFERENCE_NUM_THREADS=_threads)
+    self._config.update(_pinning())
     self._core = openvino.Core()
     self._requests: dict[int, object] = {}
     self._lock = threading.Lock()

@@ -25,7 +25,6 @@ from ffn.inference.growing.grower import ObjectGrower
 from ffn.inference.growing.state import SubvolumeState
 from ffn.inference.inference_utils import Counters
 from ffn.inference.inference_utils import TimedIter
-from ffn.inference.inference_utils import timer_counter
 from ffn.inference.io.probmaps import quantize_probability
 from ffn.inference.io.results import OriginInfo
 from ffn.inference.policies import movement
@@ -233,7 +232,7 @@ class SeedDriver:
   def run(self, seeds: Iterator[Seed], grower: ObjectGrower,
           after_fov: Optional[AfterFov] = None) -> None:
     """Grows and adds the object of every seed, one at a time."""
-    with timer_counter(self.counters, 'segment_all'):
-      for seed in seeds:
-        if self.take(seed):
-          self.grow_and_add(grower, seed, after_fov=after_fov)
+    # Timed by the caller (Canvas.segment_all), which covers the other ways of growing too.
+    for seed in seeds:
+      if self.take(seed):
+        self.grow_and_add(grower, seed, after_fov=after_fov)

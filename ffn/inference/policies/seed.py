@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from ffn.inference.io import results
+from ffn.inference.policies import seed_points
 from ffn.inference.policies.seed_base import BaseSeedPolicy
 from ffn.inference.policies.seed_base import find_peaks
 from ffn.inference.policies.seed_base import lexsorted
@@ -233,6 +234,14 @@ class ReverseCoords(BaseSeedPolicy):
     return self._policy.id_at(pos)
 
 
+def _holds_run(coords: np.ndarray, run: np.ndarray) -> bool:
+  """Whether the rows of `run` appear in `coords` one after another, in order."""
+  if len(run) == 0:
+    return True
+  return any(np.array_equal(coords[i:i + len(run)], run)
+             for i in range(len(coords) - len(run) + 1))
+
+
 class SequentialPolicies(BaseSeedPolicy):
   """The seeds of several policies one after the other: `policies` is [[name, kwargs], ...].
 
@@ -271,6 +280,16 @@ class SequentialPolicies(BaseSeedPolicy):
 
   def init_coords(self) -> None:
     self.coords = np.array(list(itertools.chain(*self._policies)), np.int64).reshape(-1, 3)
+
+  def set_state(self, state) -> None:
+    """Restores the chain's progress, refusing it where a member's fixed seeds changed since."""
+    super().set_state(state)
+    if self.coords is None:
+      return
+    coords = self.coords.reshape(-1, 3)
+    for member in self._policies:
+      if hasattr(member, 'seeds_zyx') and not _holds_run(coords, member.seeds_zyx()):
+        raise seed_points.OtherPointsError()
 
   def id_at(self, pos) -> Optional[int]:
     return next((i for i in (p.id_at(pos) for p in self._policies) if i is not None), None)

@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ffn.inference.policies.seed_base import BaseSeedPolicy
+from ffn.utils import axes
 from ffn.utils import errors
 
 # Object ids live in an int32 segmentation while a subvolume is segmented.
@@ -26,6 +27,15 @@ MAX_POINT_ID = 2**31 - 1
 
 class PointsError(errors.FFNError):
   """A list of seed points that cannot be read."""
+
+
+class OtherPointsError(PointsError):
+  """A checkpoint made with other seed points than the request's hold now."""
+
+  def __init__(self):
+    super().__init__('the checkpoint was made with other seed points than the request\'s '
+                     'points or points_file hold now; restore them, or delete the .cpoint '
+                     'to start this subvolume again')
 
 
 def _parse_point(values: Sequence, where: str) -> tuple[int, int, int, int]:
@@ -103,7 +113,7 @@ class PolicyPoints(BaseSeedPolicy):
 
   def _local_zyx(self) -> np.ndarray:
     """The points' zyx positions in the subvolume (some may lie outside it)."""
-    return self.points[:, 2::-1] - np.asarray(self.corner_zyx, np.int64)
+    return axes.points_zyx(self.points, self.corner_zyx)
 
   def _split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(local zyx, inside the subvolume, with room for a full FOV) of the points."""
@@ -121,15 +131,17 @@ class PolicyPoints(BaseSeedPolicy):
                  np.sum(~inside), np.sum(inside & ~room))
     self.coords = zyx[room]
 
+  def seeds_zyx(self) -> np.ndarray:
+    """The (N, 3) local zyx seeds this policy yields, in order (fixed by its points)."""
+    zyx, _, room = self._split()
+    return zyx[room]
+
   def set_state(self, state) -> None:
     """Restores a checkpoint's seeds, refusing those of other points than today's."""
     super().set_state(state)
-    if self.coords is not None:
-      zyx, _, room = self._split()
-      if not np.array_equal(self.coords.reshape(-1, 3), zyx[room]):
-        raise PointsError('the checkpoint was made with other seed points than the request\'s '
-                          'points or points_file hold now; restore them, or delete the .cpoint '
-                          'to start this subvolume again')
+    if self.coords is not None and not np.array_equal(self.coords.reshape(-1, 3),
+                                                      self.seeds_zyx()):
+      raise OtherPointsError()
 
   def id_at(self, pos) -> Optional[int]:
     if self._ids is None:
