@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from typing import Sequence
 
@@ -11,31 +10,11 @@ import tensorflow as tf
 
 from ffn.utils import axes
 from ffn.utils import errors
+from ffn.utils.model_info import ModelInfo
+from ffn.utils.model_info import as_xyz
 
 # Element-wise bound on every gradient entry, as upstream trains.
 MAX_GRADIENT_ENTRY_MAG = 0.7
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelInfo:
-  """Geometry of one model step; every size is an xyz tuple."""
-  deltas: tuple[int, int, int]
-  pred_mask_size: tuple[int, int, int]
-  input_seed_size: tuple[int, int, int]
-  input_image_size: tuple[int, int, int]
-  additive: bool = False
-
-
-def as_xyz(values: Sequence[int], what: str) -> tuple[int, int, int]:
-  """Checks and converts a 3-vector of non-negative ints given in xyz order."""
-  try:
-    out = tuple(int(v) for v in values)
-  except (TypeError, ValueError) as e:
-    raise errors.FFNError(f'{what} must be 3 integers (x, y, z), got {values!r}') from e
-  if len(out) != 3 or any(v < 0 for v in out) or any(
-      float(v) != float(w) for v, w in zip(out, values)):
-    raise errors.FFNError(f'{what} must be 3 non-negative integers (x, y, z), got {values!r}')
-  return out
 
 
 def make_shifts(deltas: Sequence[int]) -> list[tuple[int, int, int]]:

@@ -1,5 +1,9 @@
 """The OpenVINO engine: the model's `tf.function` converted once, compiled per batch for the CPU.
 
+The model is either a restored TensorFlow model, converted at start, or one
+exported once by ffn-export-model (`exported_model`), read from its file
+without TensorFlow; both compute the same logits.
+
 Several instances, each compiled with its share of the CPU threads, grow
 objects at once (`instances`); a call made while no other object's call runs
 uses all the cores.
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
+from ffn.inference.engines import exported_model
 from ffn.utils import errors
 from ffn.utils import hardware
 
@@ -74,13 +79,20 @@ def precision_reason(precision: str, cpu: hardware.CpuFeatures,
 
 
 class OpenVinoEngine:
-  """The model's `predict_logits` converted to OpenVINO, compiled per batch size for the CPU."""
+  """The model's `predict_logits` in OpenVINO, compiled per batch size for the CPU."""
 
-  def __init__(self, model: model_lib.FFNModel, precision: str, batch_size: int = 1):
+  def __init__(self, model: model_lib.FFNModel | exported_model.ExportedModel, precision: str,
+               batch_size: int = 1):
     import openvino  # pylint: disable=g-import-not-at-top  (slow to import; only used here)
     self.info = model.info
     start = time.perf_counter()
-    self._model = openvino.convert_model(model.predict_logits)
+    self._core = openvino.Core()
+    if isinstance(model, exported_model.ExportedModel):
+      self._model = self._core.read_model(model.xml_path)
+      done = 'read from ' + model.xml_path
+    else:
+      self._model = convert(model)
+      done = 'converted to OpenVINO'
     self._inputs = [i.get_any_name() for i in self._model.inputs]
     # FFNModel.predict_logits names its inputs; fall back to their order.
     self._image_input = self._inputs.index('patches') if 'patches' in self._inputs else 0
@@ -89,12 +101,11 @@ class OpenVinoEngine:
     if _threads is not None:
       self._config.update(INFERENCE_NUM_THREADS=_threads)
     self._config.update(_pinning())
-    self._core = openvino.Core()
     self._requests: dict[int, object] = {}
     self._lock = threading.Lock()
     self._batch_size = batch_size
-    logging.info('Model converted to OpenVINO in %.1f s (inputs %s).',
-                 time.perf_counter() - start, self._inputs)
+    logging.info('Model %s in %.1f s (inputs %s).', done, time.perf_counter() - start,
+                 self._inputs)
     # Compiled now rather than inside the first FOV; other sizes on first use.
     self._request_for(batch_size)
 
@@ -133,12 +144,20 @@ class OpenVinoEngine:
       return request.get_output_tensor(0).data.copy()
 
 
+def convert(model: model_lib.FFNModel):
+  """The OpenVINO model (float32 weights) of a TensorFlow FFN model's `predict_logits`."""
+  import openvino  # pylint: disable=g-import-not-at-top
+  return openvino.convert_model(model.predict_logits)
+
+
 def build(model, precision: str, batch_size: int = 1) -> OpenVinoEngine:
-  """The TensorFlow FFN model converted to OpenVINO, computing in `precision`."""
-  from ffn.training import model as model_lib  # pylint: disable=g-import-not-at-top
-  if not isinstance(model, model_lib.FFNModel):
-    raise errors.FFNError(f'engine openvino needs a TensorFlow FFN model to convert, got '
-                          f'{type(model).__name__}')
+  """The FFN model (TensorFlow, or exported) run by OpenVINO, computing in `precision`."""
+  if not isinstance(model, exported_model.ExportedModel):
+    # Only a TensorFlow model needs TensorFlow here.
+    from ffn.training import model as model_lib  # pylint: disable=g-import-not-at-top
+    if not isinstance(model, model_lib.FFNModel):
+      raise errors.FFNError(f'engine openvino needs a TensorFlow FFN model to convert or an '
+                            f'exported one, got {type(model).__name__}')
   return OpenVinoEngine(model, precision, batch_size)
 
 

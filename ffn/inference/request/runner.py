@@ -33,10 +33,10 @@ from ffn.inference.io import probmaps
 from ffn.inference.io import results
 from ffn.inference.io import volumes
 from ffn.inference.request import inputs as inputs_lib
+from ffn.inference.request import model_source
 from ffn.inference.request import plan as plan_lib
 from ffn.inference.request import progress
 from ffn.inference.request import settings_check
-from ffn.training import import_util
 from ffn.utils import align
 from ffn.utils import atomic
 from ffn.utils import axes
@@ -109,13 +109,14 @@ class Runner:
 
   def prepare(self, request: inference_pb2.InferenceRequest,
               batch_size: Optional[int] = None) -> None:
-    """The cheap half of `start`: checks the request and opens its volumes (no TensorFlow)."""
+    """The cheap half of `start`: checks the request (and exported model), opens its volumes."""
     self.request = request
     self.plan = plan_lib.from_request(request, batch_size)
+    model_source.exported(self.plan)  # A bad exported model fails before any volume opens.
     self.inputs = inputs_lib.RequestInputs(self.plan, self.counters)
 
   def load_model(self, model=None) -> None:
-    """The slow half of `start`: builds and restores the model, the engine and the executor."""
+    """The slow half of `start`: the model (restored or exported), the engine and the executor."""
     self.stop_executor()
     # Before the model is restored: TensorFlow fixes its thread pools when it starts.
     engine_settings.limit_threads(self.plan.engine, self._threads)
@@ -151,22 +152,8 @@ class Runner:
       self.executor = None
 
   def restore_model(self):
-    """The model of the request, its checkpoint restored (and so checked against it)."""
-    plan = self.plan
-    # Imported here so that bad requests fail before TensorFlow loads.
-    from ffn.training import checkpoint  # pylint: disable=g-import-not-at-top
-    if not plan.model_name:
-      raise errors.FFNError('InferenceRequest.model_name must be set, '
-                            'e.g. "convstack_3d.ConvStack3DFFNModel"')
-    if not plan.model_checkpoint_path:
-      raise errors.FFNError('InferenceRequest.model_checkpoint_path must be set')
-    with timer_counter(self.counters, 'restore-tf-checkpoint'):
-      model = import_util.build_model(plan.model_name, plan.model_args,
-                                      batch_size=plan.batch_size)
-      step = checkpoint.restore_model(model, plan.model_checkpoint_path)
-    logging.info('Model %s restored from %s (step %s).', plan.model_name,
-                 plan.model_checkpoint_path, step)
-    return model
+    """The request's model: its checkpoint restored (and so checked), or the exported model."""
+    return model_source.load(self.plan, self.counters)
 
   @property
   def image_shape_zyx(self) -> tuple[int, ...]:
