@@ -13,7 +13,10 @@ region, since owned regions are cut axis by axis.
   false join  a stitched object that shares at least `min_voxels` voxels with
               each of two reference objects, where no single block fragment
               (one block's object, inside its owned region) does: the two were
-              only joined by stitching, across a border.
+              only joined by stitching, across a border; or where one fragment
+              does (a block merged them in its own region) and stitching
+              joined other blocks' pieces of them to it (`spread`): the merge
+              crossed the border through stitching.
 
 Arrays are zyx over the grid's region (index 0 is the region's start).
 """
@@ -46,6 +49,7 @@ class FalseJoin:
   stitched_id: int
   reference_ids: tuple[int, int]
   voxels: tuple[int, int]  # Voxels the stitched object shares with each.
+  spread: bool = False  # One block merged them; stitching joined other pieces to the merge.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,8 +170,11 @@ def find_border_errors(reference: np.ndarray, stitched: np.ndarray, fragments: n
   by_fragment = {}
   for f, r in sorted(_shared(overlap_table(fragments, reference), min_voxels)):
     by_fragment.setdefault(f, []).append(r)
+  holding = {}  # (stitched id, reference id) -> how many of its fragments hold it.
   in_block = set()
   for f, refs in by_fragment.items():
+    for r in refs:
+      holding[(owner.get(f), r)] = holding.get((owner.get(f), r), 0) + 1
     in_block.update((owner.get(f), x, y) for i, x in enumerate(refs) for y in refs[i + 1:])
   joins = []
   for s in sorted(held):
@@ -176,4 +183,7 @@ def find_border_errors(reference: np.ndarray, stitched: np.ndarray, fragments: n
       for y in refs[i + 1:]:
         if (s, x, y) not in in_block:
           joins.append(FalseJoin(s, (x, y), (held[s][x], held[s][y])))
+        elif holding.get((s, x), 0) > 1 or holding.get((s, y), 0) > 1:
+          # A block merged them, and stitching joined other blocks' pieces to that merge.
+          joins.append(FalseJoin(s, (x, y), (held[s][x], held[s][y]), spread=True))
   return BorderErrors(len(crossing), cuts, tuple(joins))
