@@ -8,11 +8,21 @@ neighbouring objects is a small share of both, so it merges nothing; an object
 that one side split in two has each piece mostly inside the other side's copy,
 so both pieces join it (mutual best partners alone would leave one piece out).
 
+The same rule also joins two objects when one side merged them, so with
+`owner` (which side's owned region each overlap voxel lies in) an object
+matched to several objects of the other side keeps its largest partner and
+those others whose shared voxels lie mostly in its own side's owned region:
+there its segmentation is the one written out, so its merge (or the other
+side's split) is what the output shows anyway; in the other side's owned
+region the other side's split stands, and the merge is not carried over.
+
 Objects are keyed (block ordinal, local id) packed into one uint64:
 ordinal << 32 | local id.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 
@@ -43,12 +53,44 @@ def _sizes_of(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
   return counts[np.searchsorted(present, ids)]
 
 
+def _pair_counts(pairs: np.ndarray, labels_a: np.ndarray, labels_b: np.ndarray,
+                 where: np.ndarray) -> np.ndarray:
+  """Voxels of `where` in which each (id in a, id in b) pair of `pairs` meets."""
+  both = where & (labels_a != 0) & (labels_b != 0)
+  found, counts = np.unique(np.stack([labels_a[both].astype(np.uint64),
+                                      labels_b[both].astype(np.uint64)]),
+                            axis=1, return_counts=True)
+  result = np.zeros(pairs.shape[1], dtype=np.int64)
+  if found.size:
+    index = {(int(x), int(y)): int(n) for x, y, n in zip(found[0], found[1], counts)}
+    result[:] = [index.get((int(x), int(y)), 0) for x, y in pairs.T]
+  return result
+
+
+def _owner_consistent(pairs: np.ndarray, counts: np.ndarray, in_a: np.ndarray,
+                      in_b: np.ndarray) -> np.ndarray:
+  """Which of the kept pairs survive the owner rule (module docstring)."""
+  keep = np.ones(pairs.shape[1], dtype=bool)
+  for side, own, other in ((0, in_a, in_b), (1, in_b, in_a)):
+    ids = pairs[side]
+    for object_id in np.unique(ids):
+      at = np.flatnonzero(ids == object_id)
+      if len(at) < 2:
+        continue
+      best = at[np.argmax(counts[at])]
+      keep[at] &= (at == best) | (own[at] > other[at])
+  return keep
+
+
 def match_overlap(labels_a: np.ndarray, labels_b: np.ndarray, min_overlap_size: int,
-                  min_overlap_fraction: float = 0.5) -> np.ndarray:
+                  min_overlap_fraction: float = 0.5,
+                  owner: Optional[np.ndarray] = None) -> np.ndarray:
   """The (n, 2) array of (id in a, id in b) pairs of the same object in one overlap.
 
   `labels_a` and `labels_b` are the two segmentations of the same voxels; 0 is
-  background and never matched.
+  background and never matched. `owner` (same shape, optional) is 1 where a's
+  block owns the voxel, -1 where b's does, 0 elsewhere; with it, one-to-many
+  matches follow the owner rule of the module docstring.
   """
   assert labels_a.shape == labels_b.shape, (labels_a.shape, labels_b.shape)
   both = (labels_a != 0) & (labels_b != 0)
@@ -60,6 +102,13 @@ def match_overlap(labels_a: np.ndarray, labels_b: np.ndarray, min_overlap_size: 
   smaller = np.minimum(_sizes_of(labels_a.astype(np.uint64, copy=False), pairs[0]),
                        _sizes_of(labels_b.astype(np.uint64, copy=False), pairs[1]))
   keep = (counts >= min_overlap_size) & (counts >= min_overlap_fraction * smaller)
+  if owner is not None and np.any(keep):
+    assert owner.shape == labels_a.shape, (owner.shape, labels_a.shape)
+    kept = pairs[:, keep]
+    consistent = _owner_consistent(kept, counts[keep],
+                                   _pair_counts(kept, labels_a, labels_b, owner > 0),
+                                   _pair_counts(kept, labels_a, labels_b, owner < 0))
+    keep[np.flatnonzero(keep)[~consistent]] = False
   return np.ascontiguousarray(pairs[:, keep].T)
 
 

@@ -40,6 +40,10 @@ class StitchSettings:
   end), so that it lines up with the image and its groundtruth.
   `active_blocks` (grid positions) are the only blocks segmented, matched and
   written (None: every block); the rest of the output stays 0.
+  `match_margin` > 0 matches objects on the voxels of each overlap within
+  that many voxels of the border between the two owned regions only (0: the
+  whole overlap). `owner_decides` settles an object matched to several of
+  the other side by which block owns the voxels they share (see matching).
   """
   segmentation_dir: str
   grid: grid_lib.BlockGrid
@@ -48,8 +52,12 @@ class StitchSettings:
   output_shape_zyx: Optional[tuple[int, int, int]] = None
   min_overlap_fraction: float = 0.5
   active_blocks: Optional[tuple[grid_lib.Index, ...]] = None
+  match_margin: int = 0
+  owner_decides: bool = False
 
   def __post_init__(self):
+    assert int(self.match_margin) >= 0, self.match_margin
+    object.__setattr__(self, 'match_margin', int(self.match_margin))
     if self.output_shape_zyx is not None:
       shape = tuple(int(n) for n in self.output_shape_zyx)
       end = tuple(s + n for s, n in zip(self.grid.start, self.grid.size))
@@ -77,6 +85,10 @@ class StitchSettings:
                  self.output_shape()]
     if self.active_blocks is not None:  # Unchanged digests for runs over every block.
       described.append([list(index) for index in self.active_blocks])
+    if self.match_margin:  # Likewise for runs matching on whole overlaps.
+      described.append({'match_margin': self.match_margin})
+    if self.owner_decides:
+      described.append({'owner_decides': True})
     text = json.dumps(described, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -135,6 +147,39 @@ def _crop(labels: np.ndarray, block_box: bounding_box.BoundingBox,
   return labels[local.to_slice()]
 
 
+def matching_box(settings: StitchSettings, index: grid_lib.Index, other: grid_lib.Index
+                 ) -> Optional[bounding_box.BoundingBox]:
+  """The xyz box on which objects of two neighbouring blocks are matched (None: none)."""
+  grid = settings.grid
+  shared = bounding_box.intersection(grid.box(index), grid.box(other))
+  if shared is None or not settings.match_margin:
+    return shared
+  start, end = list(shared.start_zyx), [s + n for s, n in zip(shared.start_zyx, shared.size_zyx)]
+  owned = grid.owned_box(index)
+  for axis in range(3):
+    if other[axis] == index[axis]:
+      continue
+    border = (owned.start_zyx[axis] + owned.size_zyx[axis] if other[axis] > index[axis]
+              else owned.start_zyx[axis])
+    start[axis] = max(start[axis], border - settings.match_margin)
+    end[axis] = min(end[axis], border + settings.match_margin)
+  if any(e <= s for s, e in zip(start, end)):
+    return None
+  return bounding_box.BoundingBox.from_zyx(start, [e - s for s, e in zip(start, end)])
+
+
+def _owner(grid: grid_lib.BlockGrid, index: grid_lib.Index, other: grid_lib.Index,
+           box: bounding_box.BoundingBox) -> np.ndarray:
+  """1 where `index` owns a voxel of `box`, -1 where `other` does, 0 elsewhere (zyx)."""
+  owner = np.zeros(box.size_zyx, dtype=np.int8)
+  for block, value in ((index, 1), (other, -1)):
+    owned = bounding_box.intersection(grid.owned_box(block), box)
+    if owned is not None:
+      local = bounding_box.BoundingBox(start=owned.start - box.start, size=owned.size)
+      owner[local.to_slice()] = value
+  return owner
+
+
 def match_block(settings: StitchSettings, index: grid_lib.Index) -> dict:
   """Finds the block's owned objects and its matches with later neighbours; saves them."""
   grid = settings.grid
@@ -146,13 +191,15 @@ def match_block(settings: StitchSettings, index: grid_lib.Index) -> dict:
   pairs = []
   for other in filter(settings.is_active, grid.forward_neighbours(index)):
     other_box = grid.box(other)
-    shared = bounding_box.intersection(box, other_box)
+    shared = matching_box(settings, index, other)
     if shared is None:
       continue
     other_labels = load_block(settings, other)
+    owner = _owner(grid, index, other, shared) if settings.owner_decides else None
     matched = matching.match_overlap(_crop(labels, box, shared),
                                      _crop(other_labels, other_box, shared),
-                                     settings.min_overlap_size, settings.min_overlap_fraction)
+                                     settings.min_overlap_size, settings.min_overlap_fraction,
+                                     owner)
     pairs.append(np.stack([matching.pack_keys(ordinal, matched[:, 0]),
                            matching.pack_keys(grid.ordinal(other), matched[:, 1])], axis=1))
     del other_labels
