@@ -3,9 +3,9 @@
 The same stitching step run_blockwise_inference.py ends with, on results that
 exist already (e.g. made by several run_inference.py calls on the grid's boxes).
 
-  python stitch_segmentation.py --segmentation_dir results/fib25/blockwise \
-      --bounding_box 'start { x:0 y:0 z:0 } size { x:250 y:250 z:250 }' \
-      --subvolume_size 150,150,150 --overlap 50,50,50 \
+  python stitch_segmentation.py --segmentation_dir results/fib25/blockwise \\
+      --bounding_box 'start { x:0 y:0 z:0 } size { x:250 y:250 z:250 }' \\
+      --subvolume_size 150,150,150 --overlap 50,50,50 \\
       --output_volume zarr:///abs/path/stitched.zarr
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
 from absl import flags
 
 from ffn.inference.request import run_request
@@ -43,7 +42,7 @@ def main(argv):
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

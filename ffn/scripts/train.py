@@ -180,7 +180,7 @@ def _train_dir_lock(train_dir: str):
 def _run_main() -> None:
   """Runs main; known bad-input errors end the process with one clear message and exit 1."""
   with cli.fail_on(errors.FFNError):
-    app.run(main)
+    cli.run(main)
 
 
 def run() -> None:
