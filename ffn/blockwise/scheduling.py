@@ -32,6 +32,7 @@ from daisy import logging as daisy_logging
 
 from ffn.blockwise import grid as grid_lib
 from ffn.blockwise import plan as plan_lib
+from ffn.blockwise import progress_log
 from ffn.blockwise import stitching
 from ffn.blockwise import workers
 from ffn.inference.io import volumes as inference_volumes
@@ -130,6 +131,11 @@ def _tasks(plan: plan_lib.BlockwisePlan, num_workers: int, worker_command: Optio
   return pipeline
 
 
+def _left_out(plan: plan_lib.BlockwisePlan, name: str) -> int:
+  """Blocks of task `name` the plan does not run (daisy counts them as skipped)."""
+  return 0 if name == 'resolve' else len(plan.grid) - len(plan.stitch.blocks())
+
+
 def _log_states(states, seconds: float, plan: plan_lib.BlockwisePlan) -> None:
   """Counts of each task, and the rate of the blocks run now."""
   ran = 0
@@ -137,7 +143,7 @@ def _log_states(states, seconds: float, plan: plan_lib.BlockwisePlan) -> None:
     if name in states:
       state = states[name]
       # daisy counts the blocks its skip mask leaves out among the skipped ones.
-      inactive = 0 if name == 'resolve' else len(plan.grid) - len(plan.stitch.blocks())
+      inactive = _left_out(plan, name)
       ran += state.completed_count - state.skipped_count
       not_run = f', {inactive} not run (no point in them)' if inactive else ''
       logging.info('%s: %d of %d blocks done (%d of them before this run%s), %d failed, %d '
@@ -151,6 +157,13 @@ def _log_states(states, seconds: float, plan: plan_lib.BlockwisePlan) -> None:
 def _log_dir(plan: plan_lib.BlockwisePlan) -> str:
   """Where the workers' logs go."""
   return os.path.join(plan.work_dir, 'logs')
+
+
+def _block_log(plan: plan_lib.BlockwisePlan, bars: Optional[bool]) -> progress_log.BlockLog:
+  """The observer that logs each finished block (and draws daisy's bars if wanted)."""
+  return progress_log.BlockLog(
+      {name: _left_out(plan, name) for name in plan_lib.TASKS},
+      progress_log.daisy_bars(plan_lib.TASKS) if progress_log.bars_wanted(bars) else None)
 
 
 def _committed_path(plan: plan_lib.BlockwisePlan) -> str:
@@ -191,12 +204,14 @@ def _check_request(plan: plan_lib.BlockwisePlan, subvolumes: int) -> None:
 
 
 def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Optional[str] = None,
-        host: Optional[str] = None, progress: bool = True, threads_per_worker: int = 0,
-        subvolumes_per_worker: int = 0) -> None:
+        host: Optional[str] = None, progress: Optional[bool] = None,
+        threads_per_worker: int = 0, subvolumes_per_worker: int = 0) -> None:
   """Runs (or finishes) every missing block of the plan, then commits the output.
 
   Each inference worker's engine gets `worker_threads(threads_per_worker, ...)`
-  and grows `subvolumes_per_worker(...)` blocks at once, their FOVs batched.
+  and grows `subvolumes_per_worker(...)` blocks at once, their FOVs batched. Each
+  finished block is logged; `progress` draws daisy's bars too (None: when stderr
+  is a terminal).
 
   Raises BlockwiseError naming each block that kept failing, with its error.
   """
@@ -230,7 +245,7 @@ def run(plan: plan_lib.BlockwisePlan, num_workers: int = 1, worker_command: Opti
   start = time.time()
   try:
     states = daisy.run_blockwise(_tasks(plan, num_workers, worker_command, threads, subvolumes),
-                                 progress=progress,
+                                 progress=_block_log(plan, progress),
                                  return_states=True, host=host, summary=False)
   except RuntimeError as e:
     failures = '\n'.join(workers.read_failures(plan))

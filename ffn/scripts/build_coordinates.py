@@ -11,7 +11,6 @@ Example, from the repository root:
 from __future__ import annotations
 
 
-from absl import app
 from absl import flags
 
 from ffn.training import coordinates
@@ -40,7 +39,7 @@ def main(argv):
 def run() -> None:
   """The command-line entry point."""
   flags.mark_flags_as_required(['partition_volumes', 'coordinate_output', 'margin'])
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

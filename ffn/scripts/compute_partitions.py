@@ -13,7 +13,6 @@ Example, from the repository root:
 from __future__ import annotations
 
 
-from absl import app
 from absl import flags
 from google.protobuf import text_format
 
@@ -85,7 +84,7 @@ def main(argv):
 def run() -> None:
   """The command-line entry point."""
   flags.mark_flags_as_required(['input_volume', 'output_volume', 'thresholds', 'lom_radius'])
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

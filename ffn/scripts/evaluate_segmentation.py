@@ -8,9 +8,9 @@ segmentation 0 counts. The groundtruth skeletons are those of the groundtruth
 labels (kimimaro) or SWC files (--skeletons). Prints a table and optionally
 writes JSON and a PNG overview.
 
-  python evaluate_segmentation.py \
-    --segmentation_dir results/fib25/training2 --corner 0,0,0 \
-    --groundtruth third_party/neuroproof_examples/training_sample2/groundtruth.h5:stack \
+  python evaluate_segmentation.py \\
+    --segmentation_dir results/fib25/training2 --corner 0,0,0 \\
+    --groundtruth third_party/neuroproof_examples/training_sample2/groundtruth.h5:stack \\
     --output_json results/fib25/training2/evaluation.json
 """
 
@@ -22,7 +22,6 @@ import os
 import time
 from typing import Any, Optional
 
-from absl import app
 from absl import flags
 from absl import logging
 from google.protobuf import text_format
@@ -274,7 +273,7 @@ def _write_overview(result: evaluation.EvaluationResult, seg, gt) -> None:
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 """Exports inference results (or any HDF5 volume) to HDF5, zarr, N5, precomputed or PNG.
 
-  python export_segmentation.py --segmentation_dir results/fib25/training2 \
+  python export_segmentation.py --segmentation_dir results/fib25/training2 \\
     --output results/fib25/training2_export.zarr --voxel_size 8,8,8
 
 Result subvolumes are placed at their global corners in one volume (ids of
@@ -11,7 +11,6 @@ by chunk into a temporary name and renamed when complete.
 from __future__ import annotations
 
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -60,7 +59,7 @@ def main(argv):
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

@@ -1,11 +1,12 @@
 """Writes a saved segmentation (npz with key `segmentation`, z, y, x) as one PNG per z slice.
 
-Usage: see ffn.utils.npz_to_png; installed as `ffn-npz-to-png`.
+color: RGB, black for 0 and one colour per id; gray16: the ids themselves (< 65536).
+
+  ffn-npz-to-png --output_dir pngs/ results/fib25/training2/0/0/seg-0_0_0.npz
 """
 
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -30,7 +31,7 @@ def main(argv) -> None:
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main, 'SEGMENTATION.npz')
 
 
 if __name__ == '__main__':

@@ -1,11 +1,12 @@
 """Stacks a directory of PNG slices into one HDF5 dataset (z, y, x[, c]).
 
-Usage: see ffn.utils.png_to_h5; installed as `ffn-png-to-h5`.
+Slices are stacked in the natural order of their names (slice_2 before slice_10).
+
+  ffn-png-to-h5 --input_dir slices/ --dataset raw out.h5
 """
 
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -30,7 +31,7 @@ def main(argv) -> None:
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main, 'OUTPUT.h5')
 
 
 if __name__ == '__main__':

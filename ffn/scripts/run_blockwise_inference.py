@@ -5,10 +5,10 @@ segmentation_output_dir; the stitched segmentation goes to --output_volume.
 Rerun the same command after a crash or a failed block: it finishes what is missing.
 With seed_policy PolicyPoints only the blocks whose subvolume holds a point run.
 
-  python run_blockwise_inference.py \
-      --inference_request="$(cat configs/inference_training_sample2.pbtxt)" \
-      --bounding_box 'start { x:0 y:0 z:0 } size { x:250 y:250 z:250 }' \
-      --subvolume_size 150,150,150 --overlap 50,50,50 --num_workers 2 \
+  python run_blockwise_inference.py \\
+      --inference_request="$(cat configs/inference_training_sample2.pbtxt)" \\
+      --bounding_box 'start { x:0 y:0 z:0 } size { x:250 y:250 z:250 }' \\
+      --subvolume_size 150,150,150 --overlap 50,50,50 --num_workers 2 \\
       --output_volume results/fib25/stitched.h5:seg
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-from absl import app
 from absl import flags
 import numpy as np
 
@@ -91,7 +90,7 @@ def _points_zyx(request) -> Optional[np.ndarray]:
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

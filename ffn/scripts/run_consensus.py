@@ -4,9 +4,9 @@ Typical use is the forward/reverse recipe: a PolicyPeaks run, then a
 PolicyInvertOrigins run of the same box whose seed_policy_args point at the
 first run's directory; their consensus keeps only the boundaries both found.
 
-  python run_consensus.py \
-      --segmentation1_dir results/fib25/forward \
-      --segmentation2_dir results/fib25/reverse \
+  python run_consensus.py \\
+      --segmentation1_dir results/fib25/forward \\
+      --segmentation2_dir results/fib25/reverse \\
       --segmentation_output_dir results/fib25/consensus --split_min_size 1000
 
 or with a text ConsensusRequest (the flags above fill the fields it leaves unset):
@@ -16,7 +16,6 @@ or with a text ConsensusRequest (the flags above fill the fields it leaves unset
 
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 from absl import logging
 from google.protobuf import text_format
@@ -104,7 +103,7 @@ def main(argv):
 
 def run() -> None:
   """Console-script entry point (ffn-run-consensus)."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

@@ -1,14 +1,13 @@
 """Runs FFN inference within one bounding box of a volume.
 
-  python run_inference.py \
-      --inference_request="$(cat configs/inference_training_sample2.pbtxt)" \
+  python run_inference.py \\
+      --inference_request="$(cat configs/inference_training_sample2.pbtxt)" \\
       --bounding_box 'start { x:0 y:0 z:0 } size { x:250 y:250 z:250 }'
 """
 
 from __future__ import annotations
 
 
-from absl import app
 from absl import flags
 
 from ffn.inference.request import run_request
@@ -43,7 +42,7 @@ def main(argv):
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

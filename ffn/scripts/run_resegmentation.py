@@ -6,9 +6,9 @@ segment, and the pair is merged if both runs agree and each reproduces both
 segments (by default upstream's conservative rule: IoU > 0.8, all
 consistencies > 0.6, deleted voxel fraction < 0.02 on one side).
 
-  python run_resegmentation.py \
-      --resegmentation_request "$(cat configs/resegmentation_sample.pbtxt)" \
-      --segmentation results/fib25/consensus.h5:segmentation \
+  python run_resegmentation.py \\
+      --resegmentation_request "$(cat configs/resegmentation_sample.pbtxt)" \\
+      --segmentation results/fib25/consensus.h5:segmentation \\
       --voxel_size 10,10,10
 
 Writes per-pair results, decisions.jsonl and the agglomerated segmentation
@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 from google.protobuf import text_format
@@ -152,7 +151,7 @@ def main(argv):
 
 def run() -> None:
   """Console-script entry point (ffn-run-resegmentation)."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

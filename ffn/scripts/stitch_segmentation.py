@@ -5,9 +5,9 @@ exist already (e.g. made by several run_inference.py calls on the grid's boxes).
 Results of a PolicyPoints run exist only for the blocks holding a point: give
 its points file (--points_file) to stitch just those.
 
-  python stitch_segmentation.py --segmentation_dir results/fib25/blockwise \
-      --bounding_box 'start { x:0 y:0 z:0 } size { x:250 y:250 z:250 }' \
-      --subvolume_size 150,150,150 --overlap 50,50,50 \
+  python stitch_segmentation.py --segmentation_dir results/fib25/blockwise \\
+      --bounding_box 'start { x:0 y:0 z:0 } size { x:250 y:250 z:250 }' \\
+      --subvolume_size 150,150,150 --overlap 50,50,50 \\
       --output_volume zarr:///abs/path/stitched.zarr
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 
-from absl import app
 from absl import flags
 
 from ffn.inference.policies import seed_points
@@ -57,7 +56,7 @@ def main(argv):
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

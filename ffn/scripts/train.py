@@ -4,7 +4,7 @@ Distribution: with more than one GPU visible, training runs under
 tf.distribute.MirroredStrategy (one process, synchronous, --batch_size split over the
 GPUs). Upstream's TF1 distribution flags (--master, --ps_tasks, --task,
 --replica_step_delay, --sync_sgd, --replicas_to_aggregate, --total_replicas) are
-accepted for compatibility, logged (a warning when set), and replaced by tf.distribute;
+accepted for compatibility, warned about when given, and replaced by tf.distribute;
 for several machines use MultiWorkerMirroredStrategy with TF_CONFIG (see README).
 """
 
@@ -106,20 +106,17 @@ FLAGS = flags.FLAGS
 cli.check_flag_ranges({name: valid for name, valid in {
     **trainer.SETTING_RANGES, **optimizer_lib.SETTING_RANGES}.items() if name in FLAGS})
 
-_TF1_FLAGS = {'master': '', 'ps_tasks': 0, 'task': 0, 'replica_step_delay': 300,
-              'sync_sgd': False, 'replicas_to_aggregate': None, 'total_replicas': None}
+_TF1_FLAGS = ('master', 'ps_tasks', 'task', 'replica_step_delay', 'sync_sgd',
+              'replicas_to_aggregate', 'total_replicas')
 
 
 def _report_tf1_flags() -> None:
-  """Says what happened to upstream's TF1 distribution flags."""
-  for name, default in _TF1_FLAGS.items():
-    value = FLAGS[name].value
-    if value != default:
+  """Warns about each of upstream's TF1 distribution flags given on the command line."""
+  for name in _TF1_FLAGS:
+    if FLAGS[name].present:
       logging.warning('--%s=%r is a TF1 distribution flag and has no effect: training '
                       'uses tf.distribute (MirroredStrategy over local GPUs; see README for '
-                      'MultiWorkerMirroredStrategy)', name, value)
-  logging.info('TF1 flags --%s are replaced by tf.distribute and unused',
-               '/--'.join(_TF1_FLAGS))
+                      'MultiWorkerMirroredStrategy)', name, FLAGS[name].value)
 
 
 def _save_flags(train_dir: str) -> None:
@@ -180,7 +177,7 @@ def _train_dir_lock(train_dir: str):
 def _run_main() -> None:
   """Runs main; known bad-input errors end the process with one clear message and exit 1."""
   with cli.fail_on(errors.FFNError):
-    app.run(main)
+    cli.run(main)
 
 
 def run() -> None:

@@ -1,8 +1,8 @@
 """Shows an image, a segmentation and optionally groundtruth in a local neuroglancer viewer.
 
-  python view_segmentation.py \
-    --image third_party/neuroproof_examples/training_sample2/grayscale_maps.h5:raw \
-    --segmentation_dir results/fib25/training2 --corner 0,0,0 \
+  python view_segmentation.py \\
+    --image third_party/neuroproof_examples/training_sample2/grayscale_maps.h5:raw \\
+    --segmentation_dir results/fib25/training2 --corner 0,0,0 \\
     --groundtruth third_party/neuroproof_examples/training_sample2/groundtruth.h5:stack
 
 Prints the URL to open (served from 127.0.0.1 with neuroglancer's bundled
@@ -12,7 +12,6 @@ client; no internet needed) and runs until Ctrl-C.
 from __future__ import annotations
 
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -68,7 +67,7 @@ def main(argv):
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

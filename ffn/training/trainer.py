@@ -24,6 +24,7 @@ from ffn.training import tracker as tracker_lib
 from ffn.utils import axes
 from ffn.utils import checks
 from ffn.utils import errors
+from ffn.utils import progress
 
 
 class TrainingError(errors.FFNError, RuntimeError):
@@ -269,8 +270,8 @@ def train(config: TrainConfig, on_start: Callable[[], None] | None = None,
         last_summary = now
       if now - last_log >= config.log_every_secs or last_step:
         rate = (step - steps_at_log) / max(now - last_log, 1e-9)
-        logging.info('step %d, loss %.4f, %.3f steps/s, %.2f FOVs/s', step, float(loss),
-                     rate, rate * config.batch_size)
+        logging.info('%s', step_line(step, config.max_steps, float(loss), rate,
+                                     config.batch_size))
         last_log, steps_at_log = now, step
       if chief and now - last_checkpoint >= config.save_checkpoint_secs:
         logging.info('Saved %s', manager.save(checkpoint_number=step))
@@ -289,6 +290,14 @@ def train(config: TrainConfig, on_start: Callable[[], None] | None = None,
     logging.info('Saved %s', manager.save(checkpoint_number=step))
     writer.close()
   return step
+
+
+def step_line(step: int, max_steps: int, loss: float, steps_per_sec: float,
+              batch_size: int) -> str:
+  """The log line of a training step: step of max_steps, loss, rates, ETA at this rate."""
+  return (f'step {progress.done_of(step, max_steps)}, loss {loss:.4f}, {steps_per_sec:.3f} '
+          f'steps/s, {steps_per_sec * batch_size:.2f} FOVs/s, '
+          f'{progress.eta(step, max_steps, steps_per_sec)}')
 
 
 def _resume(model, optimizer: optimizer_lib.Optimizer, ckpt: tf.train.Checkpoint,

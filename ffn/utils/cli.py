@@ -1,4 +1,4 @@
-"""Small helpers shared by the command-line scripts: one-line errors and x,y,z flags."""
+"""Helpers shared by the command-line scripts: running main with --help, one-line errors, flags."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import threading
 import zipfile
 from typing import Callable, Iterator, Mapping, NoReturn, Optional, Sequence
 
+from absl import app
 from absl import flags
 from absl import logging
 
@@ -185,3 +186,70 @@ def deferred_interrupt() -> Iterator[None]:
   finally:
     signal.signal(signal.SIGINT, previous)
     _STOP.clear()
+
+
+def _main_module_key() -> str:
+  """The name absl files the main module's key flags under (sys.argv[0])."""
+  return sys.argv[0]
+
+
+def _adopt_package_key_flags() -> None:
+  """Makes every flag this package defines a key flag of the main module, so --help lists it.
+
+  Only the scripts define flags, each in a process of its own, so these are exactly the
+  running script's flags and the shared ones (result, blockwise) it defined.
+  """
+  for module_name, defined in flags.FLAGS.flags_by_module_dict().items():
+    if module_name == 'ffn' or module_name.startswith('ffn.'):
+      for flag in defined:
+        flags.FLAGS.register_key_flag_for_module(_main_module_key(), flag)
+
+
+def _usage(script_doc: str, arguments: str) -> str:
+  """The usage line, the script's docstring and its key flags with their defaults."""
+  usage = ' '.join(filter(None, (_script_name(), '[flags]', arguments)))
+  key_flags = flags.FLAGS.main_module_help()
+  return (f'usage: {usage}\n\n{script_doc.strip()}\n\nflags:\n{key_flags}\n\n'
+          'Try --helpfull to get a list of all flags.\n')
+
+
+class _HelpFlag(flags.BooleanFlag):
+  """--help / --helpshort / -?: prints the usage and the script's flags to stdout, exits 0."""
+
+  def __init__(self, name: str, short_name: Optional[str], text: Callable[[], str]):
+    super().__init__(name, False, 'show this help', short_name=short_name,
+                     allow_hide_cpp=True)
+    self._text = text
+
+  def parse(self, argument) -> None:
+    if self._parse(argument):
+      sys.stdout.write(self._text())
+      sys.stdout.flush()
+      sys.exit(0)
+
+
+def _replace_help_flags(text: Callable[[], str]) -> None:
+  """Swaps absl's --help, --helpshort and --helpfull (which exit 1) for ones that exit 0."""
+  app.define_help_flags()
+  for name in ('help', '?', 'helpshort', 'helpfull'):
+    delattr(flags.FLAGS, name)
+  flags.DEFINE_flag(_HelpFlag('help', '?', text))
+  flags.DEFINE_flag(_HelpFlag('helpshort', None, text))
+  flags.DEFINE_flag(_HelpFlag('helpfull', None, lambda: flags.FLAGS.get_help() + '\n'))
+
+
+def run(main: Callable[[Sequence[str]], object], arguments: str = '') -> None:
+  """Runs a script's `main` with absl: --help lists the script's flags and exits 0.
+
+  Every script needs some flag or argument, so a call with none prints the same help to
+  stderr and exits 1. `arguments` names the positional arguments in the usage line.
+  """
+  script_doc = sys.modules[main.__module__].__doc__ or ''
+  _adopt_package_key_flags()
+  _replace_help_flags(lambda: _usage(script_doc, arguments))
+  if len(sys.argv) < 2:
+    sys.stderr.write(_usage(script_doc, arguments))
+    print(f'{_script_name()}: error: no arguments given; see the usage above',
+          file=sys.stderr)
+    sys.exit(1)
+  app.run(main)

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import subprocess
-import re
 import sys
 
+import entry_points
 import pytest
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _console_scripts() -> dict[str, str]:
-  """The [project.scripts] table of pyproject.toml (read by hand: tomllib needs Python 3.11)."""
-  with open(os.path.join(REPO_ROOT, 'pyproject.toml')) as f:
-    table = f.read().split('[project.scripts]\n', 1)[1].split('\n[', 1)[0]
-  return dict(re.findall(r'^([\w-]+) = "([^"]+)"$', table, re.M))
-
-
-def _root_scripts() -> list[str]:
-  return sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO_ROOT, '*.py')))
+REPO_ROOT = entry_points.REPO_ROOT
+_console_scripts = entry_points.console_scripts
+_root_scripts = entry_points.root_scripts
 
 
 def test_every_root_script_has_a_console_script():

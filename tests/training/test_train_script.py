@@ -58,6 +58,15 @@ def test_bad_input_exits_non_zero_with_one_clear_message(tmp_path):
   assert result.returncode == 1
   assert f"coordinate file '{tmp_path / 'missing.tfr'}' does not exist" in result.stderr
   assert 'Traceback' not in result.stderr
+  assert 'TF1' not in result.stderr  # No TF1 flag given: nothing said about them.
+
+
+def test_tf1_flag_given_is_warned_about(tmp_path):
+  result = _run(_train_args(tmp_path / 'missing.tfr', tmp_path / 'train', '--max_steps', '1',
+                            '--ps_tasks', '0'))
+  assert result.returncode == 1
+  warned = [line for line in result.stderr.splitlines() if 'TF1 distribution flag' in line]
+  assert len(warned) == 1 and '--ps_tasks=0' in warned[0]
   args = _train_args(tmp_path / 'missing.tfr', tmp_path / 'train')
   args[args.index('--model_name') + 1] = 'convstack_3d.NoSuchModel'
   result = _run(args)

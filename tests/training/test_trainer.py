@@ -212,3 +212,11 @@ def test_training_precision_choice(monkeypatch):
   assert precision_lib.training_dtype('bfloat16') == tf.bfloat16
   with pytest.raises(ValueError, match="'float8'"):
     precision_lib.training_dtype('float8')
+
+
+def test_step_line_gives_the_step_of_max_steps_and_an_eta():
+  line = trainer.step_line(120, 10000, 0.51234, 1.2, 4)
+  # 9880 steps left at 1.2 steps/s: 8233 s.
+  assert line == ('step 120/10000 (1.2%), loss 0.5123, 1.200 steps/s, 4.80 FOVs/s, '
+                  'ETA 2 h 17 min')
+  assert trainer.step_line(5, 10, 1.0, 0.0, 4).endswith('ETA unknown')

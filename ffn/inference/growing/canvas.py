@@ -200,6 +200,10 @@ class Canvas:
     finally:
       self.close()
 
+  def seeds_done(self) -> Optional[tuple[int, int]]:
+    """(seeds taken, seeds listed) by `segment_all`'s seed policy, where it lists them; else None."""
+    return None if self.seed_policy is None else seed_base.seeds_done(self.seed_policy)
+
   def _seeds_listed(self) -> bool:
     """Whether the seed policy lists its seeds up front, as growing objects at once needs."""
     if seed_base.seeds_fixed_up_front(type(self.seed_policy)):

@@ -101,6 +101,13 @@ def seeds_fixed_up_front(cls: type) -> bool:
   return issubclass(cls, BaseSeedPolicy) and cls.__next__ is BaseSeedPolicy.__next__
 
 
+def seeds_done(policy) -> Optional[tuple[int, int]]:
+  """(seeds taken, seeds listed) of a policy that lists its seeds up front, once listed; else None."""
+  if not seeds_fixed_up_front(type(policy)) or policy.coords is None:
+    return None
+  return int(policy.idx), len(policy.coords)
+
+
 def _reproducible_noise(shape) -> np.ndarray:
   """U[0, 1) noise from numpy's legacy MT19937 seeded with 42 (upstream's stream)."""
   return np.random.RandomState(_NOISE_SEED).random_sample(shape)

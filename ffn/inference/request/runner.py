@@ -221,6 +221,7 @@ class Runner:
     canvas, _ = self.make_canvas(corner, size, counters=counters, on_fov=logger.maybe_log)
     if canvas is None:
       return None
+    logger.follow_seeds(canvas.seeds_done)
     if resume:
       canvas.restore_checkpoint(cpoint_path)
       logger.restart()
