@@ -223,10 +223,7 @@ def _write_hdf5(spec: volumes.VolumeSpec, pieces, box, dtype, geometry: Geometry
                              chunks_zyx=_chunk_zyx(chunk_xyz, box.size_zyx)) as out:
     for block, piece_box in _logged(pieces, box):
       out[_local_slice(piece_box, box)] = block
-    voxel_size = np.asarray(geometry.voxel_size_xyz, dtype=np.float64)
-    offset = np.asarray(geometry.offset_xyz, dtype=np.int64)
-    out.attrs.update(voxel_size_xyz=voxel_size, offset_xyz=offset,
-                     resolution=voxel_size[::-1], offset=(offset * voxel_size)[::-1])
+    out.attrs.update(volume_metadata.hdf5_attrs(geometry.voxel_size_xyz, geometry.offset_xyz))
 
 
 def _hdf5_dataset_exists(spec: volumes.VolumeSpec) -> bool:
@@ -264,7 +261,8 @@ def _write_zarr(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz, *,
   """A zarr group (OME-NGFF metadata) holding the array `dataset_name` (zyx, gzip)."""
   import tensorstore as ts  # pylint: disable=g-import-not-at-top
   voxel_size, offset = geometry.voxel_size_xyz, geometry.offset_xyz
-  array_attrs = volume_metadata.zarr_array_attrs(voxel_size, offset)
+  array_attrs = volume_metadata.array_attrs('zarr' if zarr_format == 2 else 'zarr3', voxel_size,
+                                            offset)
   chunks = _chunk_zyx(chunk_xyz, box.size_zyx)
   kvstore = {'driver': 'file', 'path': os.path.join(path, dataset_name)}
   if zarr_format == 2:
@@ -273,7 +271,6 @@ def _write_zarr(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz, *,
         'dtype': np.dtype(dtype).newbyteorder('<').str,
         'compressor': {'id': 'gzip', 'level': 5}, 'fill_value': 0}}
   else:
-    del array_attrs['_ARRAY_DIMENSIONS']  # v3 has dimension_names for that.
     spec = {'driver': 'zarr3', 'kvstore': kvstore, 'metadata': {
         'shape': list(box.size_zyx), 'data_type': np.dtype(dtype).name,
         'chunk_grid': {'name': 'regular', 'configuration': {'chunk_shape': chunks}},

@@ -40,6 +40,8 @@ class StitchSettings:
   end), so that it lines up with the image and its groundtruth.
   `active_blocks` (grid positions) are the only blocks segmented, matched and
   written (None: every block); the rest of the output stays 0.
+  `voxel_size_xyz` (nm) is recorded with the output (None: not recorded; it
+  decides nothing of the result, so it is not part of the digest).
   """
   segmentation_dir: str
   grid: grid_lib.BlockGrid
@@ -48,8 +50,13 @@ class StitchSettings:
   output_shape_zyx: Optional[tuple[int, int, int]] = None
   min_overlap_fraction: float = 0.5
   active_blocks: Optional[tuple[grid_lib.Index, ...]] = None
+  voxel_size_xyz: Optional[tuple[float, float, float]] = None
 
   def __post_init__(self):
+    if self.voxel_size_xyz is not None:
+      voxel_size = tuple(float(v) for v in self.voxel_size_xyz)
+      assert len(voxel_size) == 3 and min(voxel_size) > 0, voxel_size
+      object.__setattr__(self, 'voxel_size_xyz', voxel_size)
     if self.output_shape_zyx is not None:
       shape = tuple(int(n) for n in self.output_shape_zyx)
       end = tuple(s + n for s, n in zip(self.grid.start, self.grid.size))
@@ -88,7 +95,7 @@ class StitchSettings:
 
   def output(self) -> output_lib.StitchedOutput:
     """The stitched output volume."""
-    return output_lib.StitchedOutput(self.output_volume, self.work_dir)
+    return output_lib.StitchedOutput(self.output_volume, self.work_dir, self.voxel_size_xyz)
 
   def output_shape(self) -> tuple[int, int, int]:
     """The zyx shape of the output volume."""
