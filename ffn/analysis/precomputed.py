@@ -21,6 +21,9 @@ SEGMENT_PROPERTIES_DIR = 'segment_properties'
 MESH_DIR = 'mesh'
 # Mesh blocks are cut in this many voxels per axis (xyz); neighbours share one voxel face.
 MESH_BLOCK = 128
+# Triangles kept: about 1 in MESH_REDUCTION, each vertex moved at most one voxel (zmesh's
+# default error bound), as igneous simplifies its meshes.
+MESH_REDUCTION = 10
 
 
 def _open(path: str, scale_index: int = 0, **kwargs):
@@ -169,16 +172,18 @@ def write_meshes(path: str, voxel_size_xyz: Sequence[float]) -> int:
     mesher.mesh(np.asfortranarray(labels))
     for label in mesher.ids():
       # Voxel i spans [i, i+1) in neuroglancer's space: surfaces on voxel faces, not centres.
-      mesh = mesher.get(int(label), normals=False, voxel_centered=True)
+      mesh = mesher.get(int(label), normals=False, voxel_centered=True,
+                        reduction_factor=MESH_REDUCTION)
       mesh.vertices = (mesh.vertices + start * resolution).astype(np.float32)
       name = (f'{int(label)}:0:' + '_'.join(f'{a}-{b}' for a, b in zip(start, end)))
       with open(os.path.join(mesh_dir, name), 'wb') as f:
         f.write(mesh.to_precomputed())
       fragments.setdefault(int(label), []).append(name)
     mesher.clear()
+  # Plain writes: the export's directory is renamed into place only when complete.
   for label, names in fragments.items():
-    atomic.atomic_write_text(os.path.join(mesh_dir, f'{label}:0'),
-                             json.dumps({'fragments': names}))
+    with open(os.path.join(mesh_dir, f'{label}:0'), 'w') as f:
+      json.dump({'fragments': names}, f)
   atomic.atomic_write_text(os.path.join(mesh_dir, 'info'),
                            json.dumps({'@type': 'neuroglancer_legacy_mesh'}))
   _update_info(path, mesh=MESH_DIR)

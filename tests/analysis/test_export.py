@@ -364,3 +364,24 @@ def test_format_options_are_checked(tmp_path, results):
   with pytest.raises(export.ExportError, match="dataset name '../up'"):
     export.export(source, str(tmp_path / 'x.zarr'), dataset_name='../up')
   assert not [p for p in os.listdir(tmp_path) if p.startswith('x')]
+
+
+def test_script_format_flags(tmp_path, results, repo_root):
+  import zarr  # pylint: disable=g-import-not-at-top
+  directory, expected = results
+  proc = _run(repo_root, '--segmentation_dir', directory, '--split_cc=false',
+              '--output', str(tmp_path / 'v3.zarr'), '--zarr_format', '3', '--voxel_size', '8,8,30')
+  assert proc.returncode == 0, proc.stderr
+  array = zarr.open_group(str(tmp_path / 'v3.zarr'), mode='r')['segmentation']
+  assert array.metadata.zarr_format == 3
+  np.testing.assert_array_equal(array[...], expected)
+  proc = _run(repo_root, '--segmentation_dir', directory, '--split_cc=false',
+              '--output', str(tmp_path / 'pc'), '--output_format', 'precomputed',
+              '--downsample', '1', '--meshes')
+  assert proc.returncode == 0, proc.stderr
+  info = json.loads((tmp_path / 'pc' / 'info').read_text())
+  assert len(info['scales']) == 2 and info['mesh'] == 'mesh'
+  proc = _run(repo_root, '--segmentation_dir', directory, '--output', str(tmp_path / 'm.zarr'),
+              '--meshes')
+  assert proc.returncode == 1 and 'meshes given for zarr output' in proc.stderr
+  assert 'Traceback' not in proc.stderr and not (tmp_path / 'm.zarr').exists()
