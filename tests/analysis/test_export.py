@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -282,6 +283,12 @@ def test_zarr_read_by_zarr_python_and_funlib(tmp_path, results, zarr_format):
   assert tuple(ds.offset) == (300, 160, 240)  # zyx nm: corner (30,20,10) voxels.
   assert ds.axis_names == ['z', 'y', 'x'] and ds.units == ['nm', 'nm', 'nm']
   np.testing.assert_array_equal(ds[ds.roi], expected)
+  # The OME-NGFF metadata, parsed by iohub's models (funlib's OME reader).
+  from funlib.persistence.arrays.ome_datasets import open_ome_ds  # pylint: disable=g-import-not-at-top
+  ome_ds = open_ome_ds(pathlib.Path(out), 'segmentation')
+  assert tuple(ome_ds.voxel_size) == (30, 8, 8) and tuple(ome_ds.offset) == (300, 160, 240)
+  assert ome_ds.units == ['nanometer'] * 3
+  np.testing.assert_array_equal(ome_ds[ome_ds.roi], expected)
 
 
 def test_n5_read_by_z5py_and_neuroglancer_keys(tmp_path, results):
