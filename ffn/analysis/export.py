@@ -9,17 +9,27 @@ when `overwrite` is set.
 Geometry recorded with the data (voxel size in nm, offset in voxels):
   * hdf5: dataset attributes `voxel_size_xyz`, `offset_xyz`, and CREMI-style
     `resolution` (zyx, nm) and `offset` (zyx, nm); array axes zyx.
-  * zarr (v2): `.zattrs` with `voxel_size_xyz`, `offset_xyz`,
-    `_ARRAY_DIMENSIONS` ["z", "y", "x"]; array axes zyx.
-  * n5: array axes xyz (N5's fastest-first convention, as Fiji/BigDataViewer
-    read it); `attributes.json` has `resolution`/`units` (xyz), `axes`,
-    `voxel_size_xyz`, `offset_xyz`.
+  * zarr (v2, or v3 with `zarr_format=3`; gzip): a group whose attributes hold
+    OME-NGFF multiscales (0.4 for v2, 0.5 for v3: axes z, y, x in nanometer,
+    scale and translation in nm), with the array `<dataset_name>` (zyx) whose
+    attributes hold funlib.persistence's `voxel_size`, `offset` (zyx, nm),
+    `axis_names`, `units`, and `voxel_size_xyz`, `offset_xyz`; v2 names the
+    axes in `_ARRAY_DIMENSIONS`, v3 in `dimension_names`.
+  * n5: a container (root `attributes.json` with the `n5` version) holding the
+    dataset `<dataset_name>`, axes xyz (N5's fastest-first convention); its
+    `attributes.json` has `resolution`, `pixelResolution`, `offset` (nm),
+    `units`, `axes` (all xyz), `voxel_size_xyz`, `offset_xyz`.
   * precomputed: a neuroglancer `segmentation` volume (uint64,
     compressed_segmentation encoding) whose `info` holds `resolution` and
-    `voxel_offset`; its voxel indices are global.
+    `voxel_offset` (its voxel indices are global), every chunk of the box
+    written (0 between subvolumes), segment properties (voxels per id) and
+    optionally downsampled scales and meshes (`ffn.analysis.precomputed`).
   * png: `slice_<z>.png` per z slice rendered by `ffn.utils.npz_to_png` (RGB
     colour per id, or the ids as 16-bit grey), plus `geometry.json` with
     `voxel_size_xyz` and `offset_xyz`.
+
+Signed integer ids are written as uint64 to zarr, N5 and precomputed (neuroglancer
+shows no signed segmentations); a negative id is refused.
 
 Ids: result subvolumes are segmented independently, so their ids collide; the
 ids of each subvolume after the first are shifted past the largest id written so
@@ -33,6 +43,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import time
 import zipfile
 from typing import Iterator, Optional, Sequence
@@ -41,14 +52,18 @@ from absl import logging
 import numpy as np
 
 from ffn.analysis import results
+from ffn.analysis import precomputed
 from ffn.inference.io import results as inference_results
 from ffn.utils import atomic
 from ffn.utils import axes
 from ffn.utils import bounding_box
 from ffn.utils import errors
+from ffn.utils import volume_metadata
 from ffn.utils import volumes
 
 FORMATS = ('hdf5', 'zarr', 'n5', 'precomputed', 'png')
+ZARR_FORMATS = (2, 3)
+_NAME_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]*$')
 _EXTENSIONS = {'.h5': 'hdf5', '.hdf5': 'hdf5', '.hdf': 'hdf5', '.zarr': 'zarr', '.n5': 'n5'}
 
 
@@ -158,19 +173,30 @@ class _VolumePieces:
 # Writers. Each takes pieces in global coordinates and writes them at box - origin.
 
 
+def _as_dtype(block: np.ndarray, dtype: np.dtype, box: bounding_box.BoundingBox) -> np.ndarray:
+  """The block in the output dtype; negative ids cannot become uint64 ones."""
+  block = np.asarray(block)
+  if (dtype == np.uint64 and np.issubdtype(block.dtype, np.signedinteger) and block.size
+      and int(block.min()) < 0):
+    raise ExportError(f'segment ids must be >= 0 to be written as uint64, but {box} holds id '
+                      f'{int(block.min())}')
+  return block.astype(dtype, copy=False)
+
+
 def _ts_write_all(store, pieces, origin: bounding_box.BoundingBox, xyz_axes: bool,
                   dtype: np.dtype) -> None:
   """Writes every piece into a tensorstore array (zyx, or xyz[c] when `xyz_axes`)."""
   for block, box in _logged(pieces, origin):
+    block = _as_dtype(block, dtype, box)
     local = box.start - origin.start
     if xyz_axes:
       target = store[local[0]:local[0] + box.size[0], local[1]:local[1] + box.size[1],
                      local[2]:local[2] + box.size[2]]
-      target.write(np.asarray(block, dtype=dtype).transpose(2, 1, 0)).result()
+      target.write(block.transpose(2, 1, 0)).result()
     else:
       z, y, x = local[::-1]
       dz, dy, dx = box.size_zyx
-      store[z:z + dz, y:y + dy, x:x + dx].write(np.asarray(block, dtype=dtype)).result()
+      store[z:z + dz, y:y + dy, x:x + dx].write(block).result()
 
 
 def _logged(pieces, origin: bounding_box.BoundingBox):
@@ -197,10 +223,7 @@ def _write_hdf5(spec: volumes.VolumeSpec, pieces, box, dtype, geometry: Geometry
                              chunks_zyx=_chunk_zyx(chunk_xyz, box.size_zyx)) as out:
     for block, piece_box in _logged(pieces, box):
       out[_local_slice(piece_box, box)] = block
-    voxel_size = np.asarray(geometry.voxel_size_xyz, dtype=np.float64)
-    offset = np.asarray(geometry.offset_xyz, dtype=np.int64)
-    out.attrs.update(voxel_size_xyz=voxel_size, offset_xyz=offset,
-                     resolution=voxel_size[::-1], offset=(offset * voxel_size)[::-1])
+    out.attrs.update(volume_metadata.hdf5_attrs(geometry.voxel_size_xyz, geometry.offset_xyz))
 
 
 def _hdf5_dataset_exists(spec: volumes.VolumeSpec) -> bool:
@@ -219,58 +242,75 @@ def _local_slice(piece_box: bounding_box.BoundingBox, box: bounding_box.Bounding
 
 
 def _geometry_attrs(geometry: Geometry) -> dict:
-  return {'voxel_size_xyz': [float(v) for v in geometry.voxel_size_xyz],
-          'offset_xyz': [int(v) for v in geometry.offset_xyz]}
+  return volume_metadata.own_attrs(geometry.voxel_size_xyz, geometry.offset_xyz)
 
 
-def _write_zarr(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz) -> None:
+def _check_name(dataset_name: str, output_format: str) -> None:
+  """Refuses array names that are not one plain directory name inside the container."""
+  if not _NAME_RE.match(dataset_name):
+    raise ExportError(f'dataset name {dataset_name!r} for {output_format} output must be one '
+                      'plain name (letters, digits, _ - .), e.g. segmentation')
+
+
+def _write_json(path: str, obj: dict) -> None:
+  atomic.atomic_write_text(path, json.dumps(obj, indent=2))
+
+
+def _write_zarr(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz, *,
+                dataset_name: str, zarr_format: int) -> None:
+  """A zarr group (OME-NGFF metadata) holding the array `dataset_name` (zyx, gzip)."""
   import tensorstore as ts  # pylint: disable=g-import-not-at-top
-  store = ts.open({
-      'driver': 'zarr', 'kvstore': {'driver': 'file', 'path': path},
-      'metadata': {'shape': list(box.size_zyx), 'chunks': _chunk_zyx(chunk_xyz, box.size_zyx),
-                   'dtype': np.dtype(dtype).newbyteorder('<').str,
-                   'compressor': {'id': 'gzip', 'level': 5}, 'fill_value': 0},
-  }, create=True).result()
+  voxel_size, offset = geometry.voxel_size_xyz, geometry.offset_xyz
+  array_attrs = volume_metadata.array_attrs('zarr' if zarr_format == 2 else 'zarr3', voxel_size,
+                                            offset)
+  chunks = _chunk_zyx(chunk_xyz, box.size_zyx)
+  kvstore = {'driver': 'file', 'path': os.path.join(path, dataset_name)}
+  if zarr_format == 2:
+    spec = {'driver': 'zarr', 'kvstore': kvstore, 'metadata': {
+        'shape': list(box.size_zyx), 'chunks': chunks,
+        'dtype': np.dtype(dtype).newbyteorder('<').str,
+        'compressor': {'id': 'gzip', 'level': 5}, 'fill_value': 0}}
+  else:
+    spec = {'driver': 'zarr3', 'kvstore': kvstore, 'metadata': {
+        'shape': list(box.size_zyx), 'data_type': np.dtype(dtype).name,
+        'chunk_grid': {'name': 'regular', 'configuration': {'chunk_shape': chunks}},
+        'codecs': [{'name': 'bytes', 'configuration': {'endian': 'little'}},
+                   {'name': 'gzip', 'configuration': {'level': 5}}],
+        'dimension_names': list(volume_metadata.ZYX), 'fill_value': 0,
+        'attributes': array_attrs}}
+  store = ts.open(spec, create=True).result()
   _ts_write_all(store, pieces, box, xyz_axes=False, dtype=dtype)
-  attrs = dict(_geometry_attrs(geometry), _ARRAY_DIMENSIONS=['z', 'y', 'x'])
-  atomic.atomic_write_text(os.path.join(path, '.zattrs'), json.dumps(attrs, indent=2))
+  group_attrs = volume_metadata.ome_multiscales([dataset_name], voxel_size, offset, [1],
+                                                dataset_name, zarr_format)
+  if zarr_format == 2:
+    _write_json(os.path.join(path, dataset_name, '.zattrs'), array_attrs)
+    _write_json(os.path.join(path, '.zgroup'), {'zarr_format': 2})
+    _write_json(os.path.join(path, '.zattrs'), group_attrs)
+  else:
+    _write_json(os.path.join(path, 'zarr.json'), {'zarr_format': 3, 'node_type': 'group',
+                                                  'attributes': group_attrs})
 
 
-def _write_n5(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz) -> None:
+def _write_n5(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz, *,
+              dataset_name: str) -> None:
+  """An N5 container holding the dataset `dataset_name` (axes xyz, gzip)."""
   import tensorstore as ts  # pylint: disable=g-import-not-at-top
+  dataset_path = os.path.join(path, dataset_name)
   store = ts.open({
-      'driver': 'n5', 'kvstore': {'driver': 'file', 'path': path},
+      'driver': 'n5', 'kvstore': {'driver': 'file', 'path': dataset_path},
       'metadata': {'dimensions': [int(v) for v in box.size],
                    'blockSize': _chunk_zyx(chunk_xyz, box.size_zyx)[::-1],
                    'dataType': np.dtype(dtype).name,
                    'compression': {'type': 'gzip'}},
   }, create=True).result()
   _ts_write_all(store, pieces, box, xyz_axes=True, dtype=dtype)
-  attrs_path = os.path.join(path, 'attributes.json')
+  attrs_path = os.path.join(dataset_path, 'attributes.json')
   with open(attrs_path) as f:
     attrs = json.load(f)
-  attrs.update(_geometry_attrs(geometry))
-  attrs.update({'resolution': [float(v) for v in geometry.voxel_size_xyz],
-                'units': ['nm', 'nm', 'nm'], 'axes': ['x', 'y', 'z']})
-  atomic.atomic_write_text(attrs_path, json.dumps(attrs))
-
-
-def _write_precomputed(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz) -> None:
-  import tensorstore as ts  # pylint: disable=g-import-not-at-top
-  offset = np.asarray(geometry.offset_xyz, dtype=np.int64)
-  store = ts.open({
-      'driver': 'neuroglancer_precomputed', 'kvstore': {'driver': 'file', 'path': path},
-      'multiscale_metadata': {'type': 'segmentation', 'data_type': 'uint64', 'num_channels': 1},
-      'scale_metadata': {
-          'size': [int(v) for v in box.size], 'voxel_offset': [int(v) for v in offset],
-          'resolution': [float(v) for v in geometry.voxel_size_xyz],
-          'encoding': 'compressed_segmentation',
-          'compressed_segmentation_block_size': [8, 8, 8],
-          'chunk_size': _chunk_zyx(chunk_xyz, box.size_zyx)[::-1]},
-  }, create=True).result()
-  # The store's domain starts at voxel_offset; index it relative to that.
-  store = store[ts.d[:].translate_to[0]][..., 0]
-  _ts_write_all(store, pieces, box, xyz_axes=True, dtype=np.dtype(np.uint64))
+  attrs.update(volume_metadata.n5_dataset_attrs(geometry.voxel_size_xyz, geometry.offset_xyz))
+  _write_json(attrs_path, attrs)
+  # The version key makes the directory an N5 container for z5py, n5-java and neuroglancer.
+  _write_json(os.path.join(path, 'attributes.json'), {'n5': volume_metadata.N5_VERSION})
 
 
 def _write_png(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz,
@@ -318,6 +358,32 @@ def _flush(pending: dict, zs: list, box):
         start=(box.start[0], box.start[1], z), size=(box.size[0], box.size[1], 1))
 
 
+def _write_precomputed(path: str, pieces, box, dtype, geometry: Geometry, chunk_xyz, *,
+                       downsample: int, meshes: bool) -> None:
+  """A neuroglancer segmentation: every chunk, segment properties, optional scales and meshes."""
+  del dtype  # Always uint64.
+  chunks = _chunk_zyx(chunk_xyz, box.size_zyx)[::-1]
+  store = precomputed.create(path, box, geometry.voxel_size_xyz, geometry.offset_xyz, chunks)
+  written = []
+
+  def remember(pieces):
+    for block, piece_box in pieces:
+      written.append(bounding_box.BoundingBox(start=piece_box.start - box.start,
+                                              size=piece_box.size))
+      yield block, piece_box
+  _ts_write_all(store, remember(pieces), box, xyz_axes=True, dtype=np.dtype(np.uint64))
+  filled = precomputed.fill_unwritten_chunks(store, box.size, chunks, written)
+  if filled:
+    logging.info('wrote %d chunks of background between the result subvolumes', filled)
+  counts = precomputed.voxel_counts(path, depth=chunks[2])
+  precomputed.write_segment_properties(path, counts)
+  if downsample:
+    precomputed.add_downsampled_scales(path, downsample, chunks)
+  if meshes:
+    meshed = precomputed.write_meshes(path, geometry.voxel_size_xyz)
+    logging.info('meshed %d segments', meshed)
+
+
 _WRITERS = {'zarr': _write_zarr, 'n5': _write_n5, 'precomputed': _write_precomputed}
 
 
@@ -342,14 +408,20 @@ def _atomic_directory(path: str, overwrite: bool) -> Iterator[str]:
 def export(source, output_path: str, output_format: Optional[str] = None, *,
            geometry: Optional[Geometry] = None, overwrite: bool = False,
            dataset_name: str = 'segmentation', chunk_xyz: Sequence[int] = (64, 64, 64),
-           png_mode: str = 'color') -> str:
+           png_mode: str = 'color', zarr_format: Optional[int] = None, downsample: int = 0,
+           meshes: bool = False) -> str:
   """Exports `source` (ResultVolumes or a volume spec) to `output_path`; returns the format.
 
   For results, `geometry.offset_xyz` defaults to the global corner of the
-  first voxel; for volume specs to 0. `png_mode` is npz_to_png's 'color' or
+  first voxel; for volume specs to 0. `dataset_name` is the array inside an
+  HDF5 file, zarr group or N5 container. `png_mode` is npz_to_png's 'color' or
   'gray16' (ids as 16-bit grey, for tools that need the labels back).
+  `zarr_format` (2, the default, or 3) is for zarr only; `downsample` (extra
+  scales, each halving x, y and z) and `meshes` for precomputed only.
   """
   output_format = infer_format(output_path, output_format)
+  _check_options(output_format, dataset_name, zarr_format, downsample, meshes)
+  zarr_format = 2 if zarr_format is None else zarr_format
   hdf5_spec = volumes.VolumeSpec(output_path, dataset_name) if output_format == 'hdf5' else None
   if hdf5_spec is not None:
     # A file of several datasets is shared: only the dataset written is the output.
@@ -385,10 +457,11 @@ def export(source, output_path: str, output_format: Optional[str] = None, *,
   if len(geometry.voxel_size_xyz) != 3 or min(geometry.voxel_size_xyz) <= 0:
     raise ExportError(f'voxel size must be 3 positive numbers (xyz), got '
                       f'{geometry.voxel_size_xyz!r}')
-  dtype = pieces.dtype
   box = pieces.box
-  if output_format in ('precomputed', 'png') and not np.issubdtype(dtype, np.integer):
-    raise ExportError(f'{output_format} output holds segment ids; {source} has dtype {dtype}')
+  if output_format in ('precomputed', 'png') and not np.issubdtype(pieces.dtype, np.integer):
+    raise ExportError(f'{output_format} output holds segment ids; {source} has dtype '
+                      f'{pieces.dtype}')
+  dtype = _output_dtype(pieces.dtype, output_format)
   logging.info('exporting %s (%s voxels, xyz %s at %s) to %s as %s', source,
                int(np.prod(box.size)), box.size.tolist(), box.start.tolist(), output_path,
                output_format)
@@ -399,9 +472,43 @@ def export(source, output_path: str, output_format: Optional[str] = None, *,
     with _atomic_directory(output_path, overwrite) as tmp:
       _write_png(tmp, pieces, box, dtype, geometry, chunk_xyz, png_mode)
   else:
+    options = {'zarr': {'dataset_name': dataset_name, 'zarr_format': zarr_format},
+               'n5': {'dataset_name': dataset_name},
+               'precomputed': {'downsample': downsample, 'meshes': meshes}}[output_format]
     with _atomic_directory(output_path, overwrite) as tmp:
-      _WRITERS[output_format](tmp, pieces, box, dtype, geometry, chunk_xyz)
+      _WRITERS[output_format](tmp, pieces, box, dtype, geometry, chunk_xyz, **options)
   return output_format
+
+
+def _check_options(output_format: str, dataset_name: str, zarr_format: Optional[int],
+                   downsample: int, meshes: bool) -> None:
+  """Refuses options the chosen format has no use for, and bad values."""
+  if zarr_format is not None:
+    if output_format != 'zarr':
+      raise ExportError(f'zarr format {zarr_format} given for {output_format} output; it is '
+                        'for zarr output only')
+    if zarr_format not in (2, 3):
+      raise ExportError(f'zarr format must be 2 or 3, got {zarr_format!r}')
+  if (downsample or meshes) and output_format != 'precomputed':
+    given = 'downsample' if downsample else 'meshes'
+    raise ExportError(f'{given} given for {output_format} output; it is for precomputed '
+                      'output only')
+  if not isinstance(downsample, int) or downsample < 0:
+    raise ExportError(f'downsample must be a count of extra scales >= 0, got {downsample!r}')
+  if output_format in ('zarr', 'n5'):
+    _check_name(dataset_name, output_format)
+  if meshes:
+    try:
+      import zmesh  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      raise ExportError('meshes need the zmesh package (pip install zmesh)') from None
+
+
+def _output_dtype(dtype: np.dtype, output_format: str) -> np.dtype:
+  """Signed ids become uint64 for the formats neuroglancer reads (it has no signed labels)."""
+  if output_format in ('zarr', 'n5', 'precomputed') and np.issubdtype(dtype, np.signedinteger):
+    return np.dtype(np.uint64)
+  return np.dtype(dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -429,11 +536,18 @@ def read_export(path: str, output_format: Optional[str] = None,
     data = store.read().result()[..., 0].transpose(2, 1, 0)
     return data, Geometry(tuple(float(v) for v in scale['resolution']),
                           tuple(int(v) for v in scale['voxel_offset']))
-  store = ts.open({'driver': output_format, 'kvstore': kvstore}).result()
+  array_path = os.path.join(path, dataset_name)
+  if output_format == 'n5':
+    driver, attrs_name = 'n5', 'attributes.json'
+  elif os.path.exists(os.path.join(array_path, 'zarr.json')):
+    driver, attrs_name = 'zarr3', 'zarr.json'
+  else:
+    driver, attrs_name = 'zarr', '.zattrs'
+  store = ts.open({'driver': driver, 'kvstore': dict(kvstore, path=array_path)}).result()
   data = store.read().result()
-  attrs_name = '.zattrs' if output_format == 'zarr' else 'attributes.json'
-  with open(os.path.join(path, attrs_name)) as f:
+  with open(os.path.join(array_path, attrs_name)) as f:
     attrs = json.load(f)
+  attrs = attrs.get('attributes', {}) if driver == 'zarr3' else attrs
   if output_format == 'n5':
     data = data.transpose(2, 1, 0)
   return data, Geometry(tuple(attrs['voxel_size_xyz']), tuple(attrs['offset_xyz']))

@@ -7,7 +7,9 @@ beside the final path (`.<name>.partial`) and renamed on commit; every other
 output (HDF5, or a TensorStore spec with an inner path) is staged as zarr in
 the run's work directory and copied slab by slab into the final volume on
 commit. Until the commit nothing exists under the output's name. Volumes are
-opened and created through the volume layer (`ffn.utils.volumes`).
+opened and created through the volume layer (`ffn.utils.volumes`); zarr v3
+outputs are gzip-compressed with named axes (z, y, x), and a given voxel size is
+recorded in each format's own attributes (`ffn.utils.volume_metadata`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import logging
 import os
 import shutil
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
+from ffn.utils import volume_metadata
 from ffn.utils import volumes
 
 DTYPE = np.uint64
@@ -36,8 +39,10 @@ def _renamable(ts_spec: dict) -> bool:
 class StitchedOutput:
   """Where the stitched segmentation goes: staging, worker writes and the final commit."""
 
-  def __init__(self, spec: str, work_dir: str):
+  def __init__(self, spec: str, work_dir: str,
+               voxel_size_xyz: Optional[Sequence[float]] = None):
     self.spec = spec.strip()
+    self._voxel_size = None if voxel_size_xyz is None else tuple(voxel_size_xyz)
     parsed = volumes.parse_spec(self.spec)
     self._hdf5 = parsed if isinstance(parsed, volumes.VolumeSpec) else None
     final_ts = None if self._hdf5 is not None else volumes.tensorstore_spec(self.spec)
@@ -49,7 +54,8 @@ class StitchedOutput:
       if staged['driver'] == 'neuroglancer_precomputed':
         staged.setdefault('multiscale_metadata', {'data_type': 'uint64', 'num_channels': 1,
                                                   'type': 'segmentation'})
-        staged.setdefault('scale_metadata', {}).setdefault('resolution', [1, 1, 1])
+        staged.setdefault('scale_metadata', {}).setdefault(
+            'resolution', list(self._voxel_size or (1, 1, 1)))
       self._copy_on_commit = False
     else:
       if final_ts is not None and final_ts.get('driver') == 'neuroglancer_precomputed':
@@ -60,6 +66,19 @@ class StitchedOutput:
       staged = {'driver': 'zarr', 'kvstore': {'driver': 'file', 'path': self.staging_path}}
       self._copy_on_commit = True
     self._staged = json.dumps(staged)
+    if self._hdf5 is not None:
+      self._final_driver = 'hdf5'
+    else:
+      self._final_driver = final_ts.get('driver') if final_ts is not None else None
+
+  def _attrs(self) -> dict:
+    """The geometry attributes of the final volume (its voxel 0 is the image's)."""
+    attrs = {}
+    if self._final_driver == 'zarr':
+      attrs['_ARRAY_DIMENSIONS'] = list(volume_metadata.ZYX)
+    if self._voxel_size is not None:
+      attrs.update(volume_metadata.array_attrs(self._final_driver, self._voxel_size, (0, 0, 0)))
+    return attrs
 
   def exists(self) -> bool:
     """Whether something already exists under the output's final name."""
@@ -88,12 +107,15 @@ class StitchedOutput:
   def commit(self) -> None:
     """Moves the staged volume to its final name (copying it when the format needs that)."""
     if not self._copy_on_commit:
+      if self._attrs():
+        volumes.write_attrs(self._staged, self._attrs())
       os.replace(self.staging_path, self.final_path)
       return
     start = time.time()
     with volumes.open_volume(self._staged) as staged:
       chunks = tuple(int(c) for c in staged.store.chunk_layout.read_chunk.shape)
       with volumes.create_volume(self.spec, staged.shape, DTYPE, chunks) as final:
+        final.attrs.update(self._attrs())
         for z in range(0, staged.shape[0], chunks[0]):
           final[z:z + chunks[0]] = staged[z:z + chunks[0]]
     shutil.rmtree(self.staging_path)

@@ -53,8 +53,8 @@ class BlockwisePlan:
         'min_overlap_fraction': self.stitch.min_overlap_fraction,
         'output_shape_zyx': self.stitch.output_shape_zyx,
         'active_blocks': self.stitch.active_blocks,
-        'match_margin': self.stitch.match_margin,
-        'owner_decides': self.stitch.owner_decides, 'request': self.request_text,
+        'match_margin': self.stitch.match_margin, 'owner_decides': self.stitch.owner_decides,
+        'voxel_size_xyz': self.stitch.voxel_size_xyz, 'request': self.request_text,
         'model_factory': self.model_factory, 'max_retries': self.max_retries,
         'block_timeout_secs': self.block_timeout_secs}, indent=1)
 
@@ -66,7 +66,7 @@ class BlockwisePlan:
         data['segmentation_dir'], grid_lib.BlockGrid(**data['grid']), data['output_volume'],
         data['min_overlap_size'], data['output_shape_zyx'], data['min_overlap_fraction'],
         data.get('active_blocks'), data.get('match_margin', 0),
-        data.get('owner_decides', False))
+        data.get('owner_decides', False), data.get('voxel_size_xyz'))
     return cls(settings, data['request'], data['model_factory'], data['max_retries'],
                data['block_timeout_secs'])
 

@@ -44,6 +44,8 @@ class StitchSettings:
   that many voxels of the border between the two owned regions only (0: the
   whole overlap). `owner_decides` settles an object matched to several of
   the other side by which block owns the voxels they share (see matching).
+  `voxel_size_xyz` (nm) is recorded with the output (None: not recorded; it
+  decides nothing of the result, so it is not part of the digest).
   """
   segmentation_dir: str
   grid: grid_lib.BlockGrid
@@ -54,10 +56,15 @@ class StitchSettings:
   active_blocks: Optional[tuple[grid_lib.Index, ...]] = None
   match_margin: int = 0
   owner_decides: bool = False
+  voxel_size_xyz: Optional[tuple[float, float, float]] = None
 
   def __post_init__(self):
     assert int(self.match_margin) >= 0, self.match_margin
     object.__setattr__(self, 'match_margin', int(self.match_margin))
+    if self.voxel_size_xyz is not None:
+      voxel_size = tuple(float(v) for v in self.voxel_size_xyz)
+      assert len(voxel_size) == 3 and min(voxel_size) > 0, voxel_size
+      object.__setattr__(self, 'voxel_size_xyz', voxel_size)
     if self.output_shape_zyx is not None:
       shape = tuple(int(n) for n in self.output_shape_zyx)
       end = tuple(s + n for s, n in zip(self.grid.start, self.grid.size))
@@ -100,7 +107,7 @@ class StitchSettings:
 
   def output(self) -> output_lib.StitchedOutput:
     """The stitched output volume."""
-    return output_lib.StitchedOutput(self.output_volume, self.work_dir)
+    return output_lib.StitchedOutput(self.output_volume, self.work_dir, self.voxel_size_xyz)
 
   def output_shape(self) -> tuple[int, int, int]:
     """The zyx shape of the output volume."""

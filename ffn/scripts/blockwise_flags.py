@@ -34,6 +34,10 @@ def define_flags() -> None:
                       'end; 0 outside the region): path.h5:dataset, '
                       'zarr:///abs/path.zarr, n5:///abs/path.n5, precomputed:///abs/dir or a '
                       'TensorStore JSON spec.')
+  flags.DEFINE_list('voxel_size', None, 'x,y,z voxel size in nm, recorded with the stitched '
+                    'output (zarr: funlib\'s voxel_size, offset, axis_names, units; N5 and '
+                    'precomputed: resolution; HDF5: CREMI\'s zyx resolution). '
+                    'Default: none recorded (precomputed: 1,1,1).')
   flags.DEFINE_integer('num_workers', 1, 'Workers per task (each holds one subvolume).')
   flags.DEFINE_string('worker_command', None,
                       "Start workers with this shell command template, e.g. 'srun -n1 "
@@ -126,6 +130,9 @@ def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
   check_run_flags()
   grid = grid_from_flags(region)
   active = None if points_zyx is None else blocks_with_points(grid, points_zyx)
+  voxel_size = None
+  if FLAGS.voxel_size is not None:
+    voxel_size = cli.parse_triple(FLAGS.voxel_size, 'voxel_size', float, checks.POSITIVE)
   if output_shape_zyx is not None and any(
       n < e for n, e in zip(output_shape_zyx, axes.zyx(region.end))):
     cli.fail(f'--bounding_box ends at {tuple(int(e) for e in region.end)} (xyz), beyond the '
@@ -133,7 +140,8 @@ def plan_from_flags(segmentation_dir: str, region: bounding_box.BoundingBox,
   settings = stitching.StitchSettings(segmentation_dir, grid, FLAGS.output_volume,
                                       FLAGS.min_overlap_size,
                                       None if output_shape_zyx is None else tuple(output_shape_zyx),
-                                      FLAGS.min_overlap_fraction, active)
+                                      FLAGS.min_overlap_fraction, active,
+                                      voxel_size_xyz=voxel_size)
   try:
     settings.output()
   except errors.FFNError as e:

@@ -29,6 +29,7 @@ from ffn.utils import bounding_box
 from ffn.utils import errors
 from ffn.utils import locks
 from ffn.utils import resolve
+from ffn.utils import volume_metadata
 
 _DRIVE_RE = re.compile(r'^[A-Za-z]:[\\/]')
 _URL_RE = re.compile(r'^(zarr|zarr3|n5|precomputed)://(.*)$')
@@ -338,6 +339,11 @@ class Volume:
   def close(self) -> None:
     """Releases the file (reads after this fail)."""
 
+  def voxel_size_xyz(self) -> Optional[tuple[float, ...]]:
+    """The xyz voxel size (nm) the volume's metadata records, or None when it has none."""
+    # HDF5 `resolution` is CREMI's zyx.
+    return volume_metadata.voxel_size_from_attrs(self.attrs, 'zyx')
+
   def __enter__(self) -> 'Volume':
     return self
 
@@ -386,6 +392,18 @@ class TensorStoreVolume(Volume):
   def _read(self, index: tuple) -> np.ndarray:
     return self.store[index].read().result()
 
+  def voxel_size_xyz(self) -> Optional[tuple[float, ...]]:
+    """The voxel size TensorStore reads (precomputed, N5), else the one the attributes hold."""
+    units = list(self.store.dimension_units)[-3:]
+    nm = {'nm': 1.0, 'um': 1e3, 'm': 1e9}
+    if len(units) == 3 and all(u is not None and u.base_unit in nm for u in units):
+      # The store is [c]zyx here.
+      return tuple(float(u.multiplier) * nm[u.base_unit] for u in units)[::-1]
+    return volume_metadata.voxel_size_from_attrs(self.attrs, 'xyz')
+
+
+_ATTRS_FILES = {'zarr': '.zattrs', 'zarr3': 'zarr.json', 'n5': 'attributes.json'}
+
 
 def _tensorstore_attrs(spec: dict) -> dict:
   """The user attributes stored beside a file-backed zarr/N5 array (empty when none)."""
@@ -393,10 +411,11 @@ def _tensorstore_attrs(spec: dict) -> dict:
   if not isinstance(kvstore, dict) or kvstore.get('driver') != 'file':
     return {}
   base = os.path.join(kvstore.get('path', ''), spec.get('path', ''))
-  name = {'zarr': '.zattrs', 'n5': 'attributes.json'}.get(spec.get('driver'))
+  name = _ATTRS_FILES.get(spec.get('driver'))
   if name and os.path.exists(os.path.join(base, name)):
     with open(os.path.join(base, name)) as f:
-      return json.load(f)
+      attrs = json.load(f)
+    return attrs.get('attributes', {}) if spec['driver'] == 'zarr3' else attrs
   return {}
 
 
@@ -524,6 +543,11 @@ class WritableVolume:
       options['chunk_layout'] = ts.ChunkLayout(chunk_shape=chunks)
       if spec['driver'] != 'n5':
         options['fill_value'] = fill_value
+      if spec['driver'] == 'zarr3' and 'metadata' not in spec:
+        # TensorStore's zarr v3 default is uncompressed and leaves the axes unnamed.
+        spec['metadata'] = {'codecs': [{'name': 'bytes', 'configuration': {'endian': 'little'}},
+                                       {'name': 'gzip', 'configuration': {'level': 5}}],
+                            'dimension_names': ['c', 'z', 'y', 'x'][-len(shape):]}
     try:
       store = ts.open(spec, **options).result()
     except ValueError as e:
@@ -588,18 +612,35 @@ class WritableVolume:
 
 
 def _write_tensorstore_attrs(spec: dict, attrs: dict) -> None:
-  """Adds user attributes to a file-backed zarr/N5 array."""
-  name = {'zarr': '.zattrs', 'n5': 'attributes.json'}.get(spec.get('driver'))
+  """Adds user attributes to a file-backed zarr (v2 or v3) or N5 array."""
+  name = _ATTRS_FILES.get(spec.get('driver'))
   if name is None:
     return
-  path = os.path.join(spec['kvstore']['path'], name)
+  path = os.path.join(spec['kvstore']['path'], spec.get('path', ''), name)
   current = {}
   if os.path.exists(path):
     with open(path) as f:
       current = json.load(f)
-  current.update({k: np.asarray(v).tolist() for k, v in attrs.items()})
-  with open(path, 'w') as f:
-    json.dump(current, f)
+  values = {k: v if isinstance(v, (dict, str)) else np.asarray(v).tolist()
+            for k, v in attrs.items()}
+  if spec['driver'] == 'zarr3':
+    current.setdefault('attributes', {}).update(values)
+  else:
+    current.update(values)
+  atomic.atomic_write_text(path, json.dumps(current))
+
+
+def write_attrs(spec, attrs: dict) -> None:
+  """Adds attributes to an existing volume: HDF5 dataset attributes, or zarr/N5 JSON."""
+  parsed = parse_spec(spec)
+  if isinstance(parsed, VolumeSpec):
+    dataset = open_hdf5_dataset(parsed, 'r+')
+    try:
+      dataset.attrs.update(attrs)
+    finally:
+      dataset.file.close()
+  else:
+    _write_tensorstore_attrs(tensorstore_spec(parsed), attrs)
 
 
 def open_tensorstore_for_writing(spec_text: str):

@@ -179,3 +179,55 @@ def test_script_bad_input(repo_root, tmp_path):
                         capture_output=True, text=True, cwd=repo_root, timeout=60)
   assert proc.returncode == 1 and 'does not exist' in proc.stderr
   assert os.listdir(tmp_path) == []
+
+
+def test_view_starts_on_the_result_with_groundtruth_hidden(tmp_path):
+  image = np.zeros((12, 48, 64), np.uint8)
+  with h5py.File(tmp_path / 'gt.h5', 'w') as f:
+    f['stack'] = np.ones((12, 48, 64), np.uint32)
+    f['stack'].attrs['resolution'] = [30.0, 8.0, 8.0]  # CREMI: zyx nm.
+  from ffn.utils import volumes  # pylint: disable=g-import-not-at-top
+  groundtruth = volumes.open_volume(f'{tmp_path}/gt.h5:stack')
+  layers = [viewer.Layer('image', image, 'image'),
+            viewer.Layer('segmentation', np.ones((4, 8, 10), np.uint32), offset_xyz=(20, 30, 4)),
+            viewer.Layer('groundtruth', groundtruth, visible=False)]
+  voxel_size, why = viewer.choose_voxel_size(layers, None, default_xyz=(10, 10, 10))
+  assert voxel_size == (8.0, 8.0, 30.0) and 'groundtruth' in why
+  assert viewer.choose_voxel_size(layers, (4, 4, 4), (10, 10, 10))[0] == (4.0, 4.0, 4.0)
+  assert viewer.choose_voxel_size(layers[:2], None, (10, 10, 10)) == (
+      (10.0, 10.0, 10.0), 'the default (no volume records one)')
+
+  v = viewer.build_viewer(layers, voxel_size_xyz=voxel_size)
+  state = v.state
+  # Centred on the segmentation's box (x 20..30, y 30..38, z 4..8), not on the image.
+  assert [float(p) for p in state.position] == [25.0, 34.0, 6.0]
+  # Its larger xy side (10 voxels) spans FIT_PIXELS screen pixels.
+  assert state.cross_section_scale == pytest.approx(10 / viewer.FIT_PIXELS)
+  assert state.projection_scale == pytest.approx(15.0)
+  assert [layer.visible for layer in state.layers] == [True, True, False]
+  assert list(state.dimensions.names) == ['x', 'y', 'z']
+  assert list(state.dimensions.scales) == pytest.approx([8e-9, 8e-9, 3e-8])
+  assert list(state.dimensions.units) == ['m', 'm', 'm']
+
+  focused = viewer.initial_view(layers, focus='image')
+  assert focused.position_xyz == (32.0, 24.0, 6.0)
+  with pytest.raises(ValueError, match="focus layer 'mesh'"):
+    viewer.initial_view(layers, focus='mesh')
+
+
+def test_script_takes_the_voxel_size_from_metadata(repo_root, tmp_path):
+  data = _toy_volumes(tmp_path)
+  with h5py.File(data / 'gt.h5', 'a') as f:
+    f['stack'].attrs['resolution'] = [40.0, 4.0, 4.0]
+
+  def logged_voxel_size(*args):
+    proc = subprocess.run([sys.executable, str(repo_root / 'view_segmentation.py'),
+                           '--image', f'{data}/image.h5:raw', '--timeout_secs', '0', *args],
+                          capture_output=True, text=True, cwd=repo_root, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return re.search(r'voxel size (.*)', proc.stderr).group(1)
+  assert logged_voxel_size('--groundtruth', f'{data}/gt.h5:stack') == (
+      "(4.0, 4.0, 40.0) nm (xyz), from the groundtruth volume's metadata")
+  assert logged_voxel_size() == '(10.0, 10.0, 10.0) nm (xyz), the default (no volume records one)'
+  assert logged_voxel_size('--groundtruth', f'{data}/gt.h5:stack', '--voxel_size', '8,8,8') == (
+      '(8.0, 8.0, 8.0) nm (xyz), as given')

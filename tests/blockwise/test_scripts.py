@@ -48,12 +48,26 @@ def test_stitch_segmentation_with_a_worker_command(tmp_path):
   assert len(pairs) == 7 and (0, 0) in pairs and len({b for _, b in pairs}) == 7
 
 
+def test_stitch_segmentation_records_the_voxel_size(tmp_path):
+  from ffn.utils import volumes  # pylint: disable=g-import-not-at-top
+  labels, _ = _save_results(str(tmp_path / 'seg'))
+  output = f'zarr3://{tmp_path}/stitched.zarr'
+  result = _run('stitch_segmentation.py', f'--segmentation_dir={tmp_path}/seg',
+                f'--output_volume={output}', '--min_overlap_size=20', '--voxel_size=10,10,10',
+                '--worker_command=env FFN_TEST_LAUNCHED=1 {command}', *GRID_FLAGS)
+  assert result.returncode == 0, result.stderr[-3000:]
+  volume = volumes.open_volume(output)
+  assert volume.voxel_size_xyz() == (10.0, 10.0, 10.0)
+  assert volume.shape == labels.shape
+
+
 @pytest.mark.parametrize('args, message', [
     (['--overlap=0,12,8'], '--overlap is 0 along x'),
     (['--overlap=40,12,8'], 'smaller than --subvolume_size'),
     (['--worker_command=srun'], "no {command} placeholder"),
     (['--min_overlap_fraction=1.5'], '--min_overlap_fraction=1.5: expected a finite number in (0, 1]'),
     (['--output_volume=out.h5'], 'has no dataset'),
+    (['--voxel_size=10,0,10'], '--voxel_size'),
     (['--bounding_box=start { x: 0 }'], 'has no size'),
 ])
 def test_bad_flags_fail_in_one_line(tmp_path, args, message):

@@ -199,3 +199,41 @@ def test_bad_output_specs(tmp_path):
   with pytest.raises(errors.FFNError, match='must be a local directory'):
     output_lib.StitchedOutput('{"driver": "neuroglancer_precomputed", "kvstore": "gs://b/seg"}',
                               str(tmp_path))
+
+
+@pytest.mark.parametrize('form', ['zarr', 'zarr3', 'n5', 'precomputed', 'hdf5'])
+def test_stitched_output_records_its_geometry(tmp_path, form):
+  import json  # pylint: disable=g-import-not-at-top
+  _, labels = synthetic_ffn.blob_volume(blockwise_fixtures.SHAPE_ZYX, blockwise_fixtures.blobs())
+  grid = _grid()
+  _save_results(str(tmp_path / 'seg'), grid, labels)
+  final = tmp_path / 'out'
+  spec = f'{final}.h5:seg' if form == 'hdf5' else f'{form}://{final}'
+  settings = stitching.StitchSettings(str(tmp_path / 'seg'), grid, spec, 20,
+                                      voxel_size_xyz=(8, 8, 30))
+  _stitch(settings)
+  volume = volumes.open_volume(spec)
+  assert volume.voxel_size_xyz() == (8.0, 8.0, 30.0)
+  assert _same_up_to_relabelling(volume[...], labels)
+  if form == 'zarr3':
+    import zarr  # pylint: disable=g-import-not-at-top
+    array = zarr.open_array(str(final), mode='r')
+    assert array.metadata.dimension_names == ('z', 'y', 'x') and array.compressors
+    assert array.attrs['voxel_size'] == [30, 8, 8] and array.attrs['units'] == ['nm'] * 3
+  if form == 'zarr':
+    from funlib.persistence import open_ds  # pylint: disable=g-import-not-at-top
+    ds = open_ds(str(final))
+    assert tuple(ds.voxel_size) == (30, 8, 8) and tuple(ds.offset) == (0, 0, 0)
+    assert json.loads((final / '.zattrs').read_text())['_ARRAY_DIMENSIONS'] == ['z', 'y', 'x']
+
+
+def test_plan_keeps_the_voxel_size_out_of_the_digest(tmp_path):
+  from ffn.blockwise import plan as plan_lib  # pylint: disable=g-import-not-at-top
+  grid = _grid()
+  plain = stitching.StitchSettings(str(tmp_path), grid, f'zarr://{tmp_path}/o', 20)
+  sized = stitching.StitchSettings(str(tmp_path), grid, f'zarr://{tmp_path}/o', 20,
+                                   voxel_size_xyz=(8, 8, 30))
+  # A voxel size added on a rerun keeps the done blocks.
+  assert plain.digest() == sized.digest()
+  plan = plan_lib.BlockwisePlan(sized, None)
+  assert plan_lib.BlockwisePlan.from_json(plan.to_json()).stitch.voxel_size_xyz == (8, 8, 30)
