@@ -47,7 +47,7 @@ def one_at_a_time(path: str, centers: list, name: bytes) -> None:
 
 
 def ours(path: str, centers: np.ndarray, name: bytes, chunk: int) -> None:
-  """Our writer: vectorised encoding and framing, one gzip stream."""
+  """Our writer: vectorised encoding and framing, one gzip stream (ISA-L, threaded)."""
   encoder = tfrecord.ExampleEncoder([name])
   index = np.zeros(len(centers), dtype=np.int64)
   chunks = (encoder.encode_array(centers[i:i + chunk], index[i:i + chunk])
@@ -91,7 +91,7 @@ def main():
     n = len(centers)
     print(f'one-at-a-time tf.train.Example writer: {n / slow_s:12,.0f} records/s ({slow_s:.2f} s)')
     print(f'ours (vectorised encoder + gzip):      {n / fast_s:12,.0f} records/s ({fast_s:.2f} s)')
-    print(f'deflate backend: {tfrecord.deflate_backend.__name__}')
+    print('gzip writer: isal.igzip_threaded, 2 threads')
     print(f'decompressed files identical: {identical}')
     print(f'speed-up: {slow_s / fast_s:.1f}x')
     print(f'estimated one-at-a-time time for all {ids.size} records: {ids.size * slow_s / n:.0f} s')

@@ -1,21 +1,45 @@
 """Scores a segmentation against groundtruth: VI split/merge, adapted Rand error, worst offenders.
 
-Label-0 convention (the CREMI / SNEMI3D one by default):
-  * groundtruth 0 is "unlabelled": those voxels are left out of every score;
-  * segmentation 0 ("not segmented") is counted either as one segment
-    (`seg_zero='segment'`: every unsegmented voxel is merged with every other)
-    or as singletons (`seg_zero='singletons'`, the default: each unsegmented
-    voxel is its own segment, so leaving voxels out costs recall, not precision).
+Groundtruth 0 is "unlabelled": those voxels are left out of every score, and so
+are the groundtruth labels in `ignore_labels` (e.g. a glia or "uncertain" id).
+Segmentation 0 ("not segmented") is counted by one of three conventions:
+  * `seg_zero='singletons'` (the default; this project's own convention, neither
+    CREMI's nor SNEMI3D's): each unsegmented voxel is its own segment, in VI and
+    in the Rand error alike, so leaving voxels out costs recall, not precision.
+    It equals scikit-image's `variation_of_information` and
+    `adapted_rand_error` on a segmentation whose 0s were first given one new id
+    each.
+  * `seg_zero='segment'`: every unsegmented voxel is in one segment 0, in VI and
+    in the Rand error. Its VI is the one the cremi package's `voi` computes
+    (`ignore_groundtruth=[0]`, `ignore_reconstruction=[]`); its Rand error is
+    scikit-image's `adapted_rand_error` with its defaults (`ignore_labels=(0,)`,
+    groundtruth only), not cremi's.
+  * `seg_zero='cremi'`: CREMI's published pair, as the cremi package
+    (cremi_python, `cremi/evaluation/voi.py` and `rand.py`) computes it. VI as
+    `segment`. The adapted Rand error counts ordered pairs with a voxel paired
+    with itself (n_ij^2, not n_ij(n_ij - 1)); a groundtruth body's pairs include
+    its unsegmented voxels (recall falls), but those voxels add only c/n to both
+    the segment pairs and the agreeing pairs, where c is the number of
+    unsegmented scored voxels and n every voxel of the compared region,
+    unlabelled ones included (its SNEMI3D-derived formula). A singleton with its
+    self-pair would add 1 per voxel there, so this is singletons less their
+    self-pairs, nearly.
+    CREMI's `NeuronIds` class marks "no label" as 2^64-1 in the groundtruth
+    file and shifts every label by one, so its groundtruth 0 is a body; here
+    groundtruth 0 is always unlabelled, and such a file needs
+    `ignore_labels=[2**64 - 1]`.
 
 Definitions (n_ij = voxels in groundtruth body i and segment j, over the scored voxels):
   * VI split = H(segmentation | groundtruth), VI merge = H(groundtruth | segmentation),
     in bits; a pure over-segmentation has merge 0, a pure merger split 0.
-  * Adapted Rand over pairs of distinct voxels: precision = P(same groundtruth |
-    same segment), recall = P(same segment | same groundtruth), error = 1 - F1.
-    A pure over-segmentation has precision 1, a pure merger recall 1.
-The metrics come from scikit-image. Its `adapted_rand_error` (0.26) returns
-these two the other way round from its docstring; which way the installed
-version goes is checked once on a toy over-segmentation, so both work.
+  * Adapted Rand over pairs of distinct voxels (ordered pairs with self-pairs for
+    `cremi`): precision = P(same groundtruth | same segment), recall = P(same
+    segment | same groundtruth), error = 1 - F1. A pure over-segmentation has
+    precision 1, a pure merger recall 1.
+The metrics of `singletons` and `segment` come from scikit-image. Its
+`adapted_rand_error` (0.26) returns these two the other way round from its
+docstring; which way the installed version goes is checked once on a toy
+over-segmentation, so both work.
 """
 
 from __future__ import annotations
@@ -37,7 +61,7 @@ from ffn.utils import bounding_box
 from ffn.utils import errors
 from ffn.utils import volumes
 
-SEG_ZERO_MODES = ('singletons', 'segment')
+SEG_ZERO_MODES = ('singletons', 'segment', 'cremi')
 BORDER_MODES = ('2d', '3d')
 
 
@@ -126,6 +150,7 @@ class EvaluationResult:
   rand_recall: float
   scored_voxels: int
   total_voxels: int
+  ignored_label_voxels: dict[int, int]  # Voxels of each ignore_labels value in the region.
   excluded_border_voxels: int
   unsegmented_voxels: int  # Scored voxels with segmentation 0.
   num_groundtruth_bodies: int
@@ -154,11 +179,45 @@ class EvaluationResult:
       return value
     data = dataclasses.asdict(self)
     data['vi_total'] = self.vi_total
+    data['ignored_label_voxels'] = {str(k): v for k, v in self.ignored_label_voxels.items()}
     data['label_zero_convention'] = {
-        'groundtruth': 'ignored',
-        'segmentation': ('one segment' if self.seg_zero == 'segment'
-                         else 'singletons (each voxel its own segment)')}
+        'groundtruth': 'ignored', 'segmentation': SEG_ZERO_WORDS[self.seg_zero]}
     return clean(data)
+
+
+# How each seg_zero mode counts segmentation 0, in the report's words (see the module doc).
+SEG_ZERO_WORDS = {
+    'singletons': 'singletons (each voxel its own segment)',
+    'segment': 'one segment',
+    'cremi': "CREMI's pair: one segment for VI, cremi's adapted_rand for the Rand error",
+}
+
+
+def _cremi_adapted_rand(table: sparse.csr_array, zero_column: Optional[int],
+                        total_voxels: int) -> tuple[float, float, float]:
+  """(error, precision, recall) as cremi's `adapted_rand` gives them from a body x segment table.
+
+  Pairs are ordered and include a voxel with itself; the unsegmented voxels
+  (column `zero_column`, if any) count in their bodies' sizes and add
+  c / `total_voxels` to the segment and agreeing pair sums.
+  """
+  table = sparse.csr_array(table, dtype=np.float64)
+  body_sizes = np.ravel(table.sum(axis=1))
+  unsegmented = 0.0
+  if zero_column is not None:
+    unsegmented = float(table[:, [zero_column]].sum())
+    keep = np.ones(table.shape[1], dtype=bool)
+    keep[zero_column] = False
+    table = sparse.csr_array(table[:, np.flatnonzero(keep)])
+  segment_sizes = np.ravel(table.sum(axis=0))
+  body_pairs = float(np.sum(body_sizes ** 2))
+  segment_pairs = float(np.sum(segment_sizes ** 2)) + unsegmented / total_voxels
+  agreeing_pairs = float(np.sum(table.data ** 2)) + unsegmented / total_voxels
+  precision = agreeing_pairs / segment_pairs
+  recall = agreeing_pairs / body_pairs
+  if precision + recall == 0:
+    return 1.0, precision, recall
+  return 1.0 - 2.0 * precision * recall / (precision + recall), precision, recall
 
 
 _DENSE_LABEL_LIMIT = 1 << 25  # Below this, a lookup table beats sorting.
@@ -227,15 +286,26 @@ def _rank_offenders(table: sparse.csr_array, row_ids: np.ndarray, col_ids: np.nd
   return ranked
 
 
+def _checked_ignore_labels(ignore_labels: Sequence[int]) -> list[int]:
+  """The distinct non-zero `ignore_labels`, sorted; an error for one outside 0..2^64-1."""
+  for label in ignore_labels:
+    if not 0 <= int(label) < 1 << 64:
+      raise EvaluationError(f'ignore_labels must be groundtruth labels from 0 to 2^64-1, '
+                            f'got {label}')
+  return sorted({int(v) for v in ignore_labels} - {0})  # 0 is never scored anyway.
+
+
 def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
                     seg_zero: str = 'singletons',
+                    ignore_labels: Sequence[int] = (),
                     border: Optional[BorderExclusion] = None,
                     offset_xyz: Sequence[int] = (0, 0, 0),
                     num_offenders: int = 10, min_overlap: int = 100) -> EvaluationResult:
   """Scores zyx `segmentation` against zyx `groundtruth` (same shape) as the module doc says.
 
   `offset_xyz` is the global position of voxel (0, 0, 0), used for reported
-  positions. Offenders count partners overlapping by at least `min_overlap`
+  positions. Groundtruth voxels labelled 0 or in `ignore_labels` are not
+  scored. Offenders count partners overlapping by at least `min_overlap`
   scored voxels.
   """
   if seg_zero not in SEG_ZERO_MODES:
@@ -252,8 +322,17 @@ def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
     if np.issubdtype(volume.dtype, np.signedinteger) and volume.size and volume.min() < 0:
       raise EvaluationError(f'{name} has negative labels (min {volume.min()})')
   offset_xyz = np.asarray(offset_xyz, dtype=np.int64)
+  ignore_labels = _checked_ignore_labels(ignore_labels)
 
   scored = groundtruth != 0
+  ignored_label_voxels = {}
+  for label in ignore_labels:
+    if label <= np.iinfo(groundtruth.dtype).max:
+      is_label = groundtruth == groundtruth.dtype.type(label)
+    else:  # A label the groundtruth's dtype cannot hold labels nothing.
+      is_label = np.zeros(groundtruth.shape, dtype=bool)
+    ignored_label_voxels[label] = int(np.count_nonzero(is_label))
+    scored &= ~is_label
   excluded_border = 0
   if border is not None and border.distance > 0:
     near_border = groundtruth_border_mask(groundtruth, border)
@@ -262,7 +341,7 @@ def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
   num_scored = int(np.count_nonzero(scored))
   if num_scored == 0:
     raise EvaluationError('no voxels left to score: the groundtruth is all 0 in the compared '
-                          'region (or all of it is excluded as border)')
+                          'region (or all of it is excluded as border or an ignored label)')
 
   gt_ids, gt_index = _compact(groundtruth[scored])
   seg_ids, seg_index = _compact(segmentation[scored])
@@ -280,9 +359,13 @@ def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
   table = metrics.contingency_table(gt_index, seg_index, sparse_type='array')
   vi_split, vi_merge = metrics.variation_of_information(
       gt_index, seg_index, table=table / num_scored)  # The arrays only pass its shape check.
-  are, precision, recall = metrics.adapted_rand_error(table=table)
-  if _skimage_swaps_precision_recall():  # See the module docstring.
-    precision, recall = recall, precision
+  if seg_zero == 'cremi':
+    are, precision, recall = _cremi_adapted_rand(table, 0 if seg_ids[0] == 0 else None,
+                                                 groundtruth.size)
+  else:
+    are, precision, recall = metrics.adapted_rand_error(table=table)
+    if _skimage_swaps_precision_recall():  # See the module docstring.
+      precision, recall = recall, precision
 
   # Offenders use the real segments only (singleton columns are dropped).
   real = sparse.csr_array(table[:, :len(seg_ids)])
@@ -311,6 +394,7 @@ def evaluate_arrays(segmentation: np.ndarray, groundtruth: np.ndarray, *,
       adapted_rand_error=float(are), rand_precision=float(precision),
       rand_recall=float(recall),
       scored_voxels=num_scored, total_voxels=int(groundtruth.size),
+      ignored_label_voxels=ignored_label_voxels,
       excluded_border_voxels=excluded_border, unsegmented_voxels=unsegmented,
       num_groundtruth_bodies=int(len(gt_ids)), num_segments=int(np.count_nonzero(valid_cols)),
       seg_zero=seg_zero, min_overlap=int(min_overlap),
@@ -371,7 +455,8 @@ def evaluate(segmentation_source, groundtruth_spec: str,
   A volume-spec segmentation must have the groundtruth's shape; a result
   subvolume must lie inside the groundtruth. With `points_xyz` (global xyz),
   only the bodies under the points are scored (see `targets`). Returns
-  (result, seg, gt) arrays; gt holds the target bodies alone with points.
+  (result, seg, gt) arrays; gt holds the target bodies alone with points, and
+  0 for the `ignore_labels`.
   """
   with volumes.open_volume(groundtruth_spec, ndims=(3,)) as gt_volume:
     gt_box = _volume_box(gt_volume.shape)
@@ -393,6 +478,11 @@ def evaluate(segmentation_source, groundtruth_spec: str,
     gt = gt_volume.read(seg_box)
 
   scored_gt, targeted = gt, None
+  ignored = _checked_ignore_labels(options.get('ignore_labels', ()))
+  if ignored:
+    # The skeleton metrics, the overview and the targets see ignored labels as unlabelled too.
+    fits = [v for v in ignored if v <= np.iinfo(gt.dtype).max]
+    gt = np.where(np.isin(gt, np.array(fits, dtype=gt.dtype)), gt.dtype.type(0), gt)
   if points_xyz is not None:
     chosen = targets.bodies_under(points_xyz, gt, seg_box.start)
     if not chosen.bodies:
@@ -437,8 +527,10 @@ def format_report(result: EvaluationResult) -> str:
       f'scored voxels: {result.scored_voxels} of {result.total_voxels} '
       f'({pct(result.scored_voxels):.1f}%; groundtruth 0 ignored, '
       f'{result.excluded_border_voxels} border voxels excluded)',
+      *[f'groundtruth label {label} ignored: {n} voxels'
+        for label, n in result.ignored_label_voxels.items()],
       f'segmentation 0: {result.unsegmented_voxels} scored voxels, counted as '
-      f'{"one segment" if result.seg_zero == "segment" else "singletons"}',
+      f'{SEG_ZERO_WORDS[result.seg_zero]}',
       f'groundtruth bodies: {result.num_groundtruth_bodies}   segments: {result.num_segments}',
       *_points_lines(result.inputs.get('points')),
       '',

@@ -3,8 +3,9 @@ and expected run length (ERL) with merges and splits on groundtruth skeletons.
 
 The segmentation is an inference result subvolume (--segmentation_dir and
 --corner, loaded like `storage.load_segmentation`) or any HDF5 volume
-(--segmentation path:dataset). Groundtruth 0 is ignored; --seg_zero says how
-segmentation 0 counts. The groundtruth skeletons are those of the groundtruth
+(--segmentation path:dataset). Groundtruth 0 and the --ignore_label values are
+not scored; --seg_zero says how segmentation 0 counts (which convention each
+mode follows: ffn/analysis/evaluation.py). The groundtruth skeletons are those of the groundtruth
 labels (kimimaro) or SWC files (--skeletons). Prints a table and optionally
 writes JSON and a PNG overview.
 
@@ -48,8 +49,12 @@ flags.DEFINE_string('bounding_box', None, 'Region to score, a text BoundingBox p
                     'xyz voxels, e.g. "start { x:0 y:0 z:0 } size { x:100 y:100 z:50 }". '
                     'Default: the whole segmentation.')
 flags.DEFINE_enum('seg_zero', 'singletons', evaluation.SEG_ZERO_MODES,
-                  'Segmentation 0: "singletons" (each voxel its own segment, CREMI/SNEMI3D) '
-                  'or "segment" (all of them one segment).')
+                  'How segmentation 0 counts: "singletons" (each voxel its own segment, in VI '
+                  'and Rand; this project\'s convention), "segment" (all of them one segment, '
+                  'in VI and Rand) or "cremi" (CREMI\'s published pair, as the cremi package '
+                  'computes it: VI with 0 as one segment, its adapted Rand error).')
+flags.DEFINE_list('ignore_label', [], 'Groundtruth labels to leave out of every score, like '
+                  'groundtruth 0 (e.g. 18446744073709551615, CREMI\'s "no label").')
 flags.DEFINE_float('border_distance', 0.0, 'Leave out voxels within this distance of a '
                    'groundtruth boundary (0: none). In voxels, or in the units of --voxel_size.')
 flags.DEFINE_list('voxel_size', None, 'xyz voxel size in nm (e.g. 8,8,8) for --border_distance '
@@ -148,10 +153,12 @@ def main(argv):
     except errors.FFNError as e:
       cli.fail(f'--points: {e}')
 
+  ignore_labels = _parse_ignore_labels()
+
   try:
     result, seg, gt = evaluation.evaluate(
         source, FLAGS.groundtruth, box, points_xyz=points, seg_zero=FLAGS.seg_zero,
-        border=border, num_offenders=FLAGS.num_offenders, min_overlap=FLAGS.min_overlap)
+        ignore_labels=ignore_labels, border=border, num_offenders=FLAGS.num_offenders, min_overlap=FLAGS.min_overlap)
   except errors.FFNError as e:  # EvaluationError, VolumeSpecError and missing results.
     cli.fail(str(e))
 
@@ -165,6 +172,20 @@ def main(argv):
     logging.info('wrote %s', FLAGS.output_json)
   if FLAGS.overview_png:
     _write_overview(result, seg, gt)
+
+
+def _parse_ignore_labels() -> list[int]:
+  """--ignore_label as integers from 0 to 2^64-1."""
+  labels = []
+  for text in FLAGS.ignore_label:
+    try:
+      label = int(text)
+    except ValueError:
+      label = -1
+    if not 0 <= label < 1 << 64:
+      cli.fail(f'--ignore_label must be groundtruth labels from 0 to 2^64-1, got {text!r}')
+    labels.append(label)
+  return labels
 
 
 def _parse_voxel_size() -> Optional[tuple[float, float, float]]:

@@ -13,6 +13,7 @@ CPUINFO = '/proc/cpuinfo'
 # Lowest CUDA compute capability with fast (tensor-core) arithmetic in each precision.
 MIN_GPU_CAPABILITY = {'bfloat16': (8, 0), 'float16': (7, 0)}
 _NO_GPU = ' and no GPU is used'
+OPENVINO_SOURCE = 'OpenVINO CPU capabilities'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +23,8 @@ class CpuFeatures:
   avx512_bf16: bool = False
   amx_fp16: bool = False
   avx512_fp16: bool = False
+  avx512f: bool = False
+  avx2: bool = False
   source: str = 'unknown'
 
   @property
@@ -34,14 +37,29 @@ class CpuFeatures:
     """Whether float16 runs natively (AMX-FP16 or AVX512_FP16) rather than emulated."""
     return self.amx_fp16 or self.avx512_fp16
 
+  @property
+  def kind(self) -> str:
+    """The CPU kind the README's times are given for: AMX, AVX512_BF16 only or AVX2 only."""
+    if self.source == OPENVINO_SOURCE:  # It reports BF16, not the unit nor AVX2.
+      return 'AMX or AVX512_BF16' if self.fast_bfloat16 else 'no AMX or AVX512_BF16'
+    if self.amx_bf16:
+      return 'AMX'
+    if self.avx512_bf16:
+      return 'AVX512_BF16 only (no AMX)'
+    if self.avx512f:
+      return 'AVX-512 without BF16'
+    if self.avx2:
+      return 'AVX2 only (no AVX-512, no bfloat16)'
+    return 'no AVX2'
+
   def describe(self) -> str:
-    """E.g. 'AMX-BF16, AVX512_BF16 (from /proc/cpuinfo)'."""
+    """E.g. 'AMX: AMX-BF16, AVX512_BF16 (from /proc/cpuinfo)'."""
     names = [name for name, present in (('AMX-BF16', self.amx_bf16),
                                         ('AVX512_BF16', self.avx512_bf16),
                                         ('AMX-FP16', self.amx_fp16),
                                         ('AVX512_FP16', self.avx512_fp16)) if present]
     offered = ', '.join(names) if names else 'neither AMX nor AVX512_BF16'
-    return f'{offered} (from {self.source})'
+    return f'{self.kind}: {offered} (from {self.source})'
 
 
 def parse_cpuinfo(text: str) -> CpuFeatures:
@@ -52,7 +70,7 @@ def parse_cpuinfo(text: str) -> CpuFeatures:
       flags = set(value.split())
       return CpuFeatures(amx_bf16='amx_bf16' in flags, avx512_bf16='avx512_bf16' in flags,
                          amx_fp16='amx_fp16' in flags, avx512_fp16='avx512_fp16' in flags,
-                         source=CPUINFO)
+                         avx512f='avx512f' in flags, avx2='avx2' in flags, source=CPUINFO)
   return CpuFeatures(source=f'{CPUINFO} (no flags line)')
 
 
@@ -68,7 +86,7 @@ def _openvino_features() -> CpuFeatures:
   # not say which unit, so both flags of a kind are set.
   bf16, fp16 = 'BF16' in capabilities, 'FP16' in capabilities
   return CpuFeatures(amx_bf16=bf16, avx512_bf16=bf16, amx_fp16=fp16, avx512_fp16=fp16,
-                     source='OpenVINO CPU capabilities')
+                     source=OPENVINO_SOURCE)
 
 
 def usable_cpus() -> int:

@@ -337,3 +337,93 @@ def test_script_bad_inputs(toy_files, repo_root):
   assert proc.returncode != 0 and 'BoundingBox' in proc.stderr
   assert not out_json.exists()
   assert not [p for p in os.listdir(tmp_path) if p.startswith('.bad.json')]
+
+
+# ----------------------------------------------------------------------------
+# CREMI's pair and ignored groundtruth labels.
+
+# Scores the cremi package (cremi_python aa6d211, cremi/evaluation/voi.py and rand.py, run once
+# under Python 3) gave on this case; see tests/fixtures/README.md.
+CREMI_FIXTURE = os.path.join(os.path.dirname(__file__), '..', 'fixtures', 'cremi_evaluation.npz')
+
+
+def _scores(result) -> list[float]:
+  return [result.vi_split, result.vi_merge, result.adapted_rand_error, result.rand_precision,
+          result.rand_recall]
+
+
+def test_cremi_mode_gives_the_cremi_package_numbers():
+  case = np.load(CREMI_FIXTURE)
+  seg, gt = case['segmentation'], case['groundtruth']
+  assert np.count_nonzero(seg == 0) and np.count_nonzero(gt == 0)  # Both conventions matter.
+  cremi = ev.evaluate_arrays(seg, gt, seg_zero='cremi')
+  np.testing.assert_allclose(_scores(cremi), case['scores'], rtol=1e-12, atol=0)
+  [ignored] = case['ignore_label'].tolist()
+  cremi = ev.evaluate_arrays(seg, gt, seg_zero='cremi', ignore_labels=[ignored])
+  np.testing.assert_allclose(_scores(cremi), case['scores_ignoring'], rtol=1e-12, atol=0)
+  assert cremi.ignored_label_voxels == {ignored: int(np.count_nonzero(gt == ignored))}
+
+  # The other modes give other pairs on it: VI as 'segment', the Rand error as neither
+  # (singletons' is close: cremi counts unsegmented voxels nearly as singletons).
+  segment = ev.evaluate_arrays(seg, gt, seg_zero='segment')
+  singletons = ev.evaluate_arrays(seg, gt, seg_zero='singletons')
+  np.testing.assert_allclose(_scores(segment)[:2], case['scores'][:2], rtol=1e-12)
+  assert abs(singletons.vi_split - case['scores'][0]) > 0.1
+  assert abs(segment.adapted_rand_error - case['scores'][2]) > 0.01
+  assert abs(singletons.adapted_rand_error - case['scores'][2]) > 1e-3
+
+
+def test_cremi_rand_by_hand():
+  gt = np.array([[[1, 1, 1, 1], [2, 2, 2, 2], [0, 0, 0, 0]]])  # (1, 3, 4): n = 12 voxels.
+  seg = np.array([[[1, 1, 0, 0], [2, 2, 0, 0], [3, 3, 3, 3]]])
+  result = ev.evaluate_arrays(seg, gt, seg_zero='cremi')
+  # Ordered pairs with self-pairs: bodies 4^2 + 4^2; segments 2^2 + 2^2 plus c/n = 4/12 for
+  # the 4 unsegmented voxels, added to the agreeing pairs too.
+  agreeing = 4 + 4 + 4 / 12
+  assert result.rand_precision == pytest.approx(agreeing / (4 + 4 + 4 / 12))
+  assert result.rand_recall == pytest.approx(agreeing / 32)
+  assert result.adapted_rand_error == pytest.approx(_f1_error(1.0, agreeing / 32))
+  segment = ev.evaluate_arrays(seg, gt, seg_zero='segment')
+  assert (result.vi_split, result.vi_merge) == (segment.vi_split, segment.vi_merge)
+  assert 'cremi' in json.dumps(result.to_json_dict())
+
+
+def test_ignore_labels_score_like_groundtruth_zero():
+  gt = _two_bodies((2, 3, 6), split_x=2)
+  gt[:, 0, :] = 9  # A third body, to be left out.
+  seg = np.ones_like(gt)  # Merges everything.
+  ignored = ev.evaluate_arrays(seg, gt, ignore_labels=[9, 0], min_overlap=1)
+  zeroed = ev.evaluate_arrays(seg, np.where(gt == 9, 0, gt), min_overlap=1)
+  assert _scores(ignored) == pytest.approx(_scores(zeroed))
+  assert _scores(ignored) != pytest.approx(_scores(ev.evaluate_arrays(seg, gt)))
+  assert ignored.ignored_label_voxels == {9: 12}
+  assert ignored.scored_voxels == gt.size - 12
+  assert 'groundtruth label 9 ignored: 12 voxels' in ev.format_report(ignored)
+  # A label the dtype cannot hold is allowed and labels nothing.
+  assert ev.evaluate_arrays(seg, gt, ignore_labels=[2**64 - 1]).ignored_label_voxels == {
+      2**64 - 1: 0}
+  with pytest.raises(ev.EvaluationError, match='ignore_labels.*-3'):
+    ev.evaluate_arrays(seg, gt, ignore_labels=[-3])
+
+
+def test_script_cremi_and_ignore_label(tmp_path, repo_root):
+  case = np.load(CREMI_FIXTURE)
+  with h5py.File(tmp_path / 'case.h5', 'w') as f:
+    f['seg'] = case['segmentation']
+    f['gt'] = case['groundtruth']
+  [ignored] = case['ignore_label'].tolist()
+  out = tmp_path / 'eval.json'
+  proc = _run(repo_root, '--segmentation', f'{tmp_path}/case.h5:seg', '--groundtruth',
+              f'{tmp_path}/case.h5:gt', '--seg_zero', 'cremi', '--ignore_label', str(ignored),
+              '--noerl', '--output_json', str(out))
+  assert proc.returncode == 0, proc.stderr
+  data = json.loads(out.read_text())
+  scores = [data[k] for k in ('vi_split', 'vi_merge', 'adapted_rand_error', 'rand_precision',
+                              'rand_recall')]
+  np.testing.assert_allclose(scores, case['scores_ignoring'], rtol=1e-12)
+  assert data['ignored_label_voxels'] == {str(ignored): 22}
+  assert "CREMI's pair" in proc.stdout
+  proc = _run(repo_root, '--segmentation', f'{tmp_path}/case.h5:seg', '--groundtruth',
+              f'{tmp_path}/case.h5:gt', '--ignore_label', '4,x', '--noerl')
+  assert proc.returncode != 0 and "--ignore_label" in proc.stderr and "'x'" in proc.stderr
+  assert 'Traceback' not in proc.stderr

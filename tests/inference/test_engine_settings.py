@@ -90,6 +90,21 @@ def test_parse_cpuinfo():
   assert 'neither AMX nor AVX512_BF16' in plain.describe()
 
 
+@pytest.mark.parametrize('flags, kind', [
+    ('avx2 avx512f avx512_bf16 amx_tile amx_bf16', 'AMX'),
+    ('avx2 avx512f avx512_bf16', 'AVX512_BF16 only (no AMX)'),
+    ('avx2 avx512f', 'AVX-512 without BF16'),
+    ('sse4_2 avx avx2 fma', 'AVX2 only (no AVX-512, no bfloat16)'),
+    ('sse4_2 avx', 'no AVX2'),
+])
+def test_cpu_kind_is_named_in_the_engine_log_line(flags, kind):
+  cpu = hardware.parse_cpuinfo(f'flags\t: fpu {flags}\n')
+  assert cpu.kind == kind
+  line = engine_settings.resolve('openvino', 'bfloat16', cpu).describe()
+  assert f'CPU offers {kind}: ' in line
+  assert ('running float32' in line) == (kind not in ('AMX', 'AVX512_BF16 only (no AMX)'))
+
+
 def test_this_machine_is_described():
   assert hardware.cpu_features().describe()
 

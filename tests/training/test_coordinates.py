@@ -72,28 +72,34 @@ def test_serialize_example_reference():
 
 
 def test_crc_helpers():
-  data = os.urandom(1000)
-  assert tfrecord.crc32_combine(zlib.crc32(data[:300]), zlib.crc32(data[300:]), 700) == (
-      zlib.crc32(data))
-  assert tfrecord.crc32_combine(5, 0, 0) == 5
   # The masked CRC-32C of b'' and a known TFRecord length field.
   framed = tfrecord.frame_tfrecord(b'hello')
   assert framed[8:12] == tfrecord.masked_crc32c(framed[:8]).to_bytes(4, 'little')
 
 
-def test_gzip_writer_reads_back_with_tf_data(tmp_path):
+@pytest.mark.parametrize('workers', [1, 2])
+def test_gzip_writer_reads_back_with_tf_data(tmp_path, workers):
   rng = np.random.default_rng(1)
-  centers = rng.integers(0, 1000, size=(5000, 3))
-  index = rng.integers(0, 2, 5000)
+  n = 60_000  # About 2.6 MB of records: several of the writer's 1 MiB blocks.
+  centers = rng.integers(0, 1000, size=(n, 3))
+  index = rng.integers(0, 2, n)
   encoder = tfrecord.ExampleEncoder([b'one', b'two'])
-  chunks = (encoder.encode_array(centers[i:i + 700], index[i:i + 700]) for i in range(0, 5000, 700))
+  chunks = (encoder.encode_array(centers[i:i + 7000], index[i:i + 7000])
+            for i in range(0, n, 7000))
   path = tmp_path / 'coords.tfr'
-  tfrecord.write_tfrecord_gzip(str(path), chunks, workers=2)
+  size = tfrecord.write_tfrecord_gzip(str(path), chunks, workers=workers)
+  assert size == path.stat().st_size
   got_centers, got_names = _read_back(path)
   np.testing.assert_array_equal(got_centers, centers)
   assert got_names == [[b'one', b'two'][i] for i in index]
+  expected = encoder.encode(centers, index)
+  assert len(expected) > 2 * 2**20
   with gzip.open(path, 'rb') as f:
-    assert f.read() == encoder.encode(centers, index)
+    assert f.read() == expected
+  # One gzip member, with its CRC-32 and length checked by zlib.
+  inflate = zlib.decompressobj(wbits=31)
+  assert inflate.decompress(path.read_bytes()) == expected
+  assert inflate.eof and inflate.unused_data == b''
   assert [p for p in os.listdir(tmp_path)] == ['coords.tfr']
 
 
