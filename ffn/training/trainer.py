@@ -323,6 +323,7 @@ def _run_step(train_step, batch, step: int):
 def _write_summaries(writer, step: int, loss, lr, eval_tracker, model, grads) -> None:
   """Writes loss, learning rate, weight and gradient histograms and EvalTracker summaries."""
   with writer.as_default():
+    summaries.scalar('loss', loss, step)
     summaries.scalar('pixel_loss', loss, step)
     summaries.scalar('optimizer_loss', loss, step)
     summaries.scalar('learning_rate', lr, step)
