@@ -58,6 +58,10 @@ flags.DEFINE_integer('replica_step_delay', 300,
                      'TF1 replica start delay in steps; replaced by tf.distribute, unused.')
 flags.DEFINE_integer('summary_rate_secs', 120, 'Seconds between summaries.')
 flags.DEFINE_integer('save_checkpoint_secs', 300, 'Seconds between checkpoints.')
+flags.DEFINE_string('init_checkpoint', None,
+                    'Checkpoint (upstream TF1 or this port\'s; a prefix or a directory) whose '
+                    'network weights a new run starts from, at step 0 with a fresh optimizer. '
+                    'Ignored (and logged) when --train_dir holds a checkpoint to resume.')
 
 # FFN training.
 flags.DEFINE_float('seed_pad', 0.05, 'Probability of the unknown area of the seed.')
@@ -142,7 +146,7 @@ def main(argv):
       image_stddev=FLAGS.image_stddev, image_offset_scale_map=FLAGS.image_offset_scale_map,
       permutable_axes=augmentation.check_axes(FLAGS.permutable_axes, '--permutable_axes'),
       reflectable_axes=augmentation.check_axes(FLAGS.reflectable_axes, '--reflectable_axes'),
-      precision=FLAGS.precision,
+      precision=FLAGS.precision, init_checkpoint=FLAGS.init_checkpoint,
       optimizer=optimizer_lib.OptimizerConfig(
           optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
           momentum=FLAGS.momentum,

@@ -170,12 +170,22 @@ def check_optimizer_state(optimizer, prefix: str) -> None:
         'with, or start a new --train_dir')
 
 
-def restore_model(model, path: str) -> int | None:
-  """Loads model weights from our or upstream's checkpoint at `path`; returns its global step."""
+def load_weights(model, path: str) -> int | None:
+  """Loads only the network weights from our or upstream's checkpoint; returns its stored step.
+
+  The model's global step is left as it is (a fresh run starting from
+  pretrained weights stays at its own step).
+  """
   prefix = resolve_checkpoint_path(path)
   values, step = read_model_values(model, prefix)
   for name, var in model.named_variables().items():
     var.assign(values[name])
+  return step
+
+
+def restore_model(model, path: str) -> int | None:
+  """Loads model weights from our or upstream's checkpoint at `path`; returns its global step."""
+  step = load_weights(model, path)
   if step is not None:
     model.global_step.assign(step)
   return step

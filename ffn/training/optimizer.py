@@ -14,7 +14,7 @@ OPTIMIZERS = ('momentum', 'sgd', 'adagrad', 'adam', 'rmsprop')
 
 # Allowed values of each numeric setting (train.py's flags of the same names).
 SETTING_RANGES = {
-    'learning_rate': checks.POSITIVE,
+    'learning_rate': checks.NON_NEGATIVE,  # 0 keeps the weights (e.g. to check a start).
     'momentum': checks.UNIT,
     'learning_rate_decay_factor': checks.Range(0, 1, low_open=True),
     'decay_steps': checks.POSITIVE_INT,

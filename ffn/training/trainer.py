@@ -54,6 +54,9 @@ class TrainConfig(inputs.DataConfig):
   # float32, or bfloat16: the network computes in bfloat16, with float32 weights,
   # loss and optimizer state (float32 where bfloat16 would be emulated slowly).
   precision: str = 'float32'
+  # Our or upstream's checkpoint whose network weights a fresh run starts from (step 0,
+  # fresh optimizer state); a checkpoint in train_dir is resumed instead.
+  init_checkpoint: str | None = None
 
   def __post_init__(self):
     for name, valid in SETTING_RANGES.items():
@@ -226,6 +229,8 @@ def train(config: TrainConfig, on_start: Callable[[], None] | None = None,
   ckpt = checkpoint.make_checkpoint(model, optimizer)
   manager = checkpoint.make_manager(ckpt, config.train_dir)
   step = _resume(model, optimizer, ckpt, manager)
+  if config.init_checkpoint:
+    _init_weights(model, config.init_checkpoint, resumed=manager.latest_checkpoint)
   if on_start is not None:
     on_start()
   if step >= config.max_steps:
@@ -318,6 +323,19 @@ def _resume(model, optimizer: optimizer_lib.Optimizer, ckpt: tf.train.Checkpoint
   return int(model.global_step.numpy())
 
 
+def _init_weights(model, init_checkpoint: str, resumed: str | None) -> None:
+  """Starts from the weights of `init_checkpoint`, unless a checkpoint of train_dir was resumed."""
+  if resumed:
+    logging.info('--init_checkpoint %s is ignored: resuming %s of --train_dir instead',
+                 init_checkpoint, resumed)
+    return
+  stored_step = checkpoint.load_weights(model, init_checkpoint)
+  logging.info('Initialised the network weights from %s (trained %s steps); starting at step '
+               '%d with a fresh optimizer', init_checkpoint,
+               'unknown' if stored_step is None else stored_step,
+               int(model.global_step.numpy()))
+
+
 def _run_step(train_step, batch, step: int):
   """Runs one training step; a non-finite loss becomes a TrainingError naming the step."""
   try:
@@ -332,6 +350,7 @@ def _run_step(train_step, batch, step: int):
 def _write_summaries(writer, step: int, loss, lr, eval_tracker, model, grads) -> None:
   """Writes loss, learning rate, weight and gradient histograms and EvalTracker summaries."""
   with writer.as_default():
+    summaries.scalar('loss', loss, step)
     summaries.scalar('pixel_loss', loss, step)
     summaries.scalar('optimizer_loss', loss, step)
     summaries.scalar('learning_rate', lr, step)

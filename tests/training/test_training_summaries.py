@@ -44,6 +44,8 @@ def test_training_writes_gradient_histograms_and_move_statistics(tmp_path):
   assert trainer.train(config) == 3
 
   tags = _event_tags(config.train_dir)
+  # The plain `loss` tag beside upstream's two names for the same value.
+  assert tags.get('loss') == tags.get('pixel_loss') == tags.get('optimizer_loss') == 3
   model = import_util.build_model(MODEL, TINY)
   for name in model.named_variables():
     assert tags.get(checkpoint.upstream_name(name)) == 3, name
