@@ -11,7 +11,6 @@ then runs without TensorFlow.
 
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 
 from ffn.inference import model_export
@@ -63,7 +62,7 @@ def main(argv):
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':

@@ -16,7 +16,6 @@ the best marked). Checkpoints already in scores.json are not segmented again.
 
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 
 from ffn.analysis import checkpoint_selection
@@ -80,7 +79,7 @@ def main(argv):
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':
