@@ -3,9 +3,12 @@
 
 Prints steps/s and FOVs/s of the compiled training step alone (fixed inputs) and of the
 full loop (tf.data patches, FOV movement, prediction feedback, optimiser step), for each
---precisions (default float32 and bfloat16, in one run), and the ratio to the first.
+--precisions (default float32 and bfloat16, in one run) and each --xla setting (the step
+compiled with XLA, `jit_compile=True`, or not), the ratio to the first, and the loss after
+the timed steps of the step alone (same initial weights and inputs in every setting) with
+its difference from the same precision without XLA.
 
-  python bench/train.py [--steps 10] [--precisions float32,bfloat16]
+  python bench/train.py [--steps 10] [--precisions float32,bfloat16] [--xla off,on]
       [--train_coords third_party/.../tf_record_file]
 
 Without --train_coords (or if it does not exist) it writes 2000 random coordinates on
@@ -57,21 +60,23 @@ def write_random_coordinates(path: str, count: int = 2000, margin: int = 24) -> 
       })).SerializeToString())
 
 
-def _rates(precision: str, args, coords: str) -> tuple[float, float]:
-  """(steps/s of the training step alone, steps/s of the full loop) in `precision`."""
+def _rates(precision: str, xla: bool, args, coords: str) -> tuple[float, float, float]:
+  """(steps/s of the training step alone, steps/s of the full loop, loss of the last step)."""
   b = args.batch_size
+  tf.random.set_seed(0)  # The same initial weights in every setting.
   model = import_util.build_model(readme_model.MODEL_NAME, readme_model.MODEL_ARGS,
                                   batch_size=b)
   optimizer = optimizer_lib.Optimizer(optimizer_lib.OptimizerConfig(),
                                       list(model.named_variables().values()))
   dtype = precision_lib.training_dtype(precision)
-  step_fn = trainer.make_train_step(model, optimizer, tf.distribute.get_strategy(), b, dtype)
+  step_fn = trainer.make_train_step(model, optimizer, tf.distribute.get_strategy(), b, dtype,
+                                    jit_compile=xla)
 
   x = np.random.default_rng(0).normal(size=(b, 33, 33, 33, 1)).astype(np.float32)
   step_fn(x, x, np.full_like(x, 0.5), np.ones_like(x))  # Trace.
   start = time.perf_counter()
   for _ in range(args.steps):
-    step_fn(x, x, np.full_like(x, 0.5), np.ones_like(x))[0].numpy()
+    loss = float(step_fn(x, x, np.full_like(x, 0.5), np.ones_like(x))[1])
   alone = args.steps / (time.perf_counter() - start)
 
   sizes = examples.training_sizes(model.info, 'fixed', 1)
@@ -93,7 +98,7 @@ def _rates(precision: str, args, coords: str) -> tuple[float, float]:
   for _ in range(args.steps):
     one_step()
   loop = args.steps / (time.perf_counter() - start)
-  return alone, loop
+  return alone, loop, loss
 
 
 def main():
@@ -102,6 +107,8 @@ def main():
   parser.add_argument('--batch_size', type=int, default=4)
   parser.add_argument('--precisions', default='float32,bfloat16',
                       help='comma-separated precisions; ratios are to the first')
+  parser.add_argument('--xla', default='off,on',
+                      help='comma-separated: off (today\'s step), on (jit_compile=True)')
   parser.add_argument('--train_coords', default=os.path.join(SAMPLE, 'tf_record_file'))
   args = parser.parse_args()
   coords = args.train_coords
@@ -113,12 +120,15 @@ def main():
   print(f'TensorFlow {tf.__version__}, oneDNN {os.environ["TF_ENABLE_ONEDNN_OPTS"]}, '
         f'{os.cpu_count()} CPUs, CPU offers {hardware.cpu_features().describe()}; '
         f'README model, batch {b}, {args.steps} timed steps')
-  results = {p: _rates(p, args, coords) for p in args.precisions.split(',')}
-  first_alone, first_loop = next(iter(results.values()))
-  for precision, (alone, loop) in results.items():
-    print(f'{precision:9s} training step alone: {alone:.3f} steps/s ({alone * b:.2f} FOVs/s, '
-          f'x{alone / first_alone:.2f}); full loop: {loop:.3f} steps/s '
-          f'({loop * b:.2f} FOVs/s, x{loop / first_loop:.2f})')
+  results = {(p, x): _rates(p, x == 'on', args, coords)
+             for p in args.precisions.split(',') for x in args.xla.split(',')}
+  first_alone, first_loop, _ = next(iter(results.values()))
+  for (precision, xla), (alone, loop, loss) in results.items():
+    plain = results.get((precision, 'off'))
+    versus = f', {loss - plain[2]:+.2e} vs XLA off' if plain and xla == 'on' else ''
+    print(f'{precision:9s} XLA {xla:3s} training step alone: {alone:.3f} steps/s '
+          f'({alone * b:.2f} FOVs/s, x{alone / first_alone:.2f}); full loop: {loop:.3f} '
+          f'steps/s ({loop * b:.2f} FOVs/s, x{loop / first_loop:.2f}); loss {loss:.6f}{versus}')
 
 
 if __name__ == '__main__':

@@ -85,6 +85,9 @@ flags.DEFINE_enum('precision', 'float32', ['float32', 'bfloat16'],
                   'What the network computes in. bfloat16 keeps float32 weights, loss, '
                   'optimizer state and checkpoints; it runs float32 (and says so) where '
                   'the CPU has no AMX/AVX512_BF16 and no recent GPU is used.')
+flags.DEFINE_boolean('jit_compile', False,
+                     'Compile the training step with XLA. Off: on the CPUs measured it is '
+                     'several times slower (python bench/train.py measures it, GPU included).')
 
 # Optimizer.
 flags.DEFINE_enum('optimizer', 'sgd', list(optimizer_lib.OPTIMIZERS), 'Which optimizer to use.')
@@ -147,6 +150,7 @@ def main(argv):
       permutable_axes=augmentation.check_axes(FLAGS.permutable_axes, '--permutable_axes'),
       reflectable_axes=augmentation.check_axes(FLAGS.reflectable_axes, '--reflectable_axes'),
       precision=FLAGS.precision, init_checkpoint=FLAGS.init_checkpoint,
+      jit_compile=FLAGS.jit_compile,
       optimizer=optimizer_lib.OptimizerConfig(
           optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate,
           momentum=FLAGS.momentum,

@@ -57,6 +57,9 @@ class TrainConfig(inputs.DataConfig):
   # Our or upstream's checkpoint whose network weights a fresh run starts from (step 0,
   # fresh optimizer state); a checkpoint in train_dir is resumed instead.
   init_checkpoint: str | None = None
+  # Compile the training step with XLA; on the CPUs measured so far it is many
+  # times slower than TensorFlow's own kernels (bench/train.py), so it is off.
+  jit_compile: bool = False
 
   def __post_init__(self):
     for name, valid in SETTING_RANGES.items():
@@ -127,13 +130,14 @@ def _local_replicas(strategy: tf.distribute.Strategy) -> int:
 
 def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimizer,
                     strategy: tf.distribute.Strategy, batch_size: int,
-                    compute_dtype: tf.DType = tf.float32, return_gradients: bool = False):
+                    compute_dtype: tf.DType = tf.float32, return_gradients: bool = False,
+                    jit_compile: bool = False):
   """A tf.function (fixed signature) running one optimisation step on a batch of FOVs.
 
   Returns (logits [b, z, y, x, 1], loss, learning rate) and increments global_step;
   with `return_gradients`, also the clipped gradients applied (one per variable).
   The network computes in `compute_dtype`; logits, loss, gradients and the
-  variables stay float32.
+  variables stay float32. `jit_compile` compiles the step with XLA.
   """
   replicas = strategy.num_replicas_in_sync
   # Each process feeds its own batch, split over its local replicas; gradients
@@ -169,7 +173,8 @@ def make_train_step(model: model_lib.FFNModel, optimizer: optimizer_lib.Optimize
   spec = lambda zyx, name: tf.TensorSpec([batch_size] + zyx + [1], tf.float32, name=name)
 
   @tf.function(input_signature=[spec(image_zyx, 'patches'), spec(seed_zyx, 'seed'),
-                                spec(pred_zyx, 'labels'), spec(pred_zyx, 'loss_weights')])
+                                spec(pred_zyx, 'labels'), spec(pred_zyx, 'loss_weights')],
+               jit_compile=jit_compile)
   def train_step(image, seed, labels, weights):
     logits, loss, lr, grads = strategy.run(replica_step,
                                            args=(image, seed, labels, weights))
@@ -249,7 +254,7 @@ def train(config: TrainConfig, on_start: Callable[[], None] | None = None,
                                                                 ex['weights']),
       record_move=eval_tracker.record_move)
   train_step = make_train_step(model, optimizer, strategy, config.batch_size, compute_dtype,
-                               return_gradients=True)
+                               return_gradients=True, jit_compile=config.jit_compile)
   chief = is_chief(strategy)
   # Other workers of a cluster hold the same weights; only the chief writes.
   writer = tf.summary.create_file_writer(config.train_dir) if chief else None
