@@ -161,7 +161,7 @@ def max_pred_offsets(canvas: np.ndarray, info: ModelInfo, sizes: TrainingSizes,
 
 def _face_moves(canvas: np.ndarray, info: ModelInfo, off: Offset,
                 threshold_logit: float) -> list[Offset]:
-  """Moves (xyz, from the canvas centre) to the face maxima of the prediction at `off`, best first."""
+  """Moves (xyz, from the centre) to the face maxima of the prediction at `off`, best first."""
   prediction = canvas[crop_slices(canvas.shape[:3], off, info.pred_mask_size)][..., 0]
   moves = sorted(fov.get_scored_move_offsets(
       axes.xyz_to_zyx(info.deltas), prediction, threshold=threshold_logit), reverse=True)
@@ -220,7 +220,7 @@ def fixed_offsets_window(canvas: np.ndarray, shifts: Sequence[Offset], threshold
                          deltas: Sequence[int], radius: int = DEFAULT_WINDOW_RADIUS,
                          labels: np.ndarray | None = None,
                          record_move: MoveRecorder = _no_record, **_) -> Iterator[Offset]:
-  """Upstream HEAD's fixed_offsets_window: `fixed_offsets`, but a move needs any voxel near its target.
+  """Upstream HEAD's fixed_offsets_window: fixed_offsets, but any voxel near a target may do.
 
   The voxels looked at are those of the +-deltas shell within `radius` of the
   target (in every axis), so thin processes that miss the exact target voxel

@@ -1,4 +1,4 @@
-"""Geometric EM-section augmentations (elastic warp, misalignment) that move image and labels together.
+"""Geometric EM-section augmentations (elastic warp, misalignment): image and labels move together.
 
 Arrays are [z, y, x, c]; z is the sectioning axis. The labels (and anything
 else sampled with them, e.g. loss weights stacked on the channel axis) may be

@@ -1,4 +1,4 @@
-"""Intensity EM-section augmentations of the image alone: missing and blurred sections, contrast, noise.
+"""EM-section augmentations of image intensities alone: missing/blurred sections, contrast, noise.
 
 The image is a float32 [z, y, x, c] patch, normalised; z is the sectioning
 axis. Each function is pure given its tensors and a stateless `seed` ([2] int).
@@ -64,7 +64,7 @@ def blur_radius(max_sigma: float, shape_yx) -> int:
 
 def out_of_focus_sections(image: tf.Tensor, prob: float, max_sigma: float,
                           seed: tf.Tensor) -> tf.Tensor:
-  """Each section is, with probability `prob`, blurred in yx (one sigma in [0, max_sigma) per patch).
+  """Each section is, with probability `prob`, blurred in yx (one sigma in [0, max_sigma)).
 
   As upstream HEAD's out_of_focus_section (max_filter_stdev), whole sections only.
   """

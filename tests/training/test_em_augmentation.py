@@ -18,7 +18,8 @@ def test_defaults_are_off():
 
 
 @pytest.mark.parametrize('kwargs,message', [
-    (dict(elastic_warp_prob=1.5), r'elastic_warp_prob is 1.5; expected a finite number in \[0, 1\]'),
+    (dict(elastic_warp_prob=1.5),
+     r'elastic_warp_prob is 1.5; expected a finite number in \[0, 1\]'),
     (dict(missing_section_prob=float('nan')), 'missing_section_prob is nan'),
     (dict(misalignment_prob=0.5, misalignment_max_shift=0), 'misalignment_max_shift is 0'),
     (dict(noise_additive_stdev=-1.0), 'noise_additive_stdev is -1.0'),

@@ -82,7 +82,8 @@ def test_unknown_precision_is_one_clear_error(tmp_path):
 
 @pytest.mark.parametrize('extra,message', [
     (['--misalignment_prob', '2'], 'misalignment_prob'),
-    (['--contrast_range', '1.2,0.8'], 'contrast_range is (1.2, 0.8); expected two numbers low,high with low <= high'),
+    (['--contrast_range', '1.2,0.8'],
+     'contrast_range is (1.2, 0.8); expected two numbers low,high with low <= high'),
     (['--brightness_range', 'a,b'], "--brightness_range is 'a,b'; expected two numbers"),
     (['--misalignment_max_shift', '3'], '--misalignment_max_shift has no effect unless '
                                         '--misalignment_prob is above 0'),
