@@ -11,6 +11,7 @@ for several machines use MultiWorkerMirroredStrategy with TF_CONFIG (see README)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -25,6 +26,7 @@ from absl import logging
 
 from ffn.training import augmentation
 from ffn.training import checkpoint
+from ffn.training import em_augmentation
 from ffn.training import examples
 from ffn.training import optimizer as optimizer_lib
 from ffn.training import resume
@@ -67,10 +69,19 @@ flags.DEFINE_string('init_checkpoint', None,
 flags.DEFINE_float('seed_pad', 0.05, 'Probability of the unknown area of the seed.')
 flags.DEFINE_float('threshold', 0.9,
                    'Probability the seed must reach at a new FOV centre for a move there.')
-flags.DEFINE_enum('fov_policy', 'fixed', list(examples.FOV_POLICIES),
+flags.DEFINE_enum('fov_policy', 'fixed',
+                  list(examples.FOV_POLICIES) + list(examples.FOV_POLICY_ALIASES),
                   'fixed: the origin then model.shifts; max_pred_moves: moves to the maxima '
-                  'of the prediction on the faces of the +-deltas cuboid, as in inference.')
+                  'of the prediction on the faces of the +-deltas cuboid, as in inference '
+                  '(upstream 2019); max_pred_offsets: the same, taking only moves whose '
+                  'target the seed reaches and the labels hold (upstream HEAD); '
+                  'fixed_offsets_window (HEAD: fixed_window): fixed, but any voxel of the '
+                  '+-deltas shell within --fov_window_radius of the target may reach '
+                  '--threshold; no_offsets (HEAD: no_step): one FOV per example, at its centre.')
 flags.DEFINE_integer('fov_moves', 1, 'Moves by deltas per direction (max_pred_moves only).')
+flags.DEFINE_integer('fov_window_radius', None,
+                     'fixed_offsets_window: how far (voxels, every axis) from a move target '
+                     'the shell voxels looked at reach; default 8, as upstream HEAD.')
 flags.DEFINE_boolean('shuffle_moves', True,
                      'Shuffle the fixed-policy moves once at start.')
 flags.DEFINE_float('image_mean', None, 'Mean image intensity for normalisation.')
@@ -81,6 +92,39 @@ flags.DEFINE_list('permutable_axes', ['1', '2'],
                   'Subset of the z,y,x axes (0,1,2) that augmentation may permute.')
 flags.DEFINE_list('reflectable_axes', ['0', '1', '2'],
                   'Subset of the z,y,x axes (0,1,2) that augmentation may reflect.')
+# EM augmentations (upstream HEAD ffn/training/augmentation.py and diluvian); all off by default.
+flags.DEFINE_float('elastic_warp_prob', 0.0,
+                   'Probability that an example is elastically warped in yx (image bilinear, '
+                   'labels and loss weights nearest-neighbour; the centre stays put).')
+flags.DEFINE_float('elastic_warp_stdev_ratio', 0.03,
+                   'Warp control point displacement stdev, as a fraction of the smaller of '
+                   'the patch y and x sizes.')
+flags.DEFINE_float('elastic_warp_control_points_ratio', 0.1,
+                   'Warp control points per voxel along y and x (at least 2 a side).')
+flags.DEFINE_float('misalignment_prob', 0.0,
+                   'Probability that an example\'s sections are misaligned (image, labels '
+                   'and loss weights alike): one section slips, or all beyond a plane shift.')
+flags.DEFINE_integer('misalignment_max_shift', 4, 'Largest misalignment in y and x, voxels.')
+flags.DEFINE_float('misalignment_slip_ratio', 0.5,
+                   'Probability that a misalignment is one slipped section rather than a '
+                   'translation of all sections beyond a plane.')
+flags.DEFINE_float('missing_section_prob', 0.0,
+                   'Probability that each section (but the centre one) is replaced by a '
+                   'constant.')
+flags.DEFINE_float('out_of_focus_prob', 0.0,
+                   'Probability that each section is blurred in yx.')
+flags.DEFINE_float('out_of_focus_max_sigma', 2.0,
+                   'Blur Gaussian sigma drawn in [0, this), voxels.')
+flags.DEFINE_list('contrast_range', None,
+                  'low,high: each example\'s sections get their contrast scaled by a factor '
+                  'drawn in this range (upstream HEAD contrast_factor_range).')
+flags.DEFINE_list('brightness_range', None,
+                  'low,high: an offset drawn in this range (normalised intensity units) is '
+                  'added to each example (upstream HEAD brightness_factor_range).')
+flags.DEFINE_float('noise_multiplicative_stdev', 0.0,
+                   'Each section is multiplied by N(1, this) (diluvian augment_noise mul).')
+flags.DEFINE_float('noise_additive_stdev', 0.0,
+                   'Each section gets N(0, this) added (diluvian augment_noise add).')
 flags.DEFINE_enum('precision', 'float32', ['float32', 'bfloat16'],
                   'What the network computes in. bfloat16 keeps float32 weights, loss, '
                   'optimizer state and checkpoints; it runs float32 (and says so) where '
@@ -111,7 +155,8 @@ flags.DEFINE_integer('total_replicas', None,
 
 FLAGS = flags.FLAGS
 cli.check_flag_ranges({name: valid for name, valid in {
-    **trainer.SETTING_RANGES, **optimizer_lib.SETTING_RANGES}.items() if name in FLAGS})
+    **trainer.SETTING_RANGES, **optimizer_lib.SETTING_RANGES,
+    **em_augmentation.SETTING_RANGES}.items() if name in FLAGS})
 
 _TF1_FLAGS = ('master', 'ps_tasks', 'task', 'replica_step_delay', 'sync_sgd',
               'replicas_to_aggregate', 'total_replicas')
@@ -124,6 +169,30 @@ def _report_tf1_flags() -> None:
       logging.warning('--%s=%r is a TF1 distribution flag and has no effect: training '
                       'uses tf.distribute (MirroredStrategy over local GPUs; see README for '
                       'MultiWorkerMirroredStrategy)', name, FLAGS[name].value)
+
+
+def _range_flag(name: str) -> tuple[float, float] | None:
+  """The low,high value of flag --`name` as two floats (None when unset)."""
+  values = FLAGS[name].value
+  if values is None:
+    return None
+  try:
+    return tuple(float(v) for v in values)
+  except ValueError:
+    raise errors.FFNError(f'--{name} is {errors.shown(",".join(values))}; expected two '
+                          'numbers low,high') from None
+
+
+def _augmentations() -> em_augmentation.EMAugmentation:
+  """The EM augmentation flags as settings; a strength given without its switch is refused."""
+  for name, switch in em_augmentation.DEPENDS_ON.items():
+    if FLAGS[name].present and not FLAGS[switch].value:
+      raise errors.FFNError(f'--{name} has no effect unless --{switch} is above 0')
+  settings = {f.name: FLAGS[f.name].value
+              for f in dataclasses.fields(em_augmentation.EMAugmentation)}
+  settings.update(contrast_range=_range_flag('contrast_range'),
+                  brightness_range=_range_flag('brightness_range'))
+  return em_augmentation.EMAugmentation(**settings)
 
 
 def _save_flags(train_dir: str) -> None:
@@ -145,6 +214,7 @@ def main(argv):
       max_steps=FLAGS.max_steps, summary_rate_secs=FLAGS.summary_rate_secs,
       save_checkpoint_secs=FLAGS.save_checkpoint_secs, seed_pad=FLAGS.seed_pad,
       threshold=FLAGS.threshold, fov_policy=FLAGS.fov_policy, fov_moves=FLAGS.fov_moves,
+      fov_window_radius=FLAGS.fov_window_radius, augmentations=_augmentations(),
       shuffle_moves=FLAGS.shuffle_moves, image_mean=FLAGS.image_mean,
       image_stddev=FLAGS.image_stddev, image_offset_scale_map=FLAGS.image_offset_scale_map,
       permutable_axes=augmentation.check_axes(FLAGS.permutable_axes, '--permutable_axes'),

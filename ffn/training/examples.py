@@ -15,7 +15,16 @@ from ffn.utils import errors
 from ffn.utils import fov
 from ffn.utils import probability
 
-FOV_POLICIES = ('fixed', 'max_pred_moves')
+FOV_POLICIES = ('fixed', 'max_pred_moves', 'max_pred_offsets', 'fixed_offsets_window',
+                'no_offsets')
+# Upstream HEAD's own names for the same policies (ffn/jax/train.py). Its
+# 'max_pred_moves' runs the checked max_pred_offsets, but here that name keeps
+# upstream 2019's meaning.
+FOV_POLICY_ALIASES = {'fixed_window': 'fixed_offsets_window', 'no_step': 'no_offsets'}
+# Policies that load one move more than they evaluate.
+_EXTRA_MOVE_POLICIES = ('max_pred_moves', 'max_pred_offsets')
+# Upstream HEAD's fixed_window radius (ffn/jax/train.py).
+DEFAULT_WINDOW_RADIUS = 8
 # The seed's value at the centre of a new example's canvas (as in inference).
 INIT_ACTIVATION = 0.95
 # Examples in a row from which a policy may yield no FOV before training stops:
@@ -34,13 +43,22 @@ class TrainingSizes:
   eval: tuple[int, int, int]
 
 
+def resolve_fov_policy(name: str) -> str:
+  """The policy `name` stands for (upstream HEAD's spellings accepted); FFNError if none."""
+  policy = FOV_POLICY_ALIASES.get(name, name)
+  if policy not in FOV_POLICIES:
+    raise errors.FFNError(f'fov_policy {name!r} is not one of {FOV_POLICIES} (or upstream '
+                          f"HEAD's {sorted(FOV_POLICY_ALIASES)})")
+  return policy
+
+
 def training_sizes(info: ModelInfo, fov_policy: str, fov_moves: int) -> TrainingSizes:
-  """Patch sizes around a coordinate; max_pred_moves loads one extra move (not evaluated)."""
+  """Patch sizes around a coordinate; the max_pred policies load one extra move (not evaluated)."""
   if fov_policy not in FOV_POLICIES:
     raise errors.FFNError(f'fov_policy {fov_policy!r} is not one of {FOV_POLICIES}')
   if fov_moves < 0:
     raise errors.FFNError(f'fov_moves must be >= 0, got {fov_moves}')
-  moves = fov_moves + 1 if fov_policy == 'max_pred_moves' else fov_moves
+  moves = fov_moves + 1 if fov_policy in _EXTRA_MOVE_POLICIES else fov_moves
   grow = lambda size, n: tuple(int(s + 2 * d * n) for s, d in zip(size, info.deltas))
   return TrainingSizes(image=grow(info.input_image_size, moves),
                        label=grow(info.pred_mask_size, moves),
@@ -104,13 +122,22 @@ def fixed_offsets(canvas: np.ndarray, shifts: Sequence[Offset],
 
 def max_pred_offsets(canvas: np.ndarray, info: ModelInfo, sizes: TrainingSizes,
                      threshold_logit: float, labels: np.ndarray | None = None,
-                     record_move: MoveRecorder = _no_record, **_) -> Iterator[Offset]:
+                     record_move: MoveRecorder = _no_record, check_moves: bool = False,
+                     **_) -> Iterator[Offset]:
   """Breadth-first moves to face maxima of each prediction, within the loaded image.
 
   Each visited FOV is recorded as a move of radius 0 (as upstream does for this
   policy): wanted when the labels reach the threshold probability at its
-  centre, executed when the canvas does.
+  centre, executed when the canvas does. Without `check_moves` this is
+  upstream 2019's max_pred_moves. With it, upstream HEAD's max_pred_offsets:
+  offsets are quantised to the nearest multiple of deltas, and a move is taken
+  only where the canvas reaches the threshold and (but for the origin) the
+  labels hold the object; a move refused may come again by another path.
   """
+  if check_moves:
+    yield from _checked_max_pred_offsets(canvas, info, sizes, threshold_logit, labels,
+                                         record_move)
+    return
   threshold = float(probability.expit(threshold_logit))
   queue = collections.deque([(0, 0, 0)])
   done = set()
@@ -129,10 +156,102 @@ def max_pred_offsets(canvas: np.ndarray, info: ModelInfo, sizes: TrainingSizes,
                 bool(_centre_value(canvas, off) >= threshold_logit), (0, 0, 0))
     yield off
     # The caller has written this step's prediction into the canvas by now.
-    prediction = canvas[crop_slices(canvas.shape[:3], off, info.pred_mask_size)][..., 0]
-    moves = sorted(fov.get_scored_move_offsets(
-        axes.xyz_to_zyx(info.deltas), prediction, threshold=threshold_logit), reverse=True)
-    queue.extend(tuple(int(v) for v in np.array(rel[::-1]) + off) for _, rel in moves)
+    queue.extend(_face_moves(canvas, info, off, threshold_logit))
+
+
+def _face_moves(canvas: np.ndarray, info: ModelInfo, off: Offset,
+                threshold_logit: float) -> list[Offset]:
+  """Moves (xyz, from the centre) to the face maxima of the prediction at `off`, best first."""
+  prediction = canvas[crop_slices(canvas.shape[:3], off, info.pred_mask_size)][..., 0]
+  moves = sorted(fov.get_scored_move_offsets(
+      axes.xyz_to_zyx(info.deltas), prediction, threshold=threshold_logit), reverse=True)
+  return [tuple(int(v) for v in np.array(rel[::-1]) + off) for _, rel in moves]
+
+
+def _checked_max_pred_offsets(canvas: np.ndarray, info: ModelInfo, sizes: TrainingSizes,
+                              threshold_logit: float, labels: np.ndarray | None,
+                              record_move: MoveRecorder) -> Iterator[Offset]:
+  """Upstream HEAD's max_pred_offsets (see max_pred_offsets)."""
+  threshold = float(probability.expit(threshold_logit))
+  queue = collections.deque([(0, 0, 0)])
+  done = set()
+  deltas = np.array(info.deltas)
+  max_radius = np.array(sizes.image) // 2 - np.array(info.input_image_size) // 2
+  while queue:
+    off = queue.popleft()
+    if np.any(np.abs(off) > max_radius):
+      continue
+    quantized = tuple(((np.array(off) + deltas / 2) // np.maximum(deltas, 1)).astype(int).tolist())
+    if quantized in done:
+      continue
+    valid = bool(_centre_value(canvas, off) >= threshold_logit)
+    wanted = _wanted(labels, off, threshold)
+    record_move(wanted, valid, (0, 0, 0))
+    if not valid or (not wanted and quantized != (0, 0, 0)):
+      continue
+    done.add(quantized)
+    yield off
+    # The caller has written this step's prediction into the canvas by now.
+    queue.extend(_face_moves(canvas, info, off, threshold_logit))
+
+
+def _shell_window(canvas_zyx: Sequence[int], deltas_xyz: Sequence[int], offset_xyz: Offset,
+                  radius: int) -> np.ndarray:
+  """[n, 3] zyx indices (canvas centred) of the +-deltas shell within `radius` of the target.
+
+  The shell holds the voxels at exactly deltas from the centre along some axis
+  and within deltas along the others (upstream HEAD's 'halo'). Unlike
+  upstream, the window is clipped to the canvas rather than wrapping round it.
+  """
+  centre = np.array(canvas_zyx) // 2
+  deltas = np.array(axes.xyz_to_zyx(deltas_xyz))
+  target = centre + np.array(axes.xyz_to_zyx(offset_xyz))
+  lo = np.maximum(target - radius, 0)
+  hi = np.minimum(target + radius + 1, canvas_zyx)
+  if np.any(hi <= lo):
+    return np.zeros((0, 3), int)
+  grid = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing='ij'), -1)
+  rel = np.abs(grid.reshape(-1, 3) - centre)
+  on_shell = np.all(rel <= deltas, axis=1) & np.any(rel == deltas, axis=1)
+  return grid.reshape(-1, 3)[on_shell]
+
+
+def fixed_offsets_window(canvas: np.ndarray, shifts: Sequence[Offset], threshold_logit: float,
+                         deltas: Sequence[int], radius: int = DEFAULT_WINDOW_RADIUS,
+                         labels: np.ndarray | None = None,
+                         record_move: MoveRecorder = _no_record, **_) -> Iterator[Offset]:
+  """Upstream HEAD's fixed_offsets_window: fixed_offsets, but any voxel near a target may do.
+
+  The voxels looked at are those of the +-deltas shell within `radius` of the
+  target (in every axis), so thin processes that miss the exact target voxel
+  are still followed. Wanted when the labels reach the threshold probability
+  at any of those voxels.
+  """
+  threshold = float(probability.expit(threshold_logit))
+  origin = (0, 0, 0)
+  executed = bool(_centre_value(canvas, origin) >= threshold_logit)
+  record_move(_wanted(labels, origin, threshold), executed, origin)
+  if executed:
+    yield origin
+  canvas_zyx = canvas.shape[:3]
+  for off in shifts:
+    window = _shell_window(canvas_zyx, deltas, off, radius)
+    executed = bool(np.any(canvas[tuple(window.T)] >= threshold_logit))
+    wanted = False
+    if labels is not None:
+      # The same voxels in the labels' frame, where the labels reach.
+      shifted = window + np.array(labels.shape[:3]) // 2 - np.array(canvas_zyx) // 2
+      inside = np.all((shifted >= 0) & (shifted < labels.shape[:3]), axis=1)
+      wanted = bool(np.any(labels[tuple(shifted[inside].T)] >= threshold))
+    record_move(wanted, executed, tuple(off))
+    if executed:
+      yield tuple(int(v) for v in off)
+
+
+def no_offsets(record_move: MoveRecorder = _no_record, **_) -> Iterator[Offset]:
+  """Upstream HEAD's no_offsets: one FOV at the origin per example, recorded as wanted and taken."""
+  record_move(True, True, (0, 0, 0))
+  yield (0, 0, 0)
 
 
 class ExampleSlot:
@@ -200,16 +319,24 @@ class BatchFeeder:
                fov_policy: str = 'fixed', fov_moves: int = 1, threshold: float = 0.9,
                seed_pad: float = 0.05, shifts: Sequence[Offset] | None = None,
                on_example_done: Callable[[dict, np.ndarray], None] | None = None,
-               record_move: MoveRecorder = _no_record):
+               record_move: MoveRecorder = _no_record,
+               fov_window_radius: int = DEFAULT_WINDOW_RADIUS):
     self.sizes = training_sizes(info, fov_policy, fov_moves)
     threshold_logit = float(probability.logit_float32(threshold))
     shifts = list(shifts if shifts is not None else make_shifts(info.deltas))
     if fov_policy == 'fixed':
       policy = lambda canvas, labels: fixed_offsets(canvas, shifts, threshold_logit, labels,
                                                     record_move)
+    elif fov_policy == 'fixed_offsets_window':
+      policy = lambda canvas, labels: fixed_offsets_window(
+          canvas, shifts, threshold_logit, info.deltas, fov_window_radius, labels, record_move)
+    elif fov_policy == 'no_offsets':
+      policy = lambda canvas, labels: no_offsets(record_move)
     else:
+      check = fov_policy == 'max_pred_offsets'
       policy = lambda canvas, labels: max_pred_offsets(canvas, info, self.sizes,
-                                                       threshold_logit, labels, record_move)
+                                                       threshold_logit, labels, record_move,
+                                                       check_moves=check)
     done = on_example_done or (lambda example, canvas: None)
     self.slots = [ExampleSlot(next_example, info, self.sizes, policy, seed_pad, done)
                   for _ in range(batch_size)]

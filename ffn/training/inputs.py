@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from ffn.training import augmentation
 from ffn.training import coordinate_check
+from ffn.training import em_augmentation
 from ffn.training import tfrecord
 from ffn.utils import axes
 from ffn.utils import channels
@@ -233,6 +234,8 @@ class DataConfig:
   image_offset_scale_map: Sequence[str] | None = None
   permutable_axes: Sequence[int] = (1, 2)
   reflectable_axes: Sequence[int] = (0, 1, 2)
+  # EM augmentations beyond upstream 2019's permute/reflect; all off by default.
+  augmentations: em_augmentation.EMAugmentation = em_augmentation.EMAugmentation()
 
   def data_fields(self) -> dict:
     """This config's DataConfig fields, by name."""
@@ -281,6 +284,8 @@ def example_dataset(config: PipelineConfig, source: VolumeSource | None = None
       paths, {name: vol.shape for name, vol in source.labels.items()}, (image_size, label_size))
   image_shape = list(axes.xyz_to_zyx(image_size)) + [1]
   label_shape = list(axes.xyz_to_zyx(label_size)) + [1]
+  em = config.augmentations
+  em.check_patch(image_shape[:3], label_shape[:3])
 
   def load(center, volname):
     # The image leaves numpy as float32: oneDNN has no uint8 kernels on most CPUs
@@ -296,8 +301,28 @@ def example_dataset(config: PipelineConfig, source: VolumeSource | None = None
     soft_labels = soften_labels(object_mask(labels))  # Before augmentation, as upstream.
     weights = tf.ones_like(soft_labels)
     permutation, reflect = augmentation.sample_transform(permutable, reflectable)
+    if not (em.geometry or em.intensity):
+      return {
+          'image': normalize(augmentation.apply_transform(image, permutation, reflect), volname),
+          'labels': augmentation.apply_transform(soft_labels, permutation, reflect),
+          'weights': augmentation.apply_transform(weights, permutation, reflect),
+          'center': center,
+          'volname': volname,
+      }
+    # Section augmentations come before permute/reflect, while z is still the
+    # sectioning axis; drawn after sample_transform, so that its draws stay as they were.
+    geometry_seed, intensity_seed = tf.unstack(tf.random.experimental.stateless_split(
+        tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32), 2))
+    if em.geometry:
+      # Weights ride on the labels' channel axis, so both move as one.
+      image, moved = em_augmentation.augment_geometry(
+          em, image, tf.concat([soft_labels, weights], axis=-1), geometry_seed)
+      soft_labels, weights = moved[..., :1], moved[..., 1:]
+    image = normalize(image, volname)
+    if em.intensity:
+      image = em_augmentation.augment_intensity(em, image, intensity_seed)
     return {
-        'image': normalize(augmentation.apply_transform(image, permutation, reflect), volname),
+        'image': augmentation.apply_transform(image, permutation, reflect),
         'labels': augmentation.apply_transform(soft_labels, permutation, reflect),
         'weights': augmentation.apply_transform(weights, permutation, reflect),
         'center': center,

@@ -43,8 +43,11 @@ class TrainConfig(inputs.DataConfig):
   save_checkpoint_secs: float = 300
   seed_pad: float = 0.05
   threshold: float = 0.9
+  # One of examples.FOV_POLICIES, or upstream HEAD's alias of one (resolved here).
   fov_policy: str = 'fixed'
   fov_moves: int = 1
+  # fixed_offsets_window only; None: upstream HEAD's 8.
+  fov_window_radius: int | None = None
   shuffle_moves: bool = True
   optimizer: optimizer_lib.OptimizerConfig = optimizer_lib.OptimizerConfig()
   log_every_secs: float = 10
@@ -65,6 +68,11 @@ class TrainConfig(inputs.DataConfig):
     for name, valid in SETTING_RANGES.items():
       if getattr(self, name) is not None:
         checks.check_number(getattr(self, name), name, valid)
+    object.__setattr__(self, 'fov_policy', examples.resolve_fov_policy(self.fov_policy))
+    if self.fov_window_radius is not None and self.fov_policy != 'fixed_offsets_window':
+      raise errors.FFNError(f'fov_window_radius is {self.fov_window_radius} but fov_policy is '
+                            f'{self.fov_policy!r}; the radius is only used by '
+                            'fixed_offsets_window')
 
 
 # Allowed values of each numeric setting (train.py's flags of the same names). A
@@ -78,6 +86,7 @@ SETTING_RANGES = {
     'seed_pad': checks.PROBABILITY,
     'threshold': checks.Range(0, examples.INIT_ACTIVATION, low_open=True),
     'fov_moves': checks.NON_NEGATIVE_INT,
+    'fov_window_radius': checks.NON_NEGATIVE_INT,
     'image_mean': checks.ANY,
     'image_stddev': checks.POSITIVE,
     'log_every_secs': checks.NON_NEGATIVE,
@@ -252,7 +261,9 @@ def train(config: TrainConfig, on_start: Callable[[], None] | None = None,
       seed_pad=config.seed_pad, shifts=shifts,
       on_example_done=lambda ex, canvas: eval_tracker.add_patch(ex['labels'], canvas,
                                                                 ex['weights']),
-      record_move=eval_tracker.record_move)
+      record_move=eval_tracker.record_move,
+      fov_window_radius=(examples.DEFAULT_WINDOW_RADIUS if config.fov_window_radius is None
+                         else config.fov_window_radius))
   train_step = make_train_step(model, optimizer, strategy, config.batch_size, compute_dtype,
                                return_gradients=True, jit_compile=config.jit_compile)
   chief = is_chief(strategy)

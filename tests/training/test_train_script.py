@@ -78,3 +78,28 @@ def test_unknown_precision_is_one_clear_error(tmp_path):
                             'float8'))
   assert result.returncode != 0
   assert 'float8' in result.stderr and 'Traceback' not in result.stderr
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--misalignment_prob', '2'], 'misalignment_prob'),
+    (['--contrast_range', '1.2,0.8'],
+     'contrast_range is (1.2, 0.8); expected two numbers low,high with low <= high'),
+    (['--brightness_range', 'a,b'], "--brightness_range is 'a,b'; expected two numbers"),
+    (['--misalignment_max_shift', '3'], '--misalignment_max_shift has no effect unless '
+                                        '--misalignment_prob is above 0'),
+    (['--fov_window_radius', '3'], "fov_window_radius is 3 but fov_policy is 'fixed'"),
+    (['--fov_policy', 'sideways'], 'fov_policy'),
+])
+def test_bad_augmentation_or_policy_flag_is_one_clear_error(tmp_path, extra, message):
+  result = _run(_train_args(tmp_path / 'missing.tfr', tmp_path / 'train', *extra))
+  assert result.returncode != 0
+  assert message in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_help_lists_the_augmentation_flags():
+  result = _run(['train.py', '--help'], timeout=120)
+  assert result.returncode == 0
+  for name in ('--elastic_warp_prob', '--misalignment_prob', '--missing_section_prob',
+               '--out_of_focus_prob', '--contrast_range', '--brightness_range',
+               '--noise_additive_stdev', '--fov_window_radius', 'fixed_window'):
+    assert name in result.stdout, name
