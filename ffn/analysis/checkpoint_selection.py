@@ -140,8 +140,12 @@ def check_validation(validation: Validation,
         f'{validation.groundtruth} of size {gt_box.size.tolist()} (xyz)')
   if validation.erl:
     skeletons.check_voxel_size(validation.voxel_size_xyz)
+  request = inference_pb2.InferenceRequest()
+  request.CopyFrom(validation.request)
+  # Replaced for each checkpoint; the check needs one (nothing is written there).
+  request.segmentation_output_dir = request.segmentation_output_dir or 'per-checkpoint'
   runner = runner_lib.Runner()
-  runner.prepare(validation.request)  # Checks the request and opens its volumes.
+  runner.prepare(request)  # Checks the request and opens its volumes.
   runner.inputs.check_box(validation.box.start_zyx, validation.box.size_zyx, fov_xyz)
 
 
