@@ -19,7 +19,6 @@ or --worker_command), and the stitched volume is what is scored.
 
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 
 from ffn.analysis import checkpoint_selection
@@ -114,7 +113,7 @@ def _segmenter(request, box) -> checkpoint_selection.Segmenter:
 
 def run() -> None:
   """The command-line entry point."""
-  app.run(main)
+  cli.run(main)
 
 
 if __name__ == '__main__':
