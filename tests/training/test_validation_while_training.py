@@ -141,3 +141,23 @@ def test_bad_validation_flags_stop_before_training(tmp_path, data, extra, messag
   assert message in proc.stderr, proc.stderr[-2000:]
   assert 'Traceback' not in proc.stderr
   assert not glob.glob(str(train_dir / '*.index'))
+
+
+def test_the_request_gets_the_training_model_or_must_name_it():
+  from ffn.analysis import checkpoint_selection  # pylint: disable=g-import-not-at-top
+  from ffn.analysis import validation  # pylint: disable=g-import-not-at-top
+  from ffn.inference.request import run_request  # pylint: disable=g-import-not-at-top
+  args = json.dumps(TINY)
+  filled = validation.training_request(run_request.parse_request('image_mean: 100'), MODEL,
+                                       args, 128.0, 33.0)
+  assert (filled.model_name, json.loads(filled.model_args)) == (MODEL, TINY)
+  assert (filled.image_mean, filled.image_stddev) == (100.0, 33.0)  # The request's mean wins.
+  same = run_request.parse_request(
+      f'model_name: "{MODEL}" model_args: {json.dumps(json.dumps(TINY, indent=1))}')
+  assert validation.training_request(same, MODEL, args).model_args == same.model_args
+  other = run_request.parse_request(
+      f'model_name: "{MODEL}" model_args: {json.dumps(json.dumps(dict(TINY, depth=2)))}')
+  with pytest.raises(checkpoint_selection.SelectionError, match='model_args'):
+    validation.training_request(other, MODEL, args)
+  with pytest.raises(checkpoint_selection.SelectionError, match='model_name'):
+    validation.training_request(run_request.parse_request('model_name: "x.Y"'), MODEL, args)
