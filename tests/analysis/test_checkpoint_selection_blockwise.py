@@ -1,4 +1,4 @@
-"""select_checkpoint.py --subvolume_size: each checkpoint segments the box as a stitched blockwise run."""
+"""select_checkpoint.py --subvolume_size: checkpoints segment the box as stitched blockwise runs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""train.py --validation_interval: saved checkpoints scored by segmentation, as TensorBoard scalars."""
+"""train.py --validation_interval: checkpoints scored by segmentation, as TensorBoard scalars."""
 
 from __future__ import annotations
 
