@@ -1,7 +1,8 @@
 """Scores checkpoints by how well they segment a validation box, and picks the best one.
 
 Each checkpoint segments the box with the validation request (its
-model_checkpoint_path replaced, output in its own subdirectory) and is scored
+model_checkpoint_path replaced, output in its own subdirectory), in one run or
+through another `Segmenter` (e.g. a stitched blockwise run), and is scored
 against the groundtruth: VI split and merge, adapted Rand error and ERL on
 skeletons of the groundtruth. Scores are kept in `<output_dir>/scores.json`;
 a checkpoint scored there is not segmented again.
@@ -15,9 +16,8 @@ import json
 import logging
 import math
 import os
-import re
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 from ffn.analysis import checkpoint_plot
 from ffn.analysis import evaluation
@@ -25,6 +25,7 @@ from ffn.analysis import results
 from ffn.analysis import skeletons
 from ffn.inference import inference_pb2
 from ffn.inference.request import run_request
+from ffn.inference.request import runner as runner_lib
 from ffn.training import checkpoint as checkpoint_lib
 from ffn.utils import atomic
 from ffn.utils import bounding_box
@@ -36,11 +37,35 @@ PLOT_FILE = 'scores.png'
 # Metric name -> whether higher is better.
 METRICS = {'vi_total': False, 'vi_split': False, 'vi_merge': False,
            'adapted_rand_error': False, 'erl_nm': True}
-_STEP = re.compile(r'-(\d+)$')
 
 
 class SelectionError(errors.FFNError):
   """The checkpoints or the validation inputs cannot be scored as asked."""
+
+
+class Segmenter(Protocol):
+  """How a checkpoint's request segments the validation box."""
+
+  def key(self) -> dict[str, Any]:
+    """What decides the result (recorded in the scores file; workers and threads do not)."""
+
+  def segment(self, request: inference_pb2.InferenceRequest, box: bounding_box.BoundingBox,
+              shape_zyx: Sequence[int]) -> results.Segmentation:
+    """Segments `box` with `request`; a volume returned spans voxel 0 to `shape_zyx`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SingleRun:
+  """The box segmented as one subvolume, as run_inference.py does."""
+
+  def key(self) -> dict[str, Any]:
+    return {'mode': 'single'}
+
+  def segment(self, request: inference_pb2.InferenceRequest, box: bounding_box.BoundingBox,
+              shape_zyx: Sequence[int]) -> results.ResultSpec:
+    del shape_zyx  # A result subvolume is read at its corner.
+    run_request.run_inference(request, [box])
+    return results.single_result(request.segmentation_output_dir, box.start)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,21 +76,22 @@ class Validation:
   groundtruth: str
   voxel_size_xyz: tuple[float, float, float] = (10.0, 10.0, 10.0)
   erl: bool = True
+  segmenter: Segmenter = dataclasses.field(default_factory=SingleRun)
 
   def key(self) -> dict[str, Any]:
     """What a scores file records of the validation, to refuse mixing scores of two."""
     return {'box_start_xyz': self.box.start.tolist(), 'box_size_xyz': self.box.size.tolist(),
             'groundtruth': self.groundtruth, 'voxel_size_xyz': list(self.voxel_size_xyz),
-            'erl': self.erl}
+            'erl': self.erl, 'segmentation': self.segmenter.key()}
 
 
 def checkpoint_step(prefix: str) -> int:
   """The training step in a checkpoint prefix's name (`model.ckpt-<step>`)."""
-  match = _STEP.search(prefix)
-  if not match:
+  step = checkpoint_lib.checkpoint_step(prefix)
+  if step is None:
     raise SelectionError(f'checkpoint {prefix!r} names no step (expected a name ending in '
                          '-<step>, e.g. model.ckpt-1000)')
-  return int(match.group(1))
+  return step
 
 
 def find_checkpoints(checkpoints: Optional[Sequence[str]] = None,
@@ -83,7 +109,7 @@ def find_checkpoints(checkpoints: Optional[Sequence[str]] = None,
     if not os.path.isdir(train_dir):
       raise SelectionError(f'train_dir {train_dir!r} is not a directory')
     prefixes = [p[:-len('.index')] for p in glob.glob(os.path.join(train_dir, '*.index'))]
-    prefixes = [p for p in prefixes if _STEP.search(p)]
+    prefixes = [p for p in prefixes if checkpoint_lib.checkpoint_step(p) is not None]
     if not prefixes:
       raise SelectionError(f'no checkpoints (<name>-<step>.index) found in {train_dir!r}')
   # Absolute, so that a resumed run from another directory finds its scores.
@@ -91,13 +117,22 @@ def find_checkpoints(checkpoints: Optional[Sequence[str]] = None,
   return prefixes[::every] if not checkpoints else prefixes
 
 
-def check_validation(validation: Validation) -> None:
-  """Fails before any work when the box does not lie inside the groundtruth."""
+def _groundtruth_shape(validation: Validation) -> tuple[int, int, int]:
+  """The zyx shape of the groundtruth volume."""
+  with volumes.open_volume(validation.groundtruth, ndims=(3,)) as gt:
+    return tuple(int(n) for n in gt.shape)
+
+
+def check_validation(validation: Validation,
+                     fov_xyz: Optional[Sequence[int]] = None) -> None:
+  """Fails before any work on a bad request, or a box not inside the image and the groundtruth.
+
+  With `fov_xyz`, the box must also hold one FOV of that size.
+  """
   if validation.box.is_empty() or (validation.box.start < 0).any():
     raise SelectionError(f'validation box start={validation.box.start.tolist()} '
                          f'size={validation.box.size.tolist()} (xyz) is empty or negative')
-  with volumes.open_volume(validation.groundtruth, ndims=(3,)) as gt:
-    gt_box = bounding_box.BoundingBox(start=(0, 0, 0), size=gt.shape[::-1])
+  gt_box = bounding_box.BoundingBox(start=(0, 0, 0), size=_groundtruth_shape(validation)[::-1])
   if not gt_box.contains_box(validation.box):
     raise SelectionError(
         f'validation box start={validation.box.start.tolist()} '
@@ -105,6 +140,13 @@ def check_validation(validation: Validation) -> None:
         f'{validation.groundtruth} of size {gt_box.size.tolist()} (xyz)')
   if validation.erl:
     skeletons.check_voxel_size(validation.voxel_size_xyz)
+  request = inference_pb2.InferenceRequest()
+  request.CopyFrom(validation.request)
+  # Replaced for each checkpoint; the check needs one (nothing is written there).
+  request.segmentation_output_dir = request.segmentation_output_dir or 'per-checkpoint'
+  runner = runner_lib.Runner()
+  runner.prepare(request)  # Checks the request and opens its volumes.
+  runner.inputs.check_box(validation.box.start_zyx, validation.box.size_zyx, fov_xyz)
 
 
 def _segmentation_dir(output_dir: str, prefix: str) -> str:
@@ -134,11 +176,11 @@ def score_checkpoint(validation: Validation, prefix: str, output_dir: str,
   request.CopyFrom(validation.request)
   request.model_checkpoint_path = prefix
   request.segmentation_output_dir = _segmentation_dir(output_dir, prefix)
-  run_request.run_inference(request, [validation.box])
-  source = results.single_result(request.segmentation_output_dir, validation.box.start)
+  source = validation.segmenter.segment(request, validation.box, _groundtruth_shape(validation))
   result, seg, gt = evaluation.evaluate(source, validation.groundtruth, validation.box)
   row = {'checkpoint': prefix, 'step': checkpoint_step(prefix),
          'segmentation_dir': request.segmentation_output_dir,
+         'segmentation': result.inputs['segmentation'],
          'vi_split': result.vi_split, 'vi_merge': result.vi_merge,
          'vi_total': result.vi_total, 'adapted_rand_error': result.adapted_rand_error,
          'num_segments': result.num_segments, 'erl_nm': None, 'max_erl_nm': None}

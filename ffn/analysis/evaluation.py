@@ -429,7 +429,9 @@ def load_segmentation_box(source, box: Optional[bounding_box.BoundingBox]
     if box is None:
       return labels, seg_box
     _check_inside(box, seg_box, what)
-    return labels[box.Sub(start=box.start - seg_box.start, size=box.size).to_slice()], box
+    # The box in the subvolume's own (local) coordinates.
+    local = bounding_box.BoundingBox(start=box.start - seg_box.start, size=box.size)
+    return labels[local.to_slice()], box
 
   with volumes.open_volume(source, ndims=(3,)) as volume:
     seg_box = _volume_box(volume.shape)

@@ -22,12 +22,9 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-  """Defines the grid, output and worker flags."""
+  """Defines the region, grid, output, stitching and worker flags."""
   flags.DEFINE_string('bounding_box', None,
                       'BoundingBox proto in text format (xyz): the whole region to segment.')
-  flags.DEFINE_list('subvolume_size', None, 'x,y,z size of one subvolume (one block).')
-  flags.DEFINE_list('overlap', None, 'x,y,z overlap of neighbouring subvolumes; at least the '
-                    "model's FOV size for subvolumes that agree on the objects they share.")
   flags.DEFINE_string('output_volume', None,
                       'Where the stitched segmentation goes (uint64 global ids; the shape of '
                       'the image, or for stitch_segmentation.py from voxel 0 to the region '
@@ -38,6 +35,27 @@ def define_flags() -> None:
                     'output (zarr: funlib\'s voxel_size, offset, axis_names, units; N5 and '
                     'precomputed: resolution; HDF5: CREMI\'s zyx resolution). '
                     'Default: none recorded (precomputed: 1,1,1).')
+  define_grid_flags()
+  define_worker_flags()
+  flags.mark_flags_as_required(['bounding_box', 'subvolume_size', 'overlap', 'output_volume'])
+
+
+def define_grid_flags(what: str = '') -> None:
+  """Defines the subvolume grid and stitching flags; `what` ends their help (the script's use)."""
+  flags.DEFINE_list('subvolume_size', None, 'x,y,z size of one subvolume (one block).' + what)
+  flags.DEFINE_list('overlap', None, 'x,y,z overlap of neighbouring subvolumes; at least the '
+                    "model's FOV size for subvolumes that agree on the objects they share.")
+  flags.DEFINE_integer('min_overlap_size', 100,
+                       'Voxels two objects must share in an overlap to be joined.')
+  flags.DEFINE_float('min_overlap_fraction', 0.5,
+                     'Share of the smaller object\'s voxels in an overlap that two objects '
+                     'must share there to be joined (above 0, at most 1).')
+  cli.check_flag_ranges({'min_overlap_size': checks.POSITIVE_INT,
+                         'min_overlap_fraction': checks.Range(0, 1, low_open=True)})
+
+
+def define_worker_flags() -> None:
+  """Defines the flags of the workers and the scheduler that runs the blocks."""
   flags.DEFINE_integer('num_workers', 1, 'Workers per task (each holds one subvolume).')
   flags.DEFINE_string('worker_command', None,
                       "Start workers with this shell command template, e.g. 'srun -n1 "
@@ -51,19 +69,11 @@ def define_flags() -> None:
   flags.DEFINE_string('scheduler_host', None,
                       'Address workers connect to (default: 127.0.0.1 for local workers, '
                       'else detected).')
-  flags.DEFINE_integer('min_overlap_size', 100,
-                       'Voxels two objects must share in an overlap to be joined.')
-  flags.DEFINE_float('min_overlap_fraction', 0.5,
-                     'Share of the smaller object\'s voxels in an overlap that two objects '
-                     'must share there to be joined (above 0, at most 1).')
   flags.DEFINE_integer('max_retries', 2, 'Retries of a failing block before it is reported.')
   flags.DEFINE_float('block_timeout_secs', 24 * 3600.0,
                      'A block still running after this long is stopped and retried.')
-  flags.mark_flags_as_required(['bounding_box', 'subvolume_size', 'overlap', 'output_volume'])
   cli.check_flag_ranges({'num_workers': checks.POSITIVE_INT,
                          'threads_per_worker': checks.NON_NEGATIVE_INT,
-                         'min_overlap_size': checks.POSITIVE_INT,
-                         'min_overlap_fraction': checks.Range(0, 1, low_open=True),
                          'max_retries': checks.NON_NEGATIVE_INT,
                          'block_timeout_secs': checks.POSITIVE})
 

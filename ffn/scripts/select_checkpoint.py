@@ -6,6 +6,9 @@ replaced; output in <--output_dir>/<checkpoint name>) and is scored against
 --groundtruth: VI split and merge, adapted Rand error, ERL. Prints a table,
 writes <--output_dir>/scores.json and scores.png (--metric against the step,
 the best marked). Checkpoints already in scores.json are not segmented again.
+With --subvolume_size and --overlap, each checkpoint segments the box as a
+stitched blockwise run on the blockwise scheduler (--num_workers workers,
+or --worker_command), and the stitched volume is what is scored.
 
   python select_checkpoint.py \
     --inference_request="$(cat configs/inference_training_sample2_fast.pbtxt)" \
@@ -21,7 +24,10 @@ from absl import flags
 from ffn.analysis import checkpoint_selection
 from ffn.analysis import skeletons
 from ffn.analysis import validation as validation_lib
+from ffn.blockwise import box_segmenter
 from ffn.inference.request import run_request
+from ffn.scripts import blockwise_flags
+from ffn.training import import_util
 from ffn.utils import checks
 from ffn.utils import cli
 
@@ -45,8 +51,15 @@ flags.DEFINE_boolean('erl', True, 'Score ERL on groundtruth skeletons (kimimaro)
                      'skips it.')
 flags.DEFINE_string('summary_dir', None, 'Also write validation/<metric> TensorBoard scalars '
                     'of each newly scored checkpoint, at its step, here (e.g. the train_dir).')
+blockwise_flags.define_grid_flags(' Given (with --overlap): each checkpoint segments '
+                                  '--bounding_box as a stitched blockwise run.')
+blockwise_flags.define_worker_flags()
 flags.mark_flags_as_required(['inference_request', 'bounding_box', 'groundtruth', 'output_dir'])
 cli.check_flag_ranges({'every': checks.POSITIVE_INT})
+# The flags that only a blockwise run (--subvolume_size) uses.
+_BLOCKWISE_FLAGS = ('overlap', 'min_overlap_size', 'min_overlap_fraction', 'num_workers',
+                    'worker_command', 'scheduler_host', 'threads_per_worker', 'max_retries',
+                    'block_timeout_secs')
 
 
 @cli.guard
@@ -58,10 +71,12 @@ def main(argv):
     cli.fail('--voxel_size has no effect with --noerl')
   if FLAGS['every'].present and not FLAGS.train_dir:
     cli.fail('--every applies to --train_dir only')
+  request = run_request.parse_request(FLAGS.inference_request)
+  box = run_request.parse_bounding_box(FLAGS.bounding_box)
   validation = checkpoint_selection.Validation(
-      request=run_request.parse_request(FLAGS.inference_request),
-      box=run_request.parse_bounding_box(FLAGS.bounding_box), groundtruth=FLAGS.groundtruth,
-      voxel_size_xyz=skeletons.check_voxel_size(FLAGS.voxel_size), erl=FLAGS.erl)
+      request=request, box=box, groundtruth=FLAGS.groundtruth,
+      voxel_size_xyz=skeletons.check_voxel_size(FLAGS.voxel_size), erl=FLAGS.erl,
+      segmenter=_segmenter(request, box))
   prefixes = checkpoint_selection.find_checkpoints(FLAGS.checkpoints, FLAGS.train_dir,
                                                    FLAGS.every)
   on_scored = lambda row: None
@@ -75,6 +90,25 @@ def main(argv):
   print(f'scored {len(selection.scored)}, already scored {len(selection.reused)}; '
         f'scores in {FLAGS.output_dir}/{checkpoint_selection.SCORES_FILE}, plot in '
         f'{FLAGS.output_dir}/{checkpoint_selection.PLOT_FILE}')
+
+
+def _segmenter(request, box) -> checkpoint_selection.Segmenter:
+  """One run per checkpoint, or a blockwise run with --subvolume_size; bad flags fail here."""
+  if FLAGS.subvolume_size is None:
+    given = [name for name in _BLOCKWISE_FLAGS if FLAGS[name].present]
+    if given:
+      cli.fail(f'--{given[0]} applies to blockwise runs only; give --subvolume_size too')
+    return checkpoint_selection.SingleRun()
+  if FLAGS.overlap is None:
+    cli.fail('--subvolume_size needs --overlap (x,y,z), at least the model\'s FOV size')
+  blockwise_flags.check_run_flags()
+  grid = blockwise_flags.grid_from_flags(box)
+  model = import_util.build_model(request.model_name, request.model_args)
+  blockwise_flags.check_blocks_hold_fov(grid, tuple(int(v) for v in model.info.input_image_size))
+  return box_segmenter.BlockwiseSegmenter(
+      grid, FLAGS.min_overlap_size, FLAGS.min_overlap_fraction, FLAGS.num_workers,
+      FLAGS.worker_command, FLAGS.scheduler_host, FLAGS.threads_per_worker, FLAGS.max_retries,
+      FLAGS.block_timeout_secs)
 
 
 def run() -> None:

@@ -24,6 +24,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
+from ffn.scripts import validation_flags
 from ffn.training import augmentation
 from ffn.training import checkpoint
 from ffn.training import em_augmentation
@@ -153,6 +154,8 @@ flags.DEFINE_integer('replicas_to_aggregate', None,
 flags.DEFINE_integer('total_replicas', None,
                      'TF1 sync SGD setting; replaced by tf.distribute, unused.')
 
+validation_flags.define_flags()
+
 FLAGS = flags.FLAGS
 cli.check_flag_ranges({name: valid for name, valid in {
     **trainer.SETTING_RANGES, **optimizer_lib.SETTING_RANGES,
@@ -227,14 +230,21 @@ def main(argv):
           learning_rate_decay_factor=FLAGS.learning_rate_decay_factor,
           decay_steps=FLAGS.decay_steps, rmsprop_decay=FLAGS.rmsprop_decay,
           adam_beta1=FLAGS.adam_beta1, adam_beta2=FLAGS.adam_beta2, epsilon=FLAGS.epsilon))
-  with cli.deferred_interrupt(), _train_dir_lock(FLAGS.train_dir):
+  validator = validation_flags.validator_from_flags(_start_step(FLAGS.train_dir))
+  with cli.deferred_interrupt(), _train_dir_lock(FLAGS.train_dir), validator as on_checkpoint:
     if checkpoint.latest_checkpoint(FLAGS.train_dir):
       # The newest saved flags are the previous run's: this run saves its own once it starts.
       resume.check_settings(FLAGS.train_dir, FLAGS.model_name, FLAGS.model_args,
                             FLAGS.optimizer)
     # Saved once the model and any checkpoint check out, so a refused run records nothing.
     trainer.train(config, on_start=lambda: _save_flags(FLAGS.train_dir),
-                  stop_requested=cli.stop_requested)
+                  stop_requested=cli.stop_requested, on_checkpoint=on_checkpoint)
+
+
+def _start_step(train_dir: str) -> int:
+  """The step of the checkpoint training resumes from (0 for a fresh run)."""
+  latest = checkpoint.latest_checkpoint(train_dir)
+  return (checkpoint.checkpoint_step(latest) or 0) if latest else 0
 
 
 def _train_dir_lock(train_dir: str):

@@ -58,6 +58,15 @@ def make_manager(checkpoint: tf.train.Checkpoint, train_dir: str,
       checkpoint_name=CHECKPOINT_NAME)
 
 
+_STEP = re.compile(r'-(\d+)$')
+
+
+def checkpoint_step(prefix: str) -> int | None:
+  """The training step in a checkpoint prefix's name (`model.ckpt-<step>`), or None."""
+  match = _STEP.search(os.fspath(prefix))
+  return int(match.group(1)) if match else None
+
+
 def latest_checkpoint(train_dir: str) -> str | None:
   """The prefix of the newest checkpoint in `train_dir`, or None."""
   return tf.train.latest_checkpoint(train_dir) if os.path.isdir(train_dir) else None

@@ -216,13 +216,22 @@ def _example_reader(dataset: tf.data.Dataset, train_coords: str):
 
 
 def train(config: TrainConfig, on_start: Callable[[], None] | None = None,
-          stop_requested: Callable[[], bool] = lambda: False) -> int:
+          stop_requested: Callable[[], bool] = lambda: False,
+          on_checkpoint: Callable[[int, str], None] | None = None) -> int:
   """Trains (resuming from config.train_dir when it holds a checkpoint); returns the final step.
 
   `on_start` is called once the model is built and its checkpoint, if any,
   restored and checked: just before the first step. Once `stop_requested()`
   (checked between steps), the step's checkpoint is saved and errors.Interrupted
   raised.
+
+  `on_checkpoint(step, prefix)` is called on the chief after each checkpoint
+  saved while training goes on and after the last one (not after one saved on
+  an interruption), once the checkpoint is complete on disk. It runs in the
+  training loop: training waits for it, so a hook with long work (e.g.
+  validation) hands it to another process or thread. The checkpoint manager
+  deletes old checkpoints as new ones come, so work on `prefix` that outlives
+  a few more saves must expect it gone. What the hook raises stops training.
   """
   compute_dtype = precision_lib.training_dtype(config.precision)
   rng = random.Random(config.random_seed if config.random_seed is not None
@@ -277,6 +286,7 @@ def train(config: TrainConfig, on_start: Callable[[], None] | None = None,
   now = time.time()
   last_summary = last_checkpoint = last_log = now
   steps_at_log = step
+  saved_step = None
   try:
     while step < config.max_steps:
       seed, image, labels, weights = feeder.next_batch()
@@ -295,8 +305,8 @@ def train(config: TrainConfig, on_start: Callable[[], None] | None = None,
                                      config.batch_size))
         last_log, steps_at_log = now, step
       if chief and now - last_checkpoint >= config.save_checkpoint_secs:
-        logging.info('Saved %s', manager.save(checkpoint_number=step))
-        last_checkpoint = now
+        _save(manager, step, on_checkpoint)
+        last_checkpoint, saved_step = now, step
       if stop_requested():
         # Ctrl-C, seen between steps: save, then stop.
         saved = manager.save(checkpoint_number=step) if chief else 'nothing (not the chief)'
@@ -308,9 +318,19 @@ def train(config: TrainConfig, on_start: Callable[[], None] | None = None,
           checkpoint_number=int(model.global_step.numpy())))
     raise
   if chief:
-    logging.info('Saved %s', manager.save(checkpoint_number=step))
+    if saved_step != step:  # Not twice: a hook may be reading the one just saved.
+      _save(manager, step, on_checkpoint)
     writer.close()
   return step
+
+
+def _save(manager: tf.train.CheckpointManager, step: int,
+          on_checkpoint: Callable[[int, str], None] | None) -> None:
+  """Saves the checkpoint of `step` and tells the hook."""
+  prefix = manager.save(checkpoint_number=step)
+  logging.info('Saved %s', prefix)
+  if on_checkpoint is not None:
+    on_checkpoint(step, prefix)
 
 
 def step_line(step: int, max_steps: int, loss: float, steps_per_sec: float,

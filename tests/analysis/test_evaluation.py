@@ -261,6 +261,22 @@ def test_evaluate_result_subvolume(toy_files):
   assert result.box['start_xyz'] == [4, 2, 1]
 
 
+def test_evaluate_a_box_inside_a_result_at_a_corner(toy_files):
+  tmp_path, gt, _ = toy_files
+  from ffn.inference.io import results  # pylint: disable=g-import-not-at-top
+  labels = np.arange(4 * 6 * 8, dtype=np.uint64).reshape(4, 6, 8) + 1
+  results.save_subvolume(labels, {}, results.segmentation_path(str(tmp_path / 'ids'), (1, 2, 4)))
+  source = ev.ResultSource(str(tmp_path / 'ids'), corner_xyz=(4, 2, 1), split_cc=False)
+  # The whole result, and a box inside it away from its corner (global xyz).
+  for start, size in (((4, 2, 1), (8, 6, 4)), ((6, 3, 2), (5, 4, 2))):
+    box = bounding_box.BoundingBox(start=start, size=size)
+    _, seg, gt_read = ev.evaluate(source, f'{tmp_path}/gt.h5:stack', box)
+    local = tuple(slice(b - c, b - c + n) for b, c, n in zip(start[::-1], (1, 2, 4), size[::-1]))
+    np.testing.assert_array_equal(seg, labels[local])
+    glob_ = tuple(slice(b, b + n) for b, n in zip(start[::-1], size[::-1]))
+    np.testing.assert_array_equal(gt_read, gt[glob_])
+
+
 def test_evaluate_bad_inputs(toy_files):
   tmp_path, _, _ = toy_files
   gt_spec = f'{tmp_path}/gt.h5:stack'

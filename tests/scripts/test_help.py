@@ -16,7 +16,8 @@ REPO_ROOT = entry_points.REPO_ROOT
 SCRIPTS_DIR = os.path.join(REPO_ROOT, 'ffn', 'scripts')
 # The shared flag modules and the call that defines their flags in a script.
 SHARED_FLAGS = {'result_flags.py': 'result_flags.define_result_flags(',
-                'blockwise_flags.py': 'blockwise_flags.define_flags('}
+                'blockwise_flags.py': 'blockwise_flags.define_flags(',
+                'validation_flags.py': 'validation_flags.define_flags('}
 
 
 def _command_line(entry: str, args: list[str]) -> list[str]:

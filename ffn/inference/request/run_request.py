@@ -25,22 +25,21 @@ def _parse_text(text: str, proto, flag: str, expected: str):
   return proto
 
 
-def parse_request(text: str) -> inference_pb2.InferenceRequest:
-  """An InferenceRequest from text format; ValueError naming the bad field."""
-  return _parse_text(text, inference_pb2.InferenceRequest(), 'inference_request',
-                     'InferenceRequest')
+def parse_request(text: str, flag: str = 'inference_request') -> inference_pb2.InferenceRequest:
+  """An InferenceRequest from the text format of flag --`flag`; FFNError naming the bad field."""
+  return _parse_text(text, inference_pb2.InferenceRequest(), flag, 'InferenceRequest')
 
 
-def parse_bounding_box(text: str) -> bounding_box.BoundingBox:
-  """A BoundingBox (xyz) from a text-format BoundingBox proto."""
-  proto = _parse_text(text, bounding_box_pb2.BoundingBox(), 'bounding_box', 'BoundingBox')
+def parse_bounding_box(text: str, flag: str = 'bounding_box') -> bounding_box.BoundingBox:
+  """A BoundingBox (xyz) from the text-format BoundingBox proto of flag --`flag`."""
+  proto = _parse_text(text, bounding_box_pb2.BoundingBox(), flag, 'BoundingBox')
   if not proto.HasField('size'):
-    raise errors.FFNError(f'--bounding_box {text!r} has no size')
+    raise errors.FFNError(f'--{flag} {text!r} has no size')
   start = (proto.start.x, proto.start.y, proto.start.z)
   if min(start) < 0:
     # Results are named by their start; a negative one would segment padding.
-    raise errors.FFNError(f'--bounding_box start (xyz) {start} is negative; the volume begins at '
-                     '0,0,0')
+    raise errors.FFNError(f'--{flag} start (xyz) {start} is negative; the volume begins at '
+                          '0,0,0')
   return bounding_box.BoundingBox(proto)
 
 
