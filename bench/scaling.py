@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Blockwise inference throughput: workers x threads, and subvolumes grown at once per worker.
 
-  python bench/scaling.py [--block 60] [--config configs/inference_training_sample2_fast.pbtxt]
+  python bench/scaling.py [--block 60] [--grid 2,2,1] [--config configs/inference_training_sample2_fast.pbtxt]
                           [--setups 1x0x1,0x1x1,0x1x1x1,1x0x2,1x0x4]
 
-Segments the same 2 x 2 x 1 blocks of `--block`^3 of the bundled sample
+Segments the same `--grid` (x,y,z; 2 x 2 x 1) blocks of `--block`^3 of the bundled sample
 (overlap a third of a block) once per setup `workers x threads x subvolumes`
 (0 workers: one per usable CPU; 0 threads: the CPUs shared out evenly, as
 run_blockwise_inference.py does by default), with a fourth `x0` or `x1` to
@@ -12,7 +12,9 @@ turn OpenVINO's pinning of threads to cores off or on (default: off for
 engines given a share of the CPUs, OpenVINO's own otherwise), one after another in this
 process, and prints for each: FOVs, FOVs/s while blocks were being grown
 (from the first block's start to the last block's end, from each result's
-own counters) and as a ratio to the first setup, the whole run's wall time
+own counters) and as a ratio to the first setup, the share of subvolume slots
+(workers x subvolumes) idle in that time (one worker done while another still
+grows its last block), the whole run's wall time
 (worker start-up, model restore and stitching included), and the model
 calls' FOVs as the engine saw them (workers growing several subvolumes log
 them). The request's concurrent_objects is cleared so that every setup grows
@@ -56,7 +58,9 @@ from ffn.utils import hardware
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer('block', 60, 'Edge of each of the 2 x 2 x 1 blocks (voxels).')
+flags.DEFINE_integer('block', 60, 'Edge of each block (voxels).')
+flags.DEFINE_list('grid', ['2', '2', '1'], 'Blocks along x,y,z (more blocks: less of the run is '
+                  'a worker waiting for the last block of another).')
 flags.DEFINE_string('config', str(REPO_ROOT / 'configs' / 'inference_training_sample2_fast.pbtxt'),
                     'InferenceRequest text file (its output directory is replaced).')
 flags.DEFINE_list('setups', ['1x0x1', '0x1x1', '0x1x1x1', '1x0x2', '1x0x4'],
@@ -68,11 +72,13 @@ _BATCH_LINE = re.compile(re.escape(workers.BATCH_LOG) + r'.*calls by FOVs held: 
 
 
 def _plan(request_text: str, out: str) -> plan_lib.BlockwisePlan:
-  """The 2 x 2 x 1 blocks of --block^3 at the sample's corner, stitched into out/stitched.h5."""
+  """The --grid blocks of --block^3 at the sample's corner, stitched into out/stitched.h5."""
   block, overlap = FLAGS.block, FLAGS.block // 3
+  counts = [int(n) for n in FLAGS.grid]
   region = bounding_box.BoundingBox(start=(0, 0, 0),
-                                    size=(2 * block - overlap, 2 * block - overlap, block))
-  grid = grid_lib.BlockGrid.from_xyz(region, (block,) * 3, (overlap, overlap, 0))
+                                    size=[n * block - (n - 1) * overlap for n in counts])
+  grid = grid_lib.BlockGrid.from_xyz(region, (block,) * 3,
+                                     [overlap if n > 1 else 0 for n in counts])
   settings = stitching.StitchSettings(os.path.join(out, 'seg'), grid,
                                       f'{out}/stitched.h5:seg', 100, _SAMPLE_SHAPE_ZYX)
   return plan_lib.BlockwisePlan(settings, request_text)
@@ -86,9 +92,9 @@ def _request_text(out: str) -> str:
   return text_format.MessageToString(request)
 
 
-def _growing_span(seg_dir: str) -> tuple[int, float]:
-  """(FOVs, seconds from the first block's start to the last block's end) of the results."""
-  fovs, starts, ends = 0, [], []
+def _growing_span(seg_dir: str) -> tuple[int, float, float]:
+  """(FOVs, seconds from the first block's start to the last block's end, summed block seconds)."""
+  fovs, starts, ends, total = 0, [], [], 0.0
   for path in glob.glob(os.path.join(seg_dir, '*', '*', 'seg-*.npz')):
     with results.open_npz(path) as data:
       counters = json.loads(str(data['counters']))
@@ -98,7 +104,8 @@ def _growing_span(seg_dir: str) -> tuple[int, float]:
     end = os.path.getmtime(path)
     starts.append(end - busy)
     ends.append(end)
-  return fovs, max(ends) - min(starts)
+    total += busy
+  return fovs, max(ends) - min(starts), total
 
 
 def _batches(work_dir: str) -> str:
@@ -127,13 +134,16 @@ def _run(setup: str, root: str) -> dict:
   scheduling.run(plan, num_workers=workers_, progress=False, threads_per_worker=threads,
                  subvolumes_per_worker=subvolumes)
   wall = time.perf_counter() - start
-  fovs, span = _growing_span(plan.stitch.segmentation_dir)
+  fovs, span, busy = _growing_span(plan.stitch.segmentation_dir)
   with h5py.File(f'{out}/stitched.h5', 'r') as f:
     stitched = f['seg'][...]
   threads = threads or scheduling.worker_threads(0, workers_, None)
   pinned = {(): '', (0,): ' unpinned', (1,): ' pinned'}[tuple(pinning)]
-  return dict(name=f'{workers_} x {threads} x {subvolumes}{pinned}', fovs=fovs, span=span, wall=wall,
-              batches=_batches(plan.work_dir), stitched=stitched)
+  # The share of the run's subvolume slots (workers x subvolumes) that held no block,
+  # e.g. a worker whose last block is done while another still grows one.
+  idle = 1 - busy / (workers_ * subvolumes * span)
+  return dict(name=f'{workers_} x {threads} x {subvolumes}{pinned}', fovs=fovs, span=span,
+              wall=wall, idle=idle, batches=_batches(plan.work_dir), stitched=stitched)
 
 
 def main(argv):
@@ -143,17 +153,17 @@ def main(argv):
     measured = [_run(setup, root) for setup in FLAGS.setups]
   first = measured[0]
   base = first['fovs'] / first['span']
-  print(f'4 blocks of {FLAGS.block}^3 (2 x 2 x 1); {hardware.usable_cpus()} usable CPUs; CPU '
+  print(f'{" x ".join(FLAGS.grid)} blocks of {FLAGS.block}^3; {hardware.usable_cpus()} usable CPUs; CPU '
         f'offers {hardware.cpu_features().describe()}; {pathlib.Path(FLAGS.config).name} '
         'one object at a time')
   print(f'{"workers x threads x subvolumes":>39s} {"FOVs":>6s} {"growing s":>9s} '
-        f'{"FOVs/s":>7s} {"x first":>7s} {"wall s":>7s} {"voxels != first":>15s}  '
+        f'{"FOVs/s":>7s} {"x first":>7s} {"idle %":>6s} {"wall s":>7s} {"voxels != first":>15s}  '
         'model calls by FOVs held')
   for r in measured:
     rate = r['fovs'] / r['span']
     differing = int(np.sum(r['stitched'] != first['stitched']))
     print(f'{r["name"]:>39s} {r["fovs"]:6d} {r["span"]:9.1f} {rate:7.2f} {rate / base:7.2f} '
-          f'{r["wall"]:7.1f} {differing:15d}  {r["batches"]}')
+          f'{100 * r["idle"]:6.1f} {r["wall"]:7.1f} {differing:15d}  {r["batches"]}')
 
 
 if __name__ == '__main__':
