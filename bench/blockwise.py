@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from ffn.analysis import evaluation
+from ffn.blockwise import border_errors
 from ffn.blockwise import grid as grid_lib
-from ffn.blockwise import matching
 from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import scheduling
 from ffn.blockwise import stitching
@@ -80,33 +80,6 @@ def _timed_single_run(request, size: int, out_dir: str) -> tuple[np.ndarray, flo
   run_request.run_inference(request, [box])
   seconds = time.perf_counter() - start
   return results.load_segmentation(out_dir, (0, 0, 0), split_cc=False)[0], seconds
-
-
-def _unstitched(settings: stitching.StitchSettings) -> np.ndarray:
-  """The owned regions of every block with that block's own ids (what stitching starts from)."""
-  grid = settings.grid
-  volume = np.zeros(settings.grid.size, dtype=np.uint64)
-  for index in grid.indices():
-    labels = stitching.load_block(settings, index)
-    owned = grid.owned_box(index)
-    local = bounding_box.BoundingBox(start=owned.start - grid.box(index).start, size=owned.size)
-    crop = labels[local.to_slice()]
-    keys = np.where(crop > 0, matching.pack_keys(grid.ordinal(index), crop.ravel()).reshape(
-        crop.shape), 0)
-    volume[owned.to_slice()] = keys
-  return volume
-
-
-def _border_planes(grid: grid_lib.BlockGrid):
-  """(axis, position) of every border between owned regions (position: first voxel after it)."""
-  planes = set()
-  for index in grid.indices():
-    owned = grid.owned_box(index)
-    for axis in range(3):
-      start = owned.start_zyx[axis]
-      if start > grid.start[axis]:
-        planes.add((axis, start))
-  return sorted(planes)
 
 
 def _cut_crossings(reference: np.ndarray, volume: np.ndarray, planes) -> tuple[int, int]:
@@ -177,12 +150,13 @@ def main(argv):
     scheduling.run(plan, FLAGS.num_workers)
     blockwise_seconds = time.perf_counter() - start
     stitched = _read(output)
-    unstitched = _unstitched(settings)
+    unstitched = border_errors.owned_fragments(
+        grid, lambda index: stitching.load_block(settings, index))
 
   groundtruth = _read(GROUNDTRUTH, region)
   print(f'wall time: single run {single_seconds:.1f} s; blockwise ({FLAGS.num_workers} '
         f'workers, {len(grid)} blocks, stitched) {blockwise_seconds:.1f} s')
-  planes = _border_planes(grid)
+  planes = border_errors.border_planes(grid)
   crossings, cut_before = _cut_crossings(single, unstitched, planes)
   _, cut_after = _cut_crossings(single, stitched, planes)
   print(f'objects of the single run crossing block borders: {crossings} crossings; cut before '
