@@ -110,6 +110,8 @@ class StitchedOutput:
       if self._attrs():
         volumes.write_attrs(self._staged, self._attrs())
       os.replace(self.staging_path, self.final_path)
+      if self._final_driver == 'n5':
+        volumes.mark_n5_container(os.path.dirname(self.final_path))
       return
     start = time.time()
     with volumes.open_volume(self._staged) as staged:

@@ -29,7 +29,8 @@ def define_flags() -> None:
                       'Where the stitched segmentation goes (uint64 global ids; the shape of '
                       'the image, or for stitch_segmentation.py from voxel 0 to the region '
                       'end; 0 outside the region): path.h5:dataset, '
-                      'zarr:///abs/path.zarr, n5:///abs/path.n5, precomputed:///abs/dir or a '
+                      'zarr:///abs/path.zarr, n5:///abs/path.n5/segmentation (a dataset in an N5 '
+                      'container), precomputed:///abs/dir or a '
                       'TensorStore JSON spec.')
   flags.DEFINE_list('voxel_size', None, 'x,y,z voxel size in nm, recorded with the stitched '
                     'output (zarr: funlib\'s voxel_size, offset, axis_names, units; N5 and '

@@ -522,6 +522,8 @@ class WritableVolume:
     if isinstance(kvstore, dict) and kvstore.get('driver') == 'file' and not spec.get('path'):
       # Written under a temporary sibling name, renamed on commit.
       self._final = kvstore['path'].rstrip('/')
+      # e.g. n5:///abs/out.n5/segmentation, a dataset in a container not made yet.
+      os.makedirs(os.path.dirname(os.path.abspath(self._final)), exist_ok=True)
       atomic.remove_stale_temporaries(self._final)
       self._tmp = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(self._final)),
                                    prefix=atomic.temporary_prefix(self._final) + locks.owner_tag()
@@ -588,6 +590,8 @@ class WritableVolume:
       if os.path.isdir(self._final):
         shutil.rmtree(self._final)
       os.replace(self._tmp, self._final)
+      if self._spec_json['driver'] == 'n5':
+        mark_n5_container(os.path.dirname(os.path.abspath(self._final)))
 
   def abort(self) -> None:
     """Drops everything written."""
@@ -656,6 +660,17 @@ def open_tensorstore_for_writing(spec_text: str):
   except ValueError as e:
     raise VolumeSpecError(f'cannot open TensorStore spec {spec_text!r} for writing: {e}') from e
   return _to_zyx(store, spec)
+
+
+def mark_n5_container(directory: str) -> None:
+  """Gives a `*.n5` directory holding a dataset the container's `n5` version key, if it has none.
+
+  z5py, n5-java and neuroglancer open a dataset through its container, which
+  they know by that key; an existing attributes.json is left as it is.
+  """
+  path = os.path.join(directory, 'attributes.json')
+  if directory.endswith('.n5') and not os.path.exists(path):
+    atomic.atomic_write_text(path, json.dumps({'n5': volume_metadata.N5_VERSION}))
 
 
 def create_volume(spec, shape_zyx: Sequence[int], dtype, chunks_zyx=None,

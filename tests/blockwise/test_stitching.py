@@ -191,6 +191,20 @@ def test_tensorstore_outputs_appear_only_on_commit(tmp_path, form):
   assert _same_up_to_relabelling(volumes.read_volume(f'{form}://{final}'), labels)
 
 
+def test_n5_output_inside_a_container_is_read_by_z5py(tmp_path):
+  import z5py  # pylint: disable=g-import-not-at-top  (a test dependency)
+  _, labels = synthetic_ffn.blob_volume(blockwise_fixtures.SHAPE_ZYX, blockwise_fixtures.blobs())
+  grid = _grid()
+  _save_results(str(tmp_path / 'seg'), grid, labels)
+  container = tmp_path / 'out.n5'  # Not there yet: made for the dataset.
+  _stitch(stitching.StitchSettings(str(tmp_path / 'seg'), grid,
+                                   f'n5://{container}/segmentation', 20,
+                                   voxel_size_xyz=(8, 8, 30)))
+  dataset = z5py.File(str(container), 'r')['segmentation']
+  assert dataset.shape == labels.shape  # z5py reads zyx, as our arrays are.
+  assert _same_up_to_relabelling(dataset[:], labels)
+
+
 def test_bad_output_specs(tmp_path):
   with pytest.raises(errors.FFNError, match='no dataset'):
     output_lib.StitchedOutput(str(tmp_path / 'out.h5'), str(tmp_path))

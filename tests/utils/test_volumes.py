@@ -160,3 +160,21 @@ def test_hdf5_reads_match_h5py(tmp_path):
   with volumes.open_volume(f'{tmp_path}/x.h5:raw') as volume:
     assert volume.attrs['note'] == 3
     np.testing.assert_array_equal(volume[5], data[5])
+
+
+def test_n5_dataset_in_a_new_container_gets_the_n5_key_and_an_old_one_keeps_its_own(tmp_path):
+  import z5py  # pylint: disable=g-import-not-at-top  (a test dependency)
+  data = np.arange(120, dtype=np.uint64).reshape(4, 5, 6)
+  with volumes.create_volume(f'n5://{tmp_path}/new.n5/seg', data.shape, np.uint64) as out:
+    out[...] = data
+  np.testing.assert_array_equal(z5py.File(str(tmp_path / 'new.n5'), 'r')['seg'][:], data)
+  own = {'n5': '2.0.0', 'note': 'made by someone else'}
+  (tmp_path / 'old.n5').mkdir()
+  (tmp_path / 'old.n5' / 'attributes.json').write_text(json.dumps(own))
+  with volumes.create_volume(f'n5://{tmp_path}/old.n5/seg', data.shape, np.uint64) as out:
+    out[...] = data
+  assert json.loads((tmp_path / 'old.n5' / 'attributes.json').read_text()) == own
+  # A directory not named as a container is left without one.
+  with volumes.create_volume(f'n5://{tmp_path}/plain/seg', data.shape, np.uint64) as out:
+    out[...] = data
+  assert not (tmp_path / 'plain' / 'attributes.json').exists()
