@@ -301,24 +301,18 @@ def example_dataset(config: PipelineConfig, source: VolumeSource | None = None
     soft_labels = soften_labels(object_mask(labels))  # Before augmentation, as upstream.
     weights = tf.ones_like(soft_labels)
     permutation, reflect = augmentation.sample_transform(permutable, reflectable)
-    if not (em.geometry or em.intensity):
-      return {
-          'image': normalize(augmentation.apply_transform(image, permutation, reflect), volname),
-          'labels': augmentation.apply_transform(soft_labels, permutation, reflect),
-          'weights': augmentation.apply_transform(weights, permutation, reflect),
-          'center': center,
-          'volname': volname,
-      }
     # Section augmentations come before permute/reflect, while z is still the
-    # sectioning axis; drawn after sample_transform, so that its draws stay as they were.
-    geometry_seed, intensity_seed = tf.unstack(tf.random.experimental.stateless_split(
-        tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32), 2))
+    # sectioning axis; drawn after sample_transform, and only when on, so that
+    # its draws stay as they were.
+    if em.geometry or em.intensity:
+      geometry_seed, intensity_seed = tf.unstack(tf.random.experimental.stateless_split(
+          tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32), 2))
     if em.geometry:
       # Weights ride on the labels' channel axis, so both move as one.
       image, moved = em_augmentation.augment_geometry(
           em, image, tf.concat([soft_labels, weights], axis=-1), geometry_seed)
       soft_labels, weights = moved[..., :1], moved[..., 1:]
-    image = normalize(image, volname)
+    image = normalize(image, volname)  # Elementwise: the same before or after the transform.
     if em.intensity:
       image = em_augmentation.augment_intensity(em, image, intensity_seed)
     return {
