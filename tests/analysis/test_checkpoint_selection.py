@@ -7,28 +7,15 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from google.protobuf import text_format
 
 from ffn.analysis import checkpoint_selection
-from ffn.training import checkpoint
 from ffn.utils import bounding_box
 from tests.inference import synthetic_ffn
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def _write_checkpoints(directory):
-  """(untrained prefix at step 5, trained prefix at step 10) of the synthetic model."""
-  trained = synthetic_ffn.build_tf_model()
-  trained_prefix = checkpoint.make_checkpoint(trained).write(str(directory / 'model.ckpt-10'))
-  untrained = synthetic_ffn.build_tf_model()
-  for var in untrained.named_variables().values():
-    var.assign(np.zeros(var.shape, np.float32))
-  untrained_prefix = checkpoint.make_checkpoint(untrained).write(
-      str(directory / 'model.ckpt-5'))
-  return untrained_prefix, trained_prefix
 
 
 @pytest.fixture(name='setup')
@@ -38,7 +25,7 @@ def _setup(tmp_path):
   gt_spec = synthetic_ffn.write_h5(tmp_path / 'gt.h5', labels, 'stack')
   train_dir = tmp_path / 'train'
   train_dir.mkdir()
-  prefixes = _write_checkpoints(train_dir)
+  prefixes = synthetic_ffn.write_ranked_checkpoints(train_dir)
   request = synthetic_ffn.request_text(image_spec, 'replaced', str(tmp_path / 'unused'))
   box = bounding_box.BoundingBox(start=(0, 0, 0), size=image.shape[::-1])
   validation = checkpoint_selection.Validation(

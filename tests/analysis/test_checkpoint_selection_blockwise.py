@@ -7,31 +7,18 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from ffn.analysis import checkpoint_selection
 from ffn.analysis import evaluation
 from ffn.blockwise import box_segmenter
 from ffn.inference.io import results
-from ffn.training import checkpoint
 from tests.inference import synthetic_ffn
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHAPE_ZYX = (20, 40, 48)
 BOX = 'start { x:0 y:0 z:0 } size { x:48 y:40 z:20 }'
 
-
-def _write_checkpoints(directory):
-  """(untrained prefix at step 5, trained prefix at step 10) of the synthetic TF model."""
-  trained = synthetic_ffn.build_tf_model()
-  trained_prefix = checkpoint.make_checkpoint(trained).write(str(directory / 'model.ckpt-10'))
-  untrained = synthetic_ffn.build_tf_model()
-  for var in untrained.named_variables().values():
-    var.assign(np.zeros(var.shape, np.float32))
-  untrained_prefix = checkpoint.make_checkpoint(untrained).write(
-      str(directory / 'model.ckpt-5'))
-  return untrained_prefix, trained_prefix
 
 
 @pytest.fixture(name='setup')
@@ -43,7 +30,7 @@ def _setup(tmp_path):
   gt_spec = synthetic_ffn.write_h5(tmp_path / 'gt.h5', labels, 'stack')
   train_dir = tmp_path / 'train'
   train_dir.mkdir()
-  _write_checkpoints(train_dir)
+  synthetic_ffn.write_ranked_checkpoints(train_dir)
   request = synthetic_ffn.request_text(
       image_spec, 'replaced', str(tmp_path / 'unused'), seed_policy='"PolicyGrid3d"',
       seed_policy_args=r'"{\"step\": 4, \"offsets\": [1, 2]}"')

@@ -108,6 +108,19 @@ def write_tf_checkpoint(directory: pathlib.Path) -> str:
   return checkpoint.make_checkpoint(model).write(str(directory / 'model.ckpt-1'))
 
 
+def write_ranked_checkpoints(directory: pathlib.Path) -> tuple[str, str]:
+  """(untrained prefix at step 5: all weights 0, trained prefix at step 10: build_tf_model)."""
+  from ffn.training import checkpoint  # pylint: disable=g-import-not-at-top
+  trained_prefix = checkpoint.make_checkpoint(build_tf_model()).write(
+      str(directory / 'model.ckpt-10'))
+  untrained = build_tf_model()
+  for var in untrained.named_variables().values():
+    var.assign(np.zeros(var.shape, np.float32))
+  untrained_prefix = checkpoint.make_checkpoint(untrained).write(
+      str(directory / 'model.ckpt-5'))
+  return untrained_prefix, trained_prefix
+
+
 def write_h5(path: pathlib.Path, data: np.ndarray, dataset: str = 'raw') -> str:
   """Writes `data` to an HDF5 file; returns the `path:dataset` spec."""
   with h5py.File(path, 'w') as f:
