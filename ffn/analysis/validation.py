@@ -29,6 +29,7 @@ import tensorflow as tf
 from ffn.analysis import checkpoint_selection
 from ffn.inference import inference_pb2
 from ffn.training import summaries
+from ffn.utils import child_process
 
 VALIDATION_DIR = 'validation'
 # The scores written as TensorBoard scalars, validation/<name>.
@@ -86,11 +87,6 @@ def _json(text: str, what: str):
     return json.loads(text)
   except ValueError as e:
     raise checkpoint_selection.SelectionError(f'{what} {text!r} is not JSON: {e}') from e
-
-
-def _package_root() -> str:
-  """The directory holding the ffn package, for the child's PYTHONPATH."""
-  return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class Validator:
@@ -181,9 +177,7 @@ class Validator:
       logging.warning('validation of step %d skipped: checkpoint %s is gone', step, prefix)
       return
     os.makedirs(self.output_dir, exist_ok=True)
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(filter(None, [_package_root(),
-                                                     env.get('PYTHONPATH')]))
+    env = child_process.python_environment()
     with open(self._log_path(step), 'w') as log:
       child = subprocess.Popen(self._command(prefix), stdout=log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, env=env)

@@ -21,6 +21,7 @@ import daisy.v2 as daisy
 
 from ffn.blockwise import plan as plan_lib
 from ffn.blockwise import stitching
+from ffn.utils import child_process
 
 # ----------------------------------------------------------------------------
 # Failure records: one file per failing block, its attempts one line each.
@@ -254,7 +255,7 @@ class LocalWorker(LaunchedWorker):
     self.log_dir = log_dir
 
   def environment(self) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
+    return child_process.python_environment()
 
   def log_path(self, context) -> str:
     return os.path.join(self.log_dir, self.task, f'worker_{context["worker_id"]}.log')
